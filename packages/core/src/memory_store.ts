@@ -1,0 +1,114 @@
+import type { AcquireResult, LockStore, Unsubscribe } from './store.js'
+
+interface Lease {
+  owner: string
+  /** On the monotonic clock; `null` never expires. */
+  expiresAt: number | null
+  /** Frees the entry when the lease ends, so memory does not grow with every key ever used. */
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
+/**
+ * Locks inside one process. Every operation is synchronous under the hood, so no two callers can
+ * interleave inside one; the lease clock is monotonic, so wall-clock changes do not move expiries.
+ * Waiters are woken the moment a key is released or its lease ends.
+ */
+export class MemoryStore implements LockStore {
+  readonly #leases = new Map<string, Lease>()
+  readonly #listeners = new Map<string, Set<() => void>>()
+  /** One counter for all keys: strictly increasing per key too, and nothing to keep per released key. */
+  #lastToken = 0
+
+  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+    const now = performance.now()
+    const current = this.#live(key, now)
+    if (current) {
+      return current.expiresAt === null ? { acquired: false } : { acquired: false, expiresIn: current.expiresAt - now }
+    }
+    const lease: Lease = { owner, expiresAt: ttl === null ? null : now + ttl, timer: undefined }
+    this.#leases.set(key, lease)
+    this.#scheduleExpiry(key, lease, ttl)
+    this.#lastToken += 1
+    return { acquired: true, fencingToken: this.#lastToken }
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    const current = this.#live(key, performance.now())
+    if (!current || current.owner !== owner) return false
+    this.#end(key, current)
+    return true
+  }
+
+  async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
+    const now = performance.now()
+    const current = this.#live(key, now)
+    if (!current || current.owner !== owner) return false
+    current.expiresAt = ttl === null ? null : now + ttl
+    this.#scheduleExpiry(key, current, ttl)
+    return true
+  }
+
+  async forceRelease(key: string): Promise<void> {
+    const current = this.#leases.get(key)
+    if (current) this.#end(key, current)
+  }
+
+  async isLocked(key: string): Promise<boolean> {
+    return this.#live(key, performance.now()) !== undefined
+  }
+
+  async subscribeToReleases(key: string, listener: () => void): Promise<Unsubscribe> {
+    let listeners = this.#listeners.get(key)
+    if (!listeners) {
+      listeners = new Set()
+      this.#listeners.set(key, listeners)
+    }
+    listeners.add(listener)
+    return () => {
+      listeners.delete(listener)
+      if (listeners.size === 0 && this.#listeners.get(key) === listeners) this.#listeners.delete(key)
+    }
+  }
+
+  /** Number of keys currently held: lets tests check that expired leases are reclaimed. */
+  get size(): number {
+    return this.#leases.size
+  }
+
+  /** The unexpired lease on `key`, dropping an expired one on the way. */
+  #live(key: string, now: number): Lease | undefined {
+    const lease = this.#leases.get(key)
+    if (lease === undefined) return undefined
+    if (lease.expiresAt !== null && lease.expiresAt <= now) {
+      this.#end(key, lease)
+      return undefined
+    }
+    return lease
+  }
+
+  #end(key: string, lease: Lease): void {
+    clearTimeout(lease.timer)
+    if (this.#leases.get(key) === lease) this.#leases.delete(key)
+    const listeners = this.#listeners.get(key)
+    if (listeners) for (const listener of [...listeners]) listener()
+  }
+
+  #scheduleExpiry(key: string, lease: Lease, ttl: number | null): void {
+    clearTimeout(lease.timer)
+    lease.timer = undefined
+    if (ttl === null) return
+    // Timers here must never keep the process alive.
+    const timer = setTimeout(() => {
+      if (this.#leases.get(key) === lease) this.#live(key, Number.POSITIVE_INFINITY)
+    }, ttl)
+    if (typeof timer === 'object' && timer !== null && 'unref' in timer) timer.unref()
+    lease.timer = timer
+  }
+}
+
+export type MemoryStoreOptions = {}
+
+/** A store that keeps locks in this process: for tests, single-process apps, and as a reference driver. */
+export function memoryStore(_options: MemoryStoreOptions = {}): MemoryStore {
+  return new MemoryStore()
+}
