@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict'
+import { E_LOCK_NOT_OWNED } from '../errors.js'
+import { type Suite, sleep } from './context.js'
+
+export function expiryTests({ test, setup, afterExpiry }: Suite): void {
+  test('an expired lock belongs to nobody: anyone can take it over', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const stale = factory.createLock(key, 150)
+    await stale.acquire()
+    await sleep(afterExpiry(150))
+    assert.equal(await stale.isLocked(), false)
+    const next = otherFactory.createLock(key, '10s')
+    assert.equal(await next.acquireImmediately(), true)
+    await next.release()
+  })
+
+  test('after a takeover the stale owner can neither release nor extend, and the new owner can', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const stale = factory.createLock(key, 150)
+    await stale.acquire()
+    await sleep(afterExpiry(150))
+    const next = otherFactory.createLock(key, '10s')
+    assert.equal(await next.acquireImmediately(), true)
+
+    await assert.rejects(stale.release(), E_LOCK_NOT_OWNED)
+    await assert.rejects(stale.extend('10s'), E_LOCK_NOT_OWNED)
+    assert.equal(await next.isLocked(), true)
+    assert.equal(await factory.createLock(key).acquireImmediately(), false, 'still held by the new owner')
+
+    await next.extend('10s')
+    await next.release()
+    assert.equal(await next.isLocked(), false)
+  })
+
+  test('the owner of an expired lock cannot release or extend it, even if nobody took it over', async () => {
+    const { factory, key } = await setup()
+    const lock = factory.createLock(key, 150)
+    await lock.acquire()
+    await sleep(afterExpiry(150))
+    await assert.rejects(lock.extend('10s'), E_LOCK_NOT_OWNED)
+    assert.equal(await lock.isLocked(), false, 'a refused extend must not revive the lease')
+    await assert.rejects(lock.release(), E_LOCK_NOT_OWNED)
+  })
+
+  test('extend pushes the expiry out, measured from now', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const lock = factory.createLock(key, 300)
+    await lock.acquire()
+    await sleep(150)
+    await lock.extend('1s')
+    await sleep(afterExpiry(300))
+    assert.equal(await lock.isLocked(), true, 'still held past the original ttl')
+    assert.equal(await otherFactory.createLock(key).acquireImmediately(), false)
+    await lock.release()
+  })
+
+  test('extend() without an argument renews the lock for its own ttl', async () => {
+    const { factory, key } = await setup()
+    const lock = factory.createLock(key, 400)
+    await lock.acquire()
+    await sleep(250)
+    await lock.extend()
+    await sleep(250)
+    assert.equal(await lock.isLocked(), true, '500 ms after acquire, a renewed 400 ms lease is still running')
+    await sleep(afterExpiry(400) - 250)
+    assert.equal(await lock.isLocked(), false, 'and it ends one ttl after the renewal')
+  })
+
+  test('extend can shorten a lease', async () => {
+    const { factory, key } = await setup()
+    const lock = factory.createLock(key, '10s')
+    await lock.acquire()
+    await lock.extend(150)
+    await sleep(afterExpiry(150))
+    assert.equal(await lock.isLocked(), false)
+  })
+
+  test('a lock with a null ttl never expires, until released', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const lock = factory.createLock(key, null)
+    await lock.acquire()
+    assert.equal(lock.getRemainingTime(), null)
+    assert.equal(lock.isExpired(), false)
+    await sleep(afterExpiry(300))
+    assert.equal(await lock.isLocked(), true)
+    assert.equal(await otherFactory.createLock(key).acquireImmediately(), false)
+    assert.equal(lock.isExpired(), false)
+    await lock.release()
+    assert.equal(await lock.isLocked(), false)
+  })
+
+  test('extend(null) makes a lease permanent; extend(ttl) makes a permanent one expire', async () => {
+    const { factory, key } = await setup()
+    const lock = factory.createLock(key, 150)
+    await lock.acquire()
+    await lock.extend(null)
+    await sleep(afterExpiry(150))
+    assert.equal(await lock.isLocked(), true)
+    await lock.extend(150)
+    await sleep(afterExpiry(150))
+    assert.equal(await lock.isLocked(), false)
+  })
+
+  test('local estimates: remaining time counts down and isExpired turns true', async () => {
+    const { factory, key } = await setup()
+    const lock = factory.createLock(key, 200)
+    assert.equal(lock.isExpired(), true, 'a lock not yet acquired has no lease')
+    await lock.acquire()
+    const remaining = lock.getRemainingTime()
+    assert.ok(remaining !== null && remaining > 0 && remaining <= 200, `remaining ${remaining}`)
+    assert.equal(lock.isExpired(), false)
+    await sleep(250)
+    assert.equal(lock.getRemainingTime(), 0)
+    assert.equal(lock.isExpired(), true)
+  })
+
+  test('a waiter gets a lock whose holder died, once its lease ends', async () => {
+    const { factory, otherFactory, key } = await setup()
+    await factory.createLock(key, 200).acquire()
+    const waiter = otherFactory.createLock(key, '10s')
+    assert.equal(await waiter.acquire({ retry: { timeout: '5s', delay: 50 } }), true)
+    await waiter.release()
+  })
+}

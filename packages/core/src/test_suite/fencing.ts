@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict'
+import { type Suite, sleep } from './context.js'
+
+export function fencingTests({ test, setup, afterExpiry }: Suite): void {
+  test('fencing tokens strictly increase across release, expiry, force release and owners', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const tokens: number[] = []
+    const take = async (lock: ReturnType<typeof factory.createLock>) => {
+      assert.equal(await lock.acquireImmediately(), true)
+      assert.ok(Number.isSafeInteger(lock.fencingToken) && lock.fencingToken! > 0, `token ${lock.fencingToken}`)
+      tokens.push(lock.fencingToken!)
+      return lock
+    }
+
+    await (await take(factory.createLock(key, '10s'))).release()
+    await (await take(otherFactory.createLock(key, '10s'))).release()
+    await take(factory.createLock(key, 100))
+    await sleep(afterExpiry(100))
+    await take(otherFactory.createLock(key, '10s'))
+    await otherFactory.createLock(key).forceRelease()
+    const same = await take(factory.createLock(key, '10s', { owner: 'same-owner' }))
+    await same.release()
+    await (await take(factory.createLock(key, '10s', { owner: 'same-owner' }))).release()
+
+    for (let i = 1; i < tokens.length; i++) {
+      assert.ok(tokens[i]! > tokens[i - 1]!, `tokens must increase: ${tokens.join(', ')}`)
+    }
+  })
+
+  test('a stale holder is exposed by its lower fencing token', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const stale = factory.createLock(key, 100)
+    await stale.acquire()
+    await sleep(afterExpiry(100))
+    const current = otherFactory.createLock(key, '10s')
+    await current.acquire()
+    assert.ok(stale.fencingToken! < current.fencingToken!)
+    await current.release()
+  })
+
+  test('the token survives serialization and stays the same through extend', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const lock = factory.createLock(key, '10s')
+    await lock.acquire()
+    const token = lock.fencingToken
+    await lock.extend()
+    assert.equal(lock.fencingToken, token)
+    assert.equal(otherFactory.restoreLock(lock.serialize()).fencingToken, token)
+    await lock.release()
+  })
+
+  test('concurrent acquisitions of one key never hand out the same token twice', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const seen: number[] = []
+    const worker = async (i: number) => {
+      for (let round = 0; round < 5; round++) {
+        const lock = (i % 2 ? factory : otherFactory).createLock(key, '10s')
+        await lock.acquire({ retry: { delay: 2, timeout: '20s' } })
+        seen.push(lock.fencingToken!)
+        await lock.release()
+      }
+    }
+    await Promise.all(Array.from({ length: 6 }, (_, i) => worker(i)))
+    assert.equal(new Set(seen).size, seen.length, 'tokens are unique')
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, 'in the order the lock was held')
+  })
+}
