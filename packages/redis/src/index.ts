@@ -1,1 +1,1 @@
-export {}
+export { RedisStore, type RedisStoreOptions, redisStore } from './store.js'

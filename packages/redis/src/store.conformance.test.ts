@@ -1,0 +1,32 @@
+import type { LockStore } from '@verrou/core'
+import { runLockStoreConformance } from '@verrou/core/test-suite'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, test } from 'vitest'
+import { connect, unreachableConnection } from '../test/connections.js'
+import { RedisStore } from './store.js'
+
+// Two connections stand for two processes; every store the suite asks for gets its own subscriber.
+let connections: Redis[] = []
+let created = 0
+const unreachable = new Set<Redis>()
+
+beforeAll(() => {
+  connections = [connect(), connect()]
+})
+
+afterAll(async () => {
+  await Promise.all(connections.map((connection) => connection.quit()))
+  for (const connection of unreachable) connection.disconnect()
+})
+
+runLockStoreConformance({
+  name: 'RedisStore (ioredis)',
+  runner: { describe, test, beforeAll, afterAll },
+  createStore: () => new RedisStore({ connection: connections[created++ % 2]!, prefix: 'verrou-test:' }),
+  createUnreachableStore: async () => {
+    const connection = await unreachableConnection()
+    unreachable.add(connection)
+    return new RedisStore({ connection })
+  },
+  closeStore: (store: LockStore) => store.close?.(),
+})

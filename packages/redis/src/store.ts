@@ -1,0 +1,224 @@
+import { createHash } from 'node:crypto'
+import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
+import type { Cluster, Redis } from 'ioredis'
+import { DEFAULT_PREFIX, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
+import {
+  ACQUIRE_SCRIPT,
+  EXTEND_SCRIPT,
+  FORCE_RELEASE_SCRIPT,
+  parseAcquireReply,
+  parseExistsReply,
+  parseFlagReply,
+  RELEASE_SCRIPT,
+  ttlArgument,
+} from './scripts.js'
+
+export interface RedisStoreOptions {
+  /** An ioredis `Redis` or `Cluster` you own: the store never closes it. */
+  connection: Redis | Cluster
+  /** Prepended to every key the store writes (no `{` or `}`: the store places the hash tag). Default `verrou:`. */
+  prefix?: string
+}
+
+interface Script {
+  lua: string
+  sha: string
+}
+
+function script(lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
+}
+
+const acquireScript = script(ACQUIRE_SCRIPT)
+const releaseScript = script(RELEASE_SCRIPT)
+const extendScript = script(EXTEND_SCRIPT)
+const forceReleaseScript = script(FORCE_RELEASE_SCRIPT)
+
+/**
+ * How long a waiter waits for SUBSCRIBE to be confirmed before it gives up and just polls: a subscriber
+ * connection that cannot connect must not hold up `acquire`.
+ */
+const SUBSCRIBE_TIMEOUT_MS = 2_000
+
+interface ChannelSubscription {
+  subscriber: Redis | Cluster
+  listeners: Set<() => void>
+  ready: Promise<unknown>
+}
+
+/**
+ * Locks in Redis through ioredis: every operation is one atomic script (sent by SHA, by source the first
+ * time a server lacks it) or one EXISTS, so Redis's clock alone decides expiry. Works on a single
+ * server and on Redis Cluster (a lock and its fencing counter share a hash slot).
+ */
+export class RedisStore implements LockStore {
+  readonly #connection: Redis | Cluster
+  readonly #prefix: string
+  /** Our own connection for release announcements: created on the first subscription, ended by close(). */
+  #subscriber: Redis | Cluster | undefined
+  readonly #channels = new Map<string, ChannelSubscription>()
+
+  constructor(options: RedisStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new errors.E_INVALID_ARGUMENT('redisStore needs an options object with a connection')
+    }
+    const { connection, prefix = DEFAULT_PREFIX } = options
+    if (connection === null || typeof connection !== 'object' || typeof connection.evalsha !== 'function') {
+      throw new errors.E_INVALID_ARGUMENT('redisStore needs `connection`: an ioredis Redis or Cluster instance')
+    }
+    const reason = invalidPrefixReason(prefix)
+    if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(`redisStore: ${reason}`)
+    this.#connection = connection
+    this.#prefix = prefix
+  }
+
+  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+    const keys = this.#keys(key)
+    const reply = await this.#run('acquire', key, acquireScript, [keys.lock, keys.fence], [owner, ttlArgument(checkTtl(ttl))])
+    return this.#parse('acquire', key, () => parseAcquireReply(reply))
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    const keys = this.#keys(key)
+    const reply = await this.#run('release', key, releaseScript, [keys.lock], [owner, keys.channel])
+    return this.#parse('release', key, () => parseFlagReply(reply, 'release'))
+  }
+
+  async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
+    const keys = this.#keys(key)
+    const reply = await this.#run('extend', key, extendScript, [keys.lock], [owner, ttlArgument(checkTtl(ttl))])
+    return this.#parse('extend', key, () => parseFlagReply(reply, 'extend'))
+  }
+
+  async forceRelease(key: string): Promise<void> {
+    const keys = this.#keys(key)
+    await this.#run('force release', key, forceReleaseScript, [keys.lock], [keys.channel])
+  }
+
+  async isLocked(key: string): Promise<boolean> {
+    const keys = this.#keys(key)
+    let reply: unknown
+    try {
+      reply = await this.#connection.exists(keys.lock)
+    } catch (error) {
+      throw errors.toStorageError(error, 'check', key)
+    }
+    return this.#parse('check', key, () => parseExistsReply(reply))
+  }
+
+  /**
+   * Calls `listener` whenever `key` is released or force-released through any store with this prefix.
+   * All keys share one subscriber connection (a duplicate of yours); a key is subscribed once however many
+   * listeners it has. Notifications lost while that connection reconnects only make waiters poll.
+   */
+  async subscribeToReleases(key: string, listener: () => void): Promise<Unsubscribe> {
+    const { channel } = this.#keys(key)
+    let entry = this.#channels.get(channel)
+    if (entry === undefined) {
+      const subscriber = this.#subscriberConnection()
+      entry = { subscriber, listeners: new Set(), ready: subscriber.subscribe(channel) }
+      this.#channels.set(channel, entry)
+    }
+    const subscription = entry
+    // A wrapper per call, so the same function subscribed twice needs two unsubscribes.
+    const member = () => listener()
+    subscription.listeners.add(member)
+    const unsubscribe = () => {
+      if (!subscription.listeners.delete(member) || subscription.listeners.size > 0) return
+      if (this.#channels.get(channel) === subscription) this.#channels.delete(channel)
+      // Sent at once, not after `ready`: commands on one connection run in order, so a later SUBSCRIBE to
+      // this channel still wins over this UNSUBSCRIBE.
+      if (this.#subscriber === subscription.subscriber) subscription.subscriber.unsubscribe(channel).catch(() => {})
+    }
+    try {
+      await withTimeout(subscription.ready, SUBSCRIBE_TIMEOUT_MS, 'subscribing to releases timed out')
+    } catch (error) {
+      unsubscribe()
+      throw errors.toStorageError(error, 'subscribe to releases of', key)
+    }
+    return unsubscribe
+  }
+
+  /** Ends the subscriber connection the store opened, if any. Your connection stays open. */
+  async close(): Promise<void> {
+    const subscriber = this.#subscriber
+    this.#subscriber = undefined
+    this.#channels.clear()
+    subscriber?.disconnect()
+  }
+
+  #keys(key: string): LockKeys {
+    return lockKeys(this.#prefix, key)
+  }
+
+  #subscriberConnection(): Redis | Cluster {
+    if (this.#subscriber !== undefined) return this.#subscriber
+    const connection = this.#connection
+    // Ours, so we pick how it behaves: queue SUBSCRIBE until connected, resubscribe after a reconnect.
+    const subscriber = isCluster(connection)
+      ? connection.duplicate(undefined, { enableOfflineQueue: true })
+      : connection.duplicate({ enableOfflineQueue: true, autoResubscribe: true, lazyConnect: false })
+    // Its failures show up as timed-out subscriptions (waiters then poll); without a listener ioredis
+    // would print every reconnect error.
+    subscriber.on('error', () => {})
+    subscriber.on('message', (channel: string) => {
+      const entry = this.#channels.get(channel)
+      if (entry === undefined || entry.subscriber !== subscriber) return
+      for (const listener of [...entry.listeners]) listener()
+    })
+    this.#subscriber = subscriber
+    return subscriber
+  }
+
+  /** One script call: EVALSHA, or EVAL when this server has not seen the script yet. */
+  async #run(operation: string, key: string, { sha, lua }: Script, keys: string[], args: string[]): Promise<unknown> {
+    const connection = this.#connection
+    try {
+      try {
+        return await connection.evalsha(sha, keys.length, ...keys, ...args)
+      } catch (error) {
+        if (!isNoScript(error)) throw error
+        return await connection.eval(lua, keys.length, ...keys, ...args)
+      }
+    } catch (error) {
+      throw errors.toStorageError(error, operation, key)
+    }
+  }
+
+  #parse<T>(operation: string, key: string, parse: () => T): T {
+    try {
+      return parse()
+    } catch (error) {
+      throw errors.toStorageError(error, operation, key)
+    }
+  }
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT')
+}
+
+function isCluster(connection: Redis | Cluster): connection is Cluster {
+  return connection.isCluster
+}
+
+/** The contract promises a positive integer or null; anything else must not reach a script as PX. */
+function checkTtl(ttl: number | null): number | null {
+  if (ttl !== null && !(Number.isSafeInteger(ttl) && ttl > 0)) {
+    throw new errors.E_INVALID_ARGUMENT(`A lock ttl must be a positive whole number of milliseconds or null, got ${String(ttl)}`)
+  }
+  return ttl
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** A lock store on Redis (ioredis). `connection` stays yours: the store never closes it. */
+export function redisStore(options: RedisStoreOptions): RedisStore {
+  return new RedisStore(options)
+}
