@@ -1,1 +1,2 @@
-export {}
+export type { PostgresConnection } from './connection.js'
+export { PostgresStore, type PostgresStoreOptions, postgresStore } from './store.js'

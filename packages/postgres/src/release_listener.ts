@@ -1,0 +1,137 @@
+import type { Unsubscribe } from '@verrou/core'
+import type pg from 'pg'
+import { quoteIdentifier } from './table_name.js'
+
+const FIRST_RECONNECT_DELAY_MS = 100
+const MAX_RECONNECT_DELAY_MS = 5000
+
+/**
+ * One LISTENing session per store, opened on the first subscription and kept until `close()`. It hands
+ * each notification on the table's channel to the listeners of the key it names. If the session dies it
+ * is reopened with backoff while anyone listens; as releases may have gone unheard meanwhile, every
+ * listener is woken once it is back (a spurious wake-up costs a waiter one early retry, nothing more).
+ */
+export class ReleaseListener {
+  readonly #createClient: () => pg.Client
+  readonly #channel: string
+  readonly #listeners = new Map<string, Set<() => void>>()
+  #client: pg.Client | undefined
+  #connecting: Promise<void> | undefined
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  #reconnectDelay = FIRST_RECONNECT_DELAY_MS
+  #closed = false
+
+  constructor(createClient: () => pg.Client, channel: string) {
+    this.#createClient = createClient
+    this.#channel = channel
+  }
+
+  /** Resolves once LISTEN is active on a live session. */
+  async subscribe(payload: string, listener: () => void): Promise<Unsubscribe> {
+    if (this.#closed) throw new Error('The store was closed: it no longer listens for releases')
+    let listeners = this.#listeners.get(payload)
+    if (!listeners) {
+      listeners = new Set()
+      this.#listeners.set(payload, listeners)
+    }
+    const own = listeners
+    // Wrapped so the same function can subscribe twice and be removed once per subscription.
+    const entry = () => listener()
+    own.add(entry)
+    const unsubscribe = () => {
+      own.delete(entry)
+      if (own.size === 0 && this.#listeners.get(payload) === own) this.#listeners.delete(payload)
+    }
+    try {
+      await this.#ensureConnected()
+    } catch (error) {
+      unsubscribe()
+      throw error
+    }
+    return unsubscribe
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#reconnectTimer)
+    this.#listeners.clear()
+    await this.#connecting?.catch(() => undefined)
+    const client = this.#client
+    this.#client = undefined
+    await client?.end().catch(() => undefined)
+  }
+
+  #ensureConnected(): Promise<void> {
+    if (this.#client) return Promise.resolve()
+    this.#connecting ??= this.#connect().finally(() => {
+      this.#connecting = undefined
+    })
+    return this.#connecting
+  }
+
+  async #connect(): Promise<void> {
+    const client = this.#createClient()
+    // Without an 'error' handler a dropped session would crash the process.
+    client.on('error', () => this.#lost(client))
+    client.on('end', () => this.#lost(client))
+    client.on('notification', (message) => {
+      if (message.channel === this.#channel && message.payload !== undefined) this.#dispatch(message.payload)
+    })
+    try {
+      await client.connect()
+      await client.query(`LISTEN ${quoteIdentifier(this.#channel)}`)
+    } catch (error) {
+      client.end().catch(() => undefined)
+      throw error
+    }
+    if (this.#closed) {
+      await client.end().catch(() => undefined)
+      throw new Error('The store was closed while it started listening for releases')
+    }
+    // An optimisation must never keep the process alive: a forgotten close() does not hang the exit.
+    const socket = client.connection.stream as unknown as { unref?: () => void }
+    socket.unref?.()
+    this.#client = client
+    this.#reconnectDelay = FIRST_RECONNECT_DELAY_MS
+  }
+
+  #dispatch(payload: string): void {
+    const listeners = this.#listeners.get(payload)
+    if (!listeners) return
+    for (const listener of [...listeners]) {
+      try {
+        listener()
+      } catch {
+        // A listener's failure is its own; the others still hear about the release.
+      }
+    }
+  }
+
+  #lost(client: pg.Client): void {
+    if (this.#client !== client) return
+    this.#client = undefined
+    client.end().catch(() => undefined)
+    this.#scheduleReconnect()
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#listeners.size === 0 || this.#reconnectTimer !== undefined) return
+    const timer = setTimeout(() => {
+      this.#reconnectTimer = undefined
+      if (this.#closed || this.#listeners.size === 0) return
+      this.#ensureConnected().then(
+        () => this.#wakeAll(),
+        () => {
+          this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, MAX_RECONNECT_DELAY_MS)
+          this.#scheduleReconnect()
+        },
+      )
+    }, this.#reconnectDelay)
+    timer.unref?.()
+    this.#reconnectTimer = timer
+  }
+
+  #wakeAll(): void {
+    for (const payload of [...this.#listeners.keys()]) this.#dispatch(payload)
+  }
+}

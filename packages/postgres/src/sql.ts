@@ -1,0 +1,97 @@
+import { ddlLockKeys, type TableNames } from './table_name.js'
+
+/**
+ * Every statement the store sends, built once per store from validated, quoted names. Values are always
+ * parameters. Conventions: $1 key bytes, $2 owner bytes, $3 ttl in ms (NULL: never expires).
+ *
+ * A row is held while `owner IS NOT NULL` and `expires_at` is NULL (no expiry) or still ahead of the
+ * server's clock_timestamp() (not now(): that is frozen at the start of the transaction). Released rows
+ * stay, owner NULL and expires_at set to the release time, until housekeeping deletes them. Tokens come
+ * from a per-table sequence, so deleting a row never resets a key's counter.
+ */
+export interface Statements {
+  createTable: string
+  acquire: string
+  release: string
+  extend: string
+  forceRelease: string
+  isLocked: string
+  prune: string
+}
+
+export function buildStatements(names: TableNames): Statements {
+  const { table, sequence } = names
+  const keyMatches = 'key_hash = sha256($1::bytea)'
+  const live = 'owner IS NOT NULL AND (expires_at IS NULL OR expires_at > clock_timestamp())'
+  const leaseEnd = `clock_timestamp() + $3::float8 * interval '1 millisecond'`
+  const nextToken = `nextval('${sequence}'::regclass)`
+
+  return {
+    createTable: createTableSql(names, { guarded: true }),
+
+    // The `holder` snapshot spares pollers a write (and a burnt token) while the lock is visibly held and
+    // gives the holder's remaining lease for free. The decision itself is ON CONFLICT's WHERE, evaluated on
+    // the latest row version under its row lock: of any number of racing acquirers, exactly one wins.
+    acquire: `WITH holder AS (
+  SELECT expires_at - clock_timestamp() AS remaining FROM ${table} WHERE ${keyMatches} AND ${live}
+), acquired AS (
+  INSERT INTO ${table} AS held (key_hash, key, owner, expires_at, fencing_token)
+  SELECT sha256($1::bytea), $1::bytea, $2::bytea, ${leaseEnd}, ${nextToken}
+  WHERE NOT EXISTS (SELECT 1 FROM holder)
+  ON CONFLICT (key_hash) DO UPDATE
+    SET owner = excluded.owner, expires_at = ${leaseEnd}, fencing_token = ${nextToken}
+    WHERE held.owner IS NULL OR held.expires_at <= clock_timestamp()
+  RETURNING held.fencing_token
+)
+SELECT fencing_token::text AS fencing_token, NULL::float8 AS expires_in FROM acquired
+UNION ALL
+SELECT NULL, GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1)::float8 FROM holder
+WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
+
+    // pg_notify runs only when a row was released, in the same statement: no extra round trip.
+    release: `WITH released AS (
+  UPDATE ${table} SET owner = NULL, expires_at = clock_timestamp()
+  WHERE ${keyMatches} AND owner = $2::bytea AND (expires_at IS NULL OR expires_at > clock_timestamp())
+  RETURNING 1
+)
+SELECT pg_notify($3::text, $4::text) FROM released`,
+
+    extend: `UPDATE ${table} SET expires_at = ${leaseEnd}
+WHERE ${keyMatches} AND owner = $2::bytea AND (expires_at IS NULL OR expires_at > clock_timestamp())`,
+
+    forceRelease: `WITH released AS (
+  UPDATE ${table} SET owner = NULL, expires_at = clock_timestamp()
+  WHERE ${keyMatches} AND ${live}
+  RETURNING 1
+)
+SELECT pg_notify($2::text, $3::text) FROM released`,
+
+    isLocked: `SELECT EXISTS (SELECT 1 FROM ${table} WHERE ${keyMatches} AND ${live}) AS locked`,
+
+    // $1 grace in ms, $2 batch size. Rows are locked with SKIP LOCKED and re-checked under the lock, so a
+    // row being taken over right now is left alone.
+    prune: `DELETE FROM ${table} WHERE key_hash IN (
+  SELECT key_hash FROM ${table}
+  WHERE expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
+  LIMIT $2::int FOR UPDATE SKIP LOCKED
+) AND expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'`,
+  }
+}
+
+/**
+ * The DDL of a store's table and sequence. `guarded` adds the advisory transaction lock that makes
+ * concurrent creation safe: CREATE ... IF NOT EXISTS alone can still fail on the catalogs' unique indexes
+ * when two sessions run it at once. Sent without parameters, the statements run as one implicit transaction.
+ */
+export function createTableSql(names: TableNames, options: { guarded: boolean }): string {
+  const [classId, objectId] = ddlLockKeys(names)
+  const lock = options.guarded ? `SELECT pg_advisory_xact_lock(${classId}, ${objectId});\n` : ''
+  return `${lock}CREATE TABLE IF NOT EXISTS ${names.table} (
+  key_hash bytea PRIMARY KEY,
+  key bytea NOT NULL,
+  owner bytea,
+  expires_at timestamptz,
+  fencing_token bigint NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS ${names.sequence};`
+}

@@ -1,0 +1,242 @@
+import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
+import type pg from 'pg'
+import { listenerClientFactory, type PostgresConnection, type Queryable, toQueryable } from './connection.js'
+import { ReleaseListener } from './release_listener.js'
+import { buildStatements, type Statements } from './sql.js'
+import { resolveTableNames, type TableNames } from './table_name.js'
+import { releasePayload, toStoredBytes } from './text_bytes.js'
+
+export interface PostgresStoreOptions {
+  /** A `pg` Pool or Client that you own: the store never ends it. */
+  connection: PostgresConnection
+  /** `table` or `schema.table`, used exactly as written (quoted). Default `verrou_locks`. */
+  tableName?: string
+  /** Create the table and its sequence on first use if missing. Default `true`. */
+  autoCreateTable?: boolean
+  /**
+   * Milliseconds a row is kept after its lease ended (released or expired) before housekeeping may delete
+   * it. Default 10 minutes. See the README for why this should stay well above any statement's run time.
+   */
+  pruneAfter?: number
+  /**
+   * Least milliseconds between two opportunistic housekeeping runs, started after an acquire; `false`
+   * leaves housekeeping to `pruneExpired()`. Default 60 000.
+   */
+  pruneInterval?: number | false
+  /** Rows deleted at most per housekeeping statement. Default 1000. */
+  pruneBatchSize?: number
+  /**
+   * Announce releases with LISTEN/NOTIFY so waiters wake at once (default `true`). Listening uses one
+   * extra session per store, opened on the first wait; turn it off behind a transaction-mode pooler.
+   */
+  listen?: boolean
+}
+
+const DEFAULT_TABLE = 'verrou_locks'
+const DEFAULT_PRUNE_AFTER_MS = 10 * 60_000
+const DEFAULT_PRUNE_INTERVAL_MS = 60_000
+const DEFAULT_PRUNE_BATCH = 1000
+
+interface AcquireRow {
+  fencing_token: string | null
+  expires_in: number | null
+}
+
+/**
+ * Locks kept as leases in a PostgreSQL table: one row per key, whose expiry the server's clock decides.
+ * Not session-bound (unlike advisory locks), so it works through poolers, survives reconnects, can be
+ * serialised and restored elsewhere, and frees itself when its holder dies. Every operation is one
+ * statement, hence one round trip.
+ */
+export class PostgresStore implements LockStore {
+  readonly #db: Queryable
+  readonly #names: TableNames
+  readonly #sql: Statements
+  readonly #autoCreateTable: boolean
+  readonly #pruneAfter: number
+  readonly #pruneInterval: number | false
+  readonly #pruneBatchSize: number
+  readonly #listener: ReleaseListener | undefined
+  #ready: Promise<void> | undefined
+  #lastPruneAt = Number.NEGATIVE_INFINITY
+  #pruning = false
+
+  /**
+   * Present unless `listen: false`: the lock waits on it instead of only polling. An own property rather
+   * than a method, because the contract treats its absence as "this store cannot announce releases".
+   */
+  readonly subscribeToReleases?: (key: string, listener: () => void) => Promise<Unsubscribe>
+
+  constructor(options: PostgresStoreOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new errors.E_INVALID_ARGUMENT('postgresStore needs an options object with a connection')
+    }
+    const { connection } = options
+    if (typeof connection !== 'object' || connection === null || typeof connection.query !== 'function') {
+      throw new errors.E_INVALID_ARGUMENT('postgresStore: connection must be a pg Pool or Client')
+    }
+    this.#names = resolveTableNames(options.tableName ?? DEFAULT_TABLE)
+    this.#sql = buildStatements(this.#names)
+    this.#db = toQueryable(connection)
+    this.#autoCreateTable = booleanOption(options.autoCreateTable, 'autoCreateTable', true)
+    this.#pruneAfter = wholeNumberOption(options.pruneAfter, 'pruneAfter', DEFAULT_PRUNE_AFTER_MS)
+    this.#pruneInterval =
+      options.pruneInterval === false
+        ? false
+        : wholeNumberOption(options.pruneInterval, 'pruneInterval', DEFAULT_PRUNE_INTERVAL_MS)
+    this.#pruneBatchSize = wholeNumberOption(options.pruneBatchSize, 'pruneBatchSize', DEFAULT_PRUNE_BATCH)
+    if (this.#pruneBatchSize < 1 || this.#pruneBatchSize > 2 ** 31 - 1) {
+      throw new errors.E_INVALID_ARGUMENT(`pruneBatchSize must be between 1 and 2^31-1, got ${this.#pruneBatchSize}`)
+    }
+    if (booleanOption(options.listen, 'listen', true)) {
+      const listener = new ReleaseListener(listenerClientFactory(connection), this.#names.channel)
+      this.#listener = listener
+      this.subscribeToReleases = (key, onRelease) => listener.subscribe(releasePayload(key), onRelease)
+    }
+  }
+
+  /** The table as configured, e.g. `verrou_locks` or `app.locks`. */
+  get tableName(): string {
+    return this.#names.display
+  }
+
+  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+    const result = await this.#run('acquire', key, this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl])
+    this.#maybePrune()
+    const row = result.rows[0] as AcquireRow | undefined
+    if (row === undefined) return { acquired: false }
+    if (row.fencing_token !== null) {
+      const fencingToken = Number(row.fencing_token)
+      if (!Number.isSafeInteger(fencingToken) || fencingToken < 1) {
+        throw new errors.E_LOCK_STORAGE_ERROR(`PostgreSQL returned an unusable fencing token "${row.fencing_token}"`, {
+          key,
+          operation: 'acquire',
+        })
+      }
+      return { acquired: true, fencingToken }
+    }
+    return row.expires_in === null ? { acquired: false } : { acquired: false, expiresIn: row.expires_in }
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    const result = await this.#run('release', key, this.#sql.release, [
+      toStoredBytes(key),
+      toStoredBytes(owner),
+      this.#names.channel,
+      releasePayload(key),
+    ])
+    return result.rowCount === 1
+  }
+
+  async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
+    const result = await this.#run('extend', key, this.#sql.extend, [toStoredBytes(key), toStoredBytes(owner), ttl])
+    return result.rowCount === 1
+  }
+
+  async forceRelease(key: string): Promise<void> {
+    await this.#run('force release', key, this.#sql.forceRelease, [toStoredBytes(key), this.#names.channel, releasePayload(key)])
+  }
+
+  async isLocked(key: string): Promise<boolean> {
+    const result = await this.#run('check', key, this.#sql.isLocked, [toStoredBytes(key)])
+    return (result.rows[0] as { locked: boolean } | undefined)?.locked === true
+  }
+
+  /**
+   * Deletes up to `pruneBatchSize` rows whose lease ended more than `pruneAfter` ago and returns how many
+   * it deleted. Tokens are unaffected: they come from the table's sequence, not from the rows.
+   */
+  async pruneExpired(): Promise<number> {
+    const result = await this.#run('prune', undefined, this.#sql.prune, [this.#pruneAfter, this.#pruneBatchSize])
+    return result.rowCount ?? 0
+  }
+
+  /** Stops listening for releases. Never ends the connection you passed in. */
+  async close(): Promise<void> {
+    await this.#listener?.close()
+  }
+
+  async #run(operation: string, key: string | undefined, text: string, values: unknown[]): Promise<pg.QueryResult> {
+    try {
+      await this.#ensureTable()
+      return await this.#db.query(text, values)
+    } catch (error) {
+      if (error instanceof errors.VerrouError) throw error
+      const reason = error instanceof Error ? error.message : String(error)
+      const subject = key === undefined ? `table ${this.#names.display}` : `"${key}"`
+      throw new errors.E_LOCK_STORAGE_ERROR(`PostgreSQL failed to ${operation} ${subject}: ${reason}`, {
+        cause: error,
+        key,
+        operation,
+      })
+    }
+  }
+
+  #ensureTable(): Promise<void> {
+    if (!this.#autoCreateTable) return Promise.resolve()
+    if (this.#ready === undefined) {
+      const creating = this.#createTable()
+      this.#ready = creating
+      // A failure is not remembered: the next operation tries again (the server may be back by then).
+      creating.catch(() => {
+        if (this.#ready === creating) this.#ready = undefined
+      })
+    }
+    return this.#ready
+  }
+
+  async #createTable(): Promise<void> {
+    try {
+      await this.#db.query(this.#sql.createTable)
+    } catch (error) {
+      // Someone creating the same objects without our advisory lock (a migration, say) can still make the
+      // catalogs' unique indexes object; the objects then exist, which is all we need.
+      if (!isDuplicateObject(error)) throw error
+      await this.#db.query(this.#sql.createTable)
+    }
+  }
+
+  /** Opportunistic housekeeping: at most one run at a time, and at most once per `pruneInterval`. */
+  #maybePrune(): void {
+    if (this.#pruneInterval === false || this.#pruning) return
+    const now = performance.now()
+    if (now - this.#lastPruneAt < this.#pruneInterval) return
+    this.#pruning = true
+    this.#lastPruneAt = now
+    this.pruneExpired().then(
+      (deleted) => {
+        this.#pruning = false
+        // A full batch means more is waiting: let the next acquire carry on instead of waiting an interval.
+        if (deleted >= this.#pruneBatchSize) this.#lastPruneAt = Number.NEGATIVE_INFINITY
+      },
+      () => {
+        // Housekeeping must never fail a lock operation; the next interval tries again.
+        this.#pruning = false
+      },
+    )
+  }
+}
+
+/** Creates a PostgreSQL store for Verrou on a `pg` Pool or Client you own. */
+export function postgresStore(options: PostgresStoreOptions): PostgresStore {
+  return new PostgresStore(options)
+}
+
+function isDuplicateObject(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === '23505' || code === '42P07'
+}
+
+function booleanOption(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new errors.E_INVALID_ARGUMENT(`${name} must be a boolean, got ${String(value)}`)
+  return value
+}
+
+function wholeNumberOption(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new errors.E_INVALID_ARGUMENT(`${name} must be a whole number of milliseconds (0 or more), got ${String(value)}`)
+  }
+  return value
+}
