@@ -41,8 +41,8 @@ export function createSuite(options: ConformanceOptions, stores: Set<LockStore>)
       return {
         store,
         otherStore,
-        factory: new LockFactory(store, { retry: { delay: 10 }, operationTimeout: 10_000 }),
-        otherFactory: new LockFactory(otherStore, { retry: { delay: 10 }, operationTimeout: 10_000 }),
+        factory: new LockFactory(store, { retry: { delay: 10, timeout: 10_000 }, operationTimeout: 10_000 }),
+        otherFactory: new LockFactory(otherStore, { retry: { delay: 10, timeout: 10_000 }, operationTimeout: 10_000 }),
         key: `verrou:conformance:${runId}:${counter}`,
       }
     },

@@ -1,0 +1,42 @@
+import { describe, expect, test } from 'vitest'
+import { toMilliseconds, toTtl } from './duration.js'
+import { E_INVALID_ARGUMENT } from './errors.js'
+
+describe('durations', () => {
+  test.each([
+    [250, 250],
+    ['250ms', 250],
+    ['10s', 10_000],
+    ['5m', 300_000],
+    ['1.5h', 5_400_000],
+    ['2 days', 172_800_000],
+    [' 10s ', 10_000],
+    [1.2, 2],
+  ])('%j is %d ms', (input, expected) => {
+    expect(toMilliseconds(input, 'ttl')).toBe(expected)
+  })
+
+  test.each([0, -1, '-5s', Number.NaN, Number.POSITIVE_INFINITY, '', 'soon', '10 parsecs', '0s', {}, null, undefined])(
+    '%j is rejected as a ttl',
+    (input) => {
+      expect(() => toMilliseconds(input as never, 'ttl')).toThrow(E_INVALID_ARGUMENT)
+    },
+  )
+
+  test('zero and Infinity only where allowed', () => {
+    expect(toMilliseconds(0, 'timeout', { allowZero: true })).toBe(0)
+    expect(toMilliseconds(Number.POSITIVE_INFINITY, 'timeout', { allowInfinity: true })).toBe(Number.POSITIVE_INFINITY)
+    expect(() => toMilliseconds(Number.POSITIVE_INFINITY, 'ttl')).toThrow(/finite/)
+  })
+
+  test('null ttl means no expiry', () => {
+    expect(toTtl(null)).toBeNull()
+    expect(toTtl('1s')).toBe(1000)
+  })
+
+  test('the error says what was wrong', () => {
+    expect(() => toMilliseconds('soon', 'retry.delay')).toThrow(
+      'retry.delay must be a number of milliseconds or a duration such as "10s", got "soon"',
+    )
+  })
+})

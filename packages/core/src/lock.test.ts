@@ -1,0 +1,235 @@
+import { describe, expect, test, vi } from 'vitest'
+import { E_LOCK_LOST, E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR } from './errors.js'
+import { LockFactory } from './lock_factory.js'
+import type { Logger } from './logger.js'
+import { MemoryStore } from './memory_store.js'
+import type { AcquireResult, LockStore } from './store.js'
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** A memory store whose calls can be made to fail or hang on demand. */
+class FaultyStore extends MemoryStore {
+  fault: 'none' | 'throw' | 'hang' = 'none'
+  hangMs = 0
+  acquireCalls = 0
+
+  async #gate(): Promise<void> {
+    if (this.fault === 'throw') throw new Error('connection reset by peer')
+    if (this.fault === 'hang') await sleep(this.hangMs)
+  }
+  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+    this.acquireCalls += 1
+    await this.#gate()
+    return super.acquire(key, owner, ttl)
+  }
+  override async release(key: string, owner: string) {
+    await this.#gate()
+    return super.release(key, owner)
+  }
+  override async extend(key: string, owner: string, ttl: number | null) {
+    await this.#gate()
+    return super.extend(key, owner, ttl)
+  }
+}
+
+describe('backend failures', () => {
+  test('a store error becomes E_LOCK_STORAGE_ERROR with the original as cause, not "not acquired"', async () => {
+    const store = new FaultyStore()
+    store.fault = 'throw'
+    const lock = new LockFactory(store).createLock('k')
+    const error = await lock.acquire().catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(E_LOCK_STORAGE_ERROR)
+    expect((error as E_LOCK_STORAGE_ERROR).code).toBe('E_LOCK_STORAGE_ERROR')
+    expect((error as E_LOCK_STORAGE_ERROR).operation).toBe('acquire')
+    expect(((error as Error).cause as Error).message).toBe('connection reset by peer')
+    await expect(lock.release()).rejects.toBeInstanceOf(E_LOCK_STORAGE_ERROR)
+    await expect(lock.extend()).rejects.toBeInstanceOf(E_LOCK_STORAGE_ERROR)
+  })
+
+  test('a store that hangs fails after operationTimeout, and a lock it grants too late is given back', async () => {
+    const store = new FaultyStore()
+    store.fault = 'hang'
+    store.hangMs = 300
+    const lock = new LockFactory(store, { operationTimeout: 50 }).createLock('k', '10s')
+    const started = performance.now()
+    await expect(lock.acquireImmediately()).rejects.toBeInstanceOf(E_LOCK_STORAGE_ERROR)
+    expect(performance.now() - started).toBeLessThan(250)
+    store.fault = 'none'
+    await sleep(400)
+    expect(await store.isLocked('k')).toBe(false)
+  })
+
+  test('a store returning a bogus fencing token is a storage error', async () => {
+    const store = new MemoryStore()
+    store.acquire = async () => ({ acquired: true, fencingToken: Number.NaN })
+    await expect(new LockFactory(store).createLock('k').acquire()).rejects.toBeInstanceOf(E_LOCK_STORAGE_ERROR)
+  })
+})
+
+describe('holding a lock', () => {
+  test('autoExtend keeps a 200 ms lock alive through 1 s of work', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    const lock = factory.createLock('job', 200)
+    const [ran, aborted] = await lock.run(
+      async ({ signal }) => {
+        for (let i = 0; i < 10; i++) {
+          await sleep(100)
+          expect(await factory.createLock('job').acquireImmediately()).toBe(false)
+        }
+        return signal.aborted
+      },
+      { autoExtend: true },
+    )
+    expect(ran).toBe(true)
+    expect(aborted).toBe(false)
+    expect(await store.isLocked('job')).toBe(false)
+  })
+
+  test('a refused extension aborts the signal with E_LOCK_LOST, and run reports the lost lock', async () => {
+    const factory = new LockFactory(new MemoryStore())
+    const lock = factory.createLock('job', 200)
+    let reason: unknown
+    const outcome = lock.run(
+      async ({ signal }) => {
+        await factory.createLock('job').forceRelease()
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+        reason = signal.reason
+      },
+      { autoExtend: true },
+    )
+    await expect(outcome).rejects.toBeInstanceOf(E_LOCK_NOT_OWNED)
+    expect(reason).toBeInstanceOf(E_LOCK_LOST)
+    expect((reason as E_LOCK_LOST).cause).toBeInstanceOf(E_LOCK_NOT_OWNED)
+  })
+
+  test('storage errors while extending are retried until one succeeds', async () => {
+    const store = new FaultyStore()
+    const lock = new LockFactory(store).createLock('job', 300)
+    const [, aborted] = await lock.run(
+      async ({ signal }) => {
+        store.fault = 'throw'
+        await sleep(180)
+        store.fault = 'none'
+        await sleep(400)
+        return signal.aborted
+      },
+      { autoExtend: true },
+    )
+    expect(aborted).toBe(false)
+  })
+
+  test('when extensions keep failing, the signal aborts as the lease runs out', async () => {
+    const store = new FaultyStore()
+    const lock = new LockFactory(store).createLock('job', 200)
+    await lock.acquire()
+    store.fault = 'throw'
+    const keeper = lock.keepAlive()
+    const started = performance.now()
+    await new Promise<void>((resolve) => keeper.signal.addEventListener('abort', () => resolve(), { once: true }))
+    expect(performance.now() - started).toBeLessThan(400)
+    expect(keeper.signal.reason).toBeInstanceOf(E_LOCK_LOST)
+    keeper.stop()
+  })
+
+  test('without autoExtend the signal aborts when the local lease estimate runs out', async () => {
+    const lock = new LockFactory(new MemoryStore()).createLock('job', 100)
+    const outcome = lock.run(async ({ signal, fencingToken }) => {
+      expect(fencingToken).toBeGreaterThan(0)
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+      return 'stopped'
+    })
+    await expect(outcome).rejects.toBeInstanceOf(E_LOCK_NOT_OWNED)
+  })
+
+  test('await using releases the lock at the end of the scope', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    {
+      await using lock = factory.createLock('scoped')
+      expect(await lock.acquire()).toBe(true)
+      expect(await store.isLocked('scoped')).toBe(true)
+    }
+    expect(await store.isLocked('scoped')).toBe(false)
+    {
+      await using unused = factory.createLock('scoped')
+      expect(unused.isExpired()).toBe(true)
+    }
+  })
+})
+
+describe('defaults', () => {
+  test('retry defaults set on the factory apply, and acquire options override them', async () => {
+    const store = new FaultyStore()
+    const factory = new LockFactory(store, { retry: { attempts: 3, delay: 1 } })
+    await factory.createLock('k').acquire()
+    store.acquireCalls = 0
+    expect(await factory.createLock('k').acquire()).toBe(false)
+    expect(store.acquireCalls).toBeLessThanOrEqual(3)
+    store.acquireCalls = 0
+    expect(await factory.createLock('k').acquire({ retry: { attempts: 1 } })).toBe(false)
+    expect(store.acquireCalls).toBe(1)
+  })
+
+  test('the default ttl is 30 s and the default owner a random 128-bit id', () => {
+    const factory = new LockFactory(new MemoryStore())
+    const a = factory.createLock('k')
+    const b = factory.createLock('k')
+    expect(a.ttl).toBe(30_000)
+    expect(a.getOwner()).toMatch(/^[0-9a-f]{32}$/)
+    expect(a.getOwner()).not.toBe(b.getOwner())
+    expect(new LockFactory(new MemoryStore(), { defaultTtl: '5m' }).createLock('k').ttl).toBe(300_000)
+  })
+
+  test('the logger hears about acquisitions and releases', async () => {
+    const logger: Logger = { trace: vi.fn(), debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() }
+    const lock = new LockFactory(new MemoryStore(), { logger }).createLock('logged')
+    await lock.acquire()
+    await lock.release()
+    expect(logger.debug).toHaveBeenCalledWith(expect.objectContaining({ key: 'logged' }), 'verrou: lock acquired')
+    expect(logger.debug).toHaveBeenCalledWith({ key: 'logged' }, 'verrou: lock released')
+  })
+})
+
+describe('waiting', () => {
+  test('one release wakes one in-process waiter, not all of them', async () => {
+    const store = new FaultyStore()
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('busy', '10s')
+    await holder.acquire()
+    const order: number[] = []
+    const waiters = Array.from({ length: 10 }, (_, i) =>
+      factory.createLock('busy', '10s').run(
+        async () => {
+          order.push(i)
+          await sleep(1)
+        },
+        { retry: { delay: '10s' } },
+      ),
+    )
+    await sleep(50)
+    store.acquireCalls = 0
+    await holder.release()
+    await Promise.all(waiters)
+    // Ten handoffs, one attempt each: no herd of failed round trips.
+    expect(store.acquireCalls).toBe(10)
+    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  })
+
+  test('a waiter wakes when the holder lease is due to end', async () => {
+    const store = new MemoryStore()
+    // Hide the release notifications so only the expiresIn hint can wake the waiter early.
+    const quiet: LockStore = {
+      acquire: store.acquire.bind(store),
+      release: store.release.bind(store),
+      extend: store.extend.bind(store),
+      forceRelease: store.forceRelease.bind(store),
+      isLocked: store.isLocked.bind(store),
+    }
+    const factory = new LockFactory(quiet)
+    await factory.createLock('k', 150).acquire()
+    const started = performance.now()
+    expect(await factory.createLock('k').acquire({ retry: { delay: '10s' } })).toBe(true)
+    expect(performance.now() - started).toBeLessThan(1000)
+  })
+})

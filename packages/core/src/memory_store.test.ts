@@ -1,0 +1,86 @@
+import { describe, expect, test } from 'vitest'
+import { LockFactory } from './lock_factory.js'
+import { MemoryStore } from './memory_store.js'
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+describe('memory store', () => {
+  test('expired leases are reclaimed, so memory does not grow with every key used', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    for (let i = 0; i < 1000; i++) await factory.createLock(`key-${i}`, 50).acquire()
+    expect(store.size).toBe(1000)
+    await sleep(120)
+    expect(store.size).toBe(0)
+  })
+
+  test('released keys leave nothing behind', async () => {
+    const store = new MemoryStore()
+    const lock = new LockFactory(store).createLock('k', null)
+    await lock.acquire()
+    await lock.release()
+    expect(store.size).toBe(0)
+  })
+
+  // Verrou 0.5.2 let two holders in when acquireImmediately raced a release.
+  test('acquireImmediately racing a release never lets two holders in', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    let holders = 0
+    let overlaps = 0
+    const contender = async () => {
+      for (let round = 0; round < 200; round++) {
+        const lock = factory.createLock('hot', '10s')
+        if (await lock.acquireImmediately()) {
+          holders += 1
+          if (holders > 1) overlaps += 1
+          await Promise.resolve()
+          holders -= 1
+          await lock.release()
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: 20 }, contender))
+    expect(overlaps).toBe(0)
+  })
+
+  // Verrou 0.5.2 let a stale owner release the next holder's lock.
+  test('a stale owner cannot release the lock of the next holder', async () => {
+    const factory = new LockFactory(new MemoryStore())
+    const stale = factory.createLock('k', 50)
+    await stale.acquire()
+    await sleep(80)
+    const next = factory.createLock('k', '10s')
+    expect(await next.acquireImmediately()).toBe(true)
+    await expect(stale.release()).rejects.toThrow(/not held by this owner/)
+    expect(await next.isLocked()).toBe(true)
+  })
+
+  // Verrou 0.5.2 returned true for attempts: 0 without acquiring.
+  test('attempts: 0 is rejected, not reported as acquired', async () => {
+    const lock = new LockFactory(new MemoryStore()).createLock('k')
+    await expect(lock.acquire({ retry: { attempts: 0 } })).rejects.toThrow(/attempts/)
+    expect(await lock.isLocked()).toBe(false)
+  })
+
+  test('timers do not keep the process alive', async () => {
+    const { spawnSync } = await import('node:child_process')
+    const script = `
+      import { LockFactory, MemoryStore } from '@verrou/core'
+      const lock = new LockFactory(new MemoryStore()).createLock('k', '1h')
+      await lock.run(async () => {}, { autoExtend: true })
+      await lock.acquire()
+      const held = new LockFactory(new MemoryStore()).createLock('held', '1h')
+      await held.acquire()
+      held.keepAlive()
+    `
+    const started = performance.now()
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: import.meta.dirname,
+      timeout: 10_000,
+    })
+    expect(child.stderr.toString()).toBe('')
+    expect(child.status).toBe(0)
+    expect(performance.now() - started).toBeLessThan(5_000)
+  })
+})

@@ -1,0 +1,13 @@
+// The conformance suite under node:test, against the built package: proves the suite works outside vitest
+// and that the published entry points (`@verrou/core`, `@verrou/core/test-suite`) resolve.
+import { after, before, describe, test } from 'node:test'
+import { MemoryStore } from '@verrou/core'
+import { runLockStoreConformance } from '@verrou/core/test-suite'
+
+const shared = new MemoryStore()
+
+runLockStoreConformance({
+  name: 'memory (node:test)',
+  createStore: () => shared,
+  runner: { describe, test, beforeAll: before, afterAll: after },
+})
