@@ -1,0 +1,159 @@
+import { LockFactory } from '@verrou/core'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { connect, uniqueKey } from '../test/connections.js'
+import { lockKeys } from './keys.js'
+import { RedisStore } from './store.js'
+
+const prefix = 'verrou-test:'
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Holder and waiter each get their own connection and store: two processes. */
+let admin: Redis
+let holderConnection: Redis
+let waiterConnection: Redis
+let holderStore: RedisStore
+let waiterStore: RedisStore
+const waiterName = uniqueKey('verrou-waiter').replaceAll(':', '-')
+
+beforeAll(() => {
+  admin = connect()
+  holderConnection = connect()
+  waiterConnection = connect({ connectionName: waiterName })
+  holderStore = new RedisStore({ connection: holderConnection, prefix })
+  waiterStore = new RedisStore({ connection: waiterConnection, prefix })
+})
+
+afterAll(async () => {
+  await holderStore.close()
+  await waiterStore.close()
+  await Promise.all([admin.quit(), holderConnection.quit(), waiterConnection.quit()])
+})
+
+async function subscriberCount(key: string): Promise<number> {
+  const reply = (await admin.pubsub('NUMSUB', lockKeys(prefix, key).channel)) as [string, number]
+  return Number(reply[1])
+}
+
+/** Ids of the pub/sub connections the waiter's store opened (they inherit the connection's name). */
+async function waiterSubscriberIds(): Promise<string[]> {
+  const list = String(await admin.client('LIST', 'TYPE', 'pubsub'))
+  return list
+    .split('\n')
+    .filter((line) => line.includes(` name=${waiterName} `))
+    .map((line) => /id=(\d+)/.exec(line)?.[1] ?? '')
+}
+
+async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = performance.now() + 5_000
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+describe('release notifications (pub/sub)', () => {
+  test('a waiter on another store gets the lock within ms of a release, despite a 5 s retry delay', async () => {
+    const key = uniqueKey('wake')
+    const holder = new LockFactory(holderStore).createLock(key, '30s')
+    expect(await holder.acquire()).toBe(true)
+    const waiter = new LockFactory(waiterStore).createLock(key, '30s')
+    const waiting = waiter.acquire({ retry: { delay: '5s', timeout: '20s' } })
+    await until(async () => (await subscriberCount(key)) === 1, 'the waiter to subscribe')
+    await sleep(50)
+    const releasedAt = performance.now()
+    await holder.release()
+    expect(await waiting).toBe(true)
+    expect(performance.now() - releasedAt).toBeLessThan(1_000)
+    expect(waiter.fencingToken).toBeGreaterThan(holder.fencingToken!)
+
+    // A force release wakes the next waiter just the same.
+    const next = new LockFactory(holderStore).createLock(key, '30s')
+    const nextWaiting = next.acquire({ retry: { delay: '5s', timeout: '20s' } })
+    await until(async () => (await subscriberCount(key)) === 1, 'the second waiter to subscribe')
+    await sleep(50)
+    const forcedAt = performance.now()
+    await waiter.forceRelease()
+    expect(await nextWaiting).toBe(true)
+    expect(performance.now() - forcedAt).toBeLessThan(1_000)
+    await next.release()
+  })
+
+  test('one subscriber connection serves every key; each key is subscribed once and counted by listeners', async () => {
+    const [a, b] = [uniqueKey('shared-a'), uniqueKey('shared-b')]
+    const calls = { a1: 0, a2: 0, b: 0 }
+    const offA1 = await waiterStore.subscribeToReleases(a, () => calls.a1++)
+    const offA2 = await waiterStore.subscribeToReleases(a, () => calls.a2++)
+    const offB = await waiterStore.subscribeToReleases(b, () => calls.b++)
+    expect(await waiterSubscriberIds()).toHaveLength(1)
+    expect(await subscriberCount(a)).toBe(1)
+    expect(await subscriberCount(b)).toBe(1)
+
+    await holderStore.acquire(a, 'o', 10_000)
+    await holderStore.release(a, 'o')
+    await until(async () => calls.a1 === 1 && calls.a2 === 1, 'both listeners of a')
+    expect(calls.b).toBe(0)
+
+    // A release that did not happen (wrong owner) announces nothing.
+    await holderStore.acquire(b, 'o', 10_000)
+    expect(await holderStore.release(b, 'intruder')).toBe(false)
+    await sleep(50)
+    expect(calls.b).toBe(0)
+    await holderStore.forceRelease(b)
+    await until(async () => calls.b === 1, 'the listener of b')
+
+    await offA1()
+    expect(await subscriberCount(a)).toBe(1)
+    await offA2()
+    await offA2()
+    await until(async () => (await subscriberCount(a)) === 0, 'a to be unsubscribed')
+    expect(await subscriberCount(b)).toBe(1)
+    await offB()
+    await until(async () => (await subscriberCount(b)) === 0, 'b to be unsubscribed')
+  })
+
+  test('a lost notification (subscriber killed) still lets the waiter acquire within its retry delay', async () => {
+    const key = uniqueKey('lost')
+    const other = uniqueKey('resubscribed')
+    let otherCalls = 0
+    const offOther = await waiterStore.subscribeToReleases(other, () => otherCalls++)
+
+    const holder = new LockFactory(holderStore).createLock(key, '30s')
+    await holder.acquire()
+    const waiter = new LockFactory(waiterStore).createLock(key, '30s')
+    const retryDelay = 400
+    const waiting = waiter.acquire({ retry: { delay: retryDelay, timeout: '20s' } })
+    await until(async () => (await subscriberCount(key)) === 1, 'the waiter to subscribe')
+
+    const [id] = await waiterSubscriberIds()
+    expect(id).toBeTruthy()
+    const replies = await admin.pipeline().client('KILL', 'ID', id!).pubsub('NUMSUB', lockKeys(prefix, key).channel).exec()
+    expect(replies?.[1]?.[1]).toEqual([lockKeys(prefix, key).channel, 0])
+    // Released while nobody listens: this announcement is lost for good.
+    const releasedAt = performance.now()
+    await holder.release()
+    expect(await waiting).toBe(true)
+    expect(performance.now() - releasedAt).toBeLessThan(retryDelay + 600)
+    await waiter.release()
+
+    // The subscriber reconnects and subscribes again to what was still wanted.
+    await until(async () => (await subscriberCount(other)) === 1, 'the subscriber to come back')
+    await holderStore.acquire(other, 'o', 10_000)
+    await holderStore.release(other, 'o')
+    await until(async () => otherCalls === 1, 'a notification after the reconnect')
+    await offOther()
+  })
+
+  test('close() ends the subscriber connection and nothing else', async () => {
+    const connection = connect({ connectionName: `${waiterName}-close` })
+    const store = new RedisStore({ connection, prefix })
+    const key = uniqueKey('close')
+    await store.subscribeToReleases(key, () => {})
+    expect(await subscriberCount(key)).toBe(1)
+    await store.close()
+    await until(async () => (await subscriberCount(key)) === 0, 'the subscriber to go')
+    expect(connection.status).toBe('ready')
+    expect(await connection.ping()).toBe('PONG')
+    await connection.quit()
+  })
+})

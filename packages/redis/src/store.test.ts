@@ -1,0 +1,242 @@
+import { errors } from '@verrou/core'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { connect, uniqueKey, unreachableConnection } from '../test/connections.js'
+import { lockKeys } from './keys.js'
+import { type RedisStore, redisStore } from './store.js'
+
+let redis: Redis
+let store: RedisStore
+
+beforeAll(() => {
+  redis = connect()
+  store = redisStore({ connection: redis, prefix: 'verrou-test:' })
+})
+
+afterAll(async () => {
+  await store.close()
+  await redis.quit()
+})
+
+const expectStorageError = (operation: string) => (error: unknown) => {
+  expect(error).toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+  expect((error as errors.E_LOCK_STORAGE_ERROR).operation).toBe(operation)
+  expect((error as Error).cause).toBeDefined()
+  return true
+}
+
+describe('options', () => {
+  test('a connection is required and prefixes with braces are refused, before anything reaches Redis', () => {
+    // @ts-expect-error: checking the runtime guard
+    expect(() => redisStore({})).toThrow(errors.E_INVALID_ARGUMENT)
+    // @ts-expect-error: checking the runtime guard
+    expect(() => redisStore(undefined)).toThrow(errors.E_INVALID_ARGUMENT)
+    expect(() => redisStore({ connection: redis, prefix: '{tenant}:' })).toThrow(errors.E_INVALID_ARGUMENT)
+  })
+
+  test('a ttl that is not a positive whole number is refused', async () => {
+    const key = uniqueKey('ttl')
+    await expect(store.acquire(key, 'a', 0)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
+    await expect(store.acquire(key, 'a', 1.5)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
+    await expect(store.extend(key, 'a', -1)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
+    expect(await redis.exists(lockKeys('verrou-test:', key).lock)).toBe(0)
+  })
+})
+
+describe('keys with a prefix', () => {
+  test('the lock and its fencing counter live under the prefix, the default being "verrou:"', async () => {
+    const key = uniqueKey('prefix')
+    const result = await store.acquire(key, 'owner-1', 10_000)
+    expect(result).toEqual({ acquired: true, fencingToken: 1 })
+    expect(await redis.get(`verrou-test:{${key}}`)).toBe('owner-1')
+    expect(await redis.get(`verrou-test:{${key}}:fence`)).toBe('1')
+
+    const plain = redisStore({ connection: redis })
+    expect(await plain.acquire(key, 'owner-2', 10_000)).toEqual({ acquired: true, fencingToken: 1 })
+    expect(await redis.get(`verrou:{${key}}`)).toBe('owner-2')
+    await plain.forceRelease(key)
+    await store.forceRelease(key)
+  })
+
+  test('two prefixes are two independent namespaces on one server', async () => {
+    const key = uniqueKey('namespaces')
+    const a = redisStore({ connection: redis, prefix: 'verrou-test:a:' })
+    const b = redisStore({ connection: redis, prefix: 'verrou-test:b:' })
+    expect((await a.acquire(key, 'x', 10_000)).acquired).toBe(true)
+    expect(await b.isLocked(key)).toBe(false)
+    expect((await b.acquire(key, 'y', 10_000)).acquired).toBe(true)
+    expect(await a.release(key, 'y')).toBe(false)
+    expect(await a.release(key, 'x')).toBe(true)
+    expect(await b.isLocked(key)).toBe(true)
+    await b.forceRelease(key)
+  })
+})
+
+describe('expiry on the server', () => {
+  test('the lease is a PX expiry on the lock key; a failed acquire reports what is left of it', async () => {
+    const key = uniqueKey('px')
+    await store.acquire(key, 'holder', 5_000)
+    const pttl = await redis.pttl(lockKeys('verrou-test:', key).lock)
+    expect(pttl).toBeGreaterThan(4_000)
+    expect(pttl).toBeLessThanOrEqual(5_000)
+    const failed = await store.acquire(key, 'other', 5_000)
+    expect(failed.acquired).toBe(false)
+    if (failed.acquired) return
+    expect(failed.expiresIn).toBeGreaterThan(4_000)
+    expect(failed.expiresIn).toBeLessThanOrEqual(5_000)
+    await store.forceRelease(key)
+  })
+
+  test('a null ttl leaves no expiry on the server; extend switches between the two', async () => {
+    const key = uniqueKey('null-ttl')
+    const { lock } = lockKeys('verrou-test:', key)
+    await store.acquire(key, 'holder', null)
+    expect(await redis.pttl(lock)).toBe(-1)
+    expect(await store.acquire(key, 'other', 1_000)).toEqual({ acquired: false })
+    expect(await store.extend(key, 'holder', 2_000)).toBe(true)
+    expect(await redis.pttl(lock)).toBeGreaterThan(1_000)
+    expect(await store.extend(key, 'holder', null)).toBe(true)
+    expect(await redis.pttl(lock)).toBe(-1)
+    expect(await store.release(key, 'holder')).toBe(true)
+    expect(await redis.exists(lock)).toBe(0)
+  })
+})
+
+describe('fencing counter', () => {
+  test('never expires and survives release, force release and expiry', async () => {
+    const key = uniqueKey('fence')
+    const { fence } = lockKeys('verrou-test:', key)
+    const tokens: number[] = []
+    const take = async (ttl: number) => {
+      const result = await store.acquire(key, 'o', ttl)
+      if (!result.acquired) throw new Error('expected to acquire')
+      tokens.push(result.fencingToken)
+    }
+    await take(10_000)
+    await store.release(key, 'o')
+    await take(10_000)
+    await store.forceRelease(key)
+    await take(50)
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    await take(10_000)
+    expect(tokens).toEqual([1, 2, 3, 4])
+    expect(await redis.pttl(fence)).toBe(-1)
+    await store.forceRelease(key)
+  })
+
+  test('a foreign value in the counter is a storage error and leaves the lock free', async () => {
+    const key = uniqueKey('fence-corrupt')
+    await redis.set(lockKeys('verrou-test:', key).fence, 'not a number')
+    await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
+    expect(await store.isLocked(key)).toBe(false)
+    await redis.del(lockKeys('verrou-test:', key).fence)
+  })
+
+  test('a foreign type at the lock key is a storage error, never "not owned"', async () => {
+    const key = uniqueKey('wrongtype')
+    await redis.hset(lockKeys('verrou-test:', key).lock, 'field', 'value')
+    await expect(store.release(key, 'o')).rejects.toSatisfy(expectStorageError('release'))
+    await expect(store.extend(key, 'o', 1_000)).rejects.toSatisfy(expectStorageError('extend'))
+    await redis.del(lockKeys('verrou-test:', key).lock)
+  })
+})
+
+describe('owners are opaque strings', () => {
+  test.each(['00123', '123', '1e3', 'null', 'true', '"quoted"', '{"a":1}', '[1,2]', '9007199254740993'])(
+    'owner %j only matches itself',
+    async (owner) => {
+      const key = uniqueKey('owner')
+      expect((await store.acquire(key, owner, 10_000)).acquired).toBe(true)
+      expect(await store.release(key, `${owner} `)).toBe(false)
+      expect(await store.extend(key, JSON.stringify(owner), 10_000)).toBe(false)
+      expect(await store.extend(key, owner, 10_000)).toBe(true)
+      expect(await store.release(key, owner)).toBe(true)
+    },
+  )
+})
+
+describe('scripts and round trips', () => {
+  test('every operation is one command on the server once the scripts are loaded', async () => {
+    const key = uniqueKey('round-trips')
+    const { lock } = lockKeys('verrou-test:', key)
+    // Load the scripts first: a server that lacks one costs one extra EVAL, once.
+    await store.acquire(key, 'warm', 1_000)
+    await store.extend(key, 'warm', 1_000)
+    await store.release(key, 'warm')
+    await store.forceRelease(key)
+
+    const monitor = await connect().monitor()
+    const seen: string[] = []
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      // Commands a script runs show up too, with "lua" as their source: they are not round trips.
+      if (source !== 'lua' && args.includes(lock)) seen.push(String(args[0]).toLowerCase())
+    })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await store.acquire(key, 'o', 10_000)
+    await store.acquire(key, 'p', 10_000)
+    await store.extend(key, 'o', 10_000)
+    await store.isLocked(key)
+    await store.release(key, 'o')
+    await store.forceRelease(key)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    monitor.disconnect()
+    expect(seen).toEqual(['evalsha', 'evalsha', 'evalsha', 'exists', 'evalsha', 'evalsha'])
+  })
+
+  test('a server that lost its scripts (restart, failover, SCRIPT FLUSH) gets them again by EVAL', async () => {
+    const key = uniqueKey('noscript')
+    await redis.script('FLUSH')
+    expect((await store.acquire(key, 'o', 10_000)).acquired).toBe(true)
+    await redis.script('FLUSH')
+    expect(await store.extend(key, 'o', 10_000)).toBe(true)
+    await redis.script('FLUSH')
+    expect(await store.release(key, 'o')).toBe(true)
+    await redis.script('FLUSH')
+    await store.forceRelease(key)
+    expect(await store.isLocked(key)).toBe(false)
+  })
+})
+
+describe('a connection that is down', () => {
+  test('a connection closed by its owner: every operation is a storage error at once', async () => {
+    const closed = connect()
+    await closed.quit()
+    const down = redisStore({ connection: closed })
+    const key = uniqueKey('closed')
+    const started = performance.now()
+    await expect(down.acquire(key, 'o', 1_000)).rejects.toSatisfy(expectStorageError('acquire'))
+    await expect(down.release(key, 'o')).rejects.toSatisfy(expectStorageError('release'))
+    await expect(down.extend(key, 'o', 1_000)).rejects.toSatisfy(expectStorageError('extend'))
+    await expect(down.forceRelease(key)).rejects.toSatisfy(expectStorageError('force release'))
+    await expect(down.isLocked(key)).rejects.toSatisfy(expectStorageError('check'))
+    expect(performance.now() - started).toBeLessThan(1_000)
+  })
+
+  test('a server that does not answer: a clear storage error naming the key, no hang', async () => {
+    const connection = await unreachableConnection()
+    const down = redisStore({ connection })
+    const key = uniqueKey('unreachable')
+    const started = performance.now()
+    const error = await down.acquire(key, 'o', 1_000).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+    expect((error as Error).message).toContain(key)
+    expect((error as errors.E_LOCK_STORAGE_ERROR).key).toBe(key)
+    expect(performance.now() - started).toBeLessThan(5_000)
+    connection.disconnect()
+  })
+})
+
+describe('close', () => {
+  test('never closes the connection it was given', async () => {
+    const connection = connect()
+    const own = redisStore({ connection })
+    const key = uniqueKey('close')
+    await own.subscribeToReleases(key, () => {})
+    await own.close()
+    await own.close()
+    expect(connection.status).toBe('ready')
+    expect(await own.acquire(key, 'o', 1_000)).toMatchObject({ acquired: true })
+    await own.forceRelease(key)
+    await connection.quit()
+  })
+})
