@@ -1,1 +1,1 @@
-export {}
+export { MysqlStore, type MysqlStoreOptions, mysqlStore } from './store.js'

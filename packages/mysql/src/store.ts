@@ -1,0 +1,173 @@
+import { type AcquireResult, errors, type LockStore } from '@verrou/core'
+import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import { keyHash, toBytes } from './key_bytes.js'
+import { type LockStatements, lockStatements, PRUNE_BATCH, readAcquire } from './sql.js'
+import { resolveTables } from './table_name.js'
+
+export interface MysqlStoreOptions {
+  /** A `mysql2/promise` pool (recommended) or connection. You own it: the store never ends it. */
+  connection: Pool | Connection
+  /** Default `verrou_locks`; `database.table` is allowed. The store also uses `<tableName>_floor`. */
+  tableName?: string
+  /** Create both tables (if missing) before the first operation. Default `true`. */
+  autoCreateTable?: boolean
+  /**
+   * Milliseconds between automatic prunes of ended leases, started by `acquire` in the background.
+   * `false` turns them off (call `prune()` yourself). Default 60 000.
+   */
+  pruneInterval?: number | false
+}
+
+const DEFAULT_TABLE = 'verrou_locks'
+const DEFAULT_PRUNE_INTERVAL = 60_000
+// A cap per prune() call keeps one call's duration bounded; the next call carries on.
+const MAX_PRUNE_BATCHES = 50
+
+/**
+ * Locks in a MySQL 8 / MariaDB 10.6+ table. Every lock operation is one statement, decided on the
+ * server's clock; a lock is a row, not a session, so it survives connection pooling and can be restored
+ * from any process.
+ */
+export class MysqlStore implements LockStore {
+  readonly #db: Pool | Connection
+  readonly #sql: LockStatements
+  readonly #autoCreateTable: boolean
+  readonly #pruneInterval: number | false
+  #tablesReady: Promise<void> | undefined
+  #lastPruneAt = Number.NEGATIVE_INFINITY
+  #pruning = false
+
+  constructor(options: MysqlStoreOptions) {
+    if (typeof options?.connection?.execute !== 'function') {
+      throw new errors.E_INVALID_ARGUMENT('mysqlStore needs `connection`: a mysql2/promise Pool or Connection')
+    }
+    const { pruneInterval = DEFAULT_PRUNE_INTERVAL } = options
+    if (pruneInterval !== false && !(Number.isFinite(pruneInterval) && pruneInterval >= 0)) {
+      throw new errors.E_INVALID_ARGUMENT(`pruneInterval must be a number of milliseconds or false, got ${String(pruneInterval)}`)
+    }
+    this.#db = options.connection
+    this.#sql = lockStatements(resolveTables(options.tableName ?? DEFAULT_TABLE))
+    this.#autoCreateTable = options.autoCreateTable ?? true
+    this.#pruneInterval = pruneInterval
+  }
+
+  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+    const result = await this.#run('acquire', key, async () => {
+      const keyBytes = toBytes(key)
+      const ownerBytes = toBytes(owner)
+      const params = [keyHash(keyBytes), keyBytes, ownerBytes, ttl, ownerBytes, ttl]
+      const header = await this.#write(this.#sql.acquire, params)
+      return readAcquire(Number(header.insertId))
+    })
+    this.#pruneInBackground()
+    return result
+  }
+
+  release(key: string, owner: string): Promise<boolean> {
+    return this.#run('release', key, async () => {
+      const header = await this.#write(this.#sql.release, [keyHash(toBytes(key)), toBytes(owner)])
+      return header.affectedRows > 0
+    })
+  }
+
+  extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
+    return this.#run('extend', key, async () => {
+      const header = await this.#write(this.#sql.extend, [ttl, keyHash(toBytes(key)), toBytes(owner)])
+      return Number(header.insertId) > 0
+    })
+  }
+
+  forceRelease(key: string): Promise<void> {
+    return this.#run('force release', key, async () => {
+      await this.#write(this.#sql.forceRelease, [keyHash(toBytes(key))])
+    })
+  }
+
+  isLocked(key: string): Promise<boolean> {
+    return this.#run('check', key, async () => {
+      const [rows] = await this.#db.execute<RowDataPacket[]>(this.#sql.isLocked, [keyHash(toBytes(key))])
+      return rows.length > 0
+    })
+  }
+
+  /**
+   * Deletes rows whose lease has ended (released, force-released or expired), up to 10 000 per call, and
+   * returns how many. Their highest fencing token is first recorded in the floor table, which new rows
+   * start above, so tokens keep increasing for a key whose row was pruned.
+   */
+  async prune(): Promise<number> {
+    try {
+      await this.#ensureTables()
+      let deleted = 0
+      for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
+        const [rows] = await this.#db.execute<RowDataPacket[]>(this.#sql.selectEnded)
+        if (rows.length === 0) break
+        const hashes = rows.map((row) => row.key_hash as Buffer)
+        const highest = rows.reduce((max, row) => Math.max(max, Number(row.fencing_token)), 0)
+        // The floor must cover a row before the row goes, or a new row for its key could reuse a token.
+        await this.#write(this.#sql.raiseFloor, [highest, highest])
+        // One prepared statement whatever the batch size: pad with a repeated hash.
+        const padded = Array.from({ length: PRUNE_BATCH }, (_, i) => hashes[i] ?? hashes[0]!)
+        const header = await this.#write(this.#sql.deleteEnded, [...padded, highest])
+        deleted += header.affectedRows
+        if (rows.length < PRUNE_BATCH) break
+      }
+      return deleted
+    } catch (error) {
+      if (error instanceof errors.VerrouError) throw error
+      const reason = error instanceof Error ? error.message : String(error)
+      throw new errors.E_LOCK_STORAGE_ERROR(`Lock store failed to prune ended leases: ${reason}`, {
+        cause: error,
+        operation: 'prune',
+      })
+    }
+  }
+
+  async #run<T>(operation: string, key: string, body: () => Promise<T>): Promise<T> {
+    try {
+      await this.#ensureTables()
+      return await body()
+    } catch (error) {
+      throw errors.toStorageError(error, operation, key)
+    }
+  }
+
+  async #write(sql: string, params: Array<Buffer | number | null>): Promise<ResultSetHeader> {
+    const [header] = await this.#db.execute<ResultSetHeader>(sql, params)
+    return header
+  }
+
+  /** Creates the tables once per store; a failed attempt is retried by the next operation. */
+  #ensureTables(): Promise<void> {
+    if (!this.#autoCreateTable) return Promise.resolve()
+    this.#tablesReady ??= (async () => {
+      // IF NOT EXISTS and an upsert make this safe when many processes start at once.
+      await this.#db.query(this.#sql.createLockTable)
+      await this.#db.query(this.#sql.createFloorTable)
+      await this.#db.query(this.#sql.seedFloor)
+    })().catch((error: unknown) => {
+      this.#tablesReady = undefined
+      throw error
+    })
+    return this.#tablesReady
+  }
+
+  #pruneInBackground(): void {
+    if (this.#pruneInterval === false || this.#pruning) return
+    const now = performance.now()
+    if (now - this.#lastPruneAt < this.#pruneInterval) return
+    this.#lastPruneAt = now
+    this.#pruning = true
+    // Housekeeping only: a failure is retried at the next interval and must never fail a lock operation.
+    this.prune()
+      .catch(() => {})
+      .finally(() => {
+        this.#pruning = false
+      })
+  }
+}
+
+/** A store that keeps locks in a MySQL or MariaDB table, through a `mysql2/promise` pool or connection. */
+export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
+  return new MysqlStore(options)
+}
