@@ -1,0 +1,18 @@
+import { runLockStoreConformance } from '@verrou/core/test-suite'
+import { afterAll, beforeAll, describe, test } from 'vitest'
+import { KvLockStore, type LockRecord } from './kv_lock_store.js'
+import { VersionedKv } from './versioned_kv.js'
+
+// Both "processes" of each test talk to the same service.
+const service = new VersionedKv<LockRecord>()
+
+runLockStoreConformance({
+  name: 'KvLockStore (example third-party driver)',
+  createStore: () => new KvLockStore(service),
+  createUnreachableStore: () => {
+    const down = new VersionedKv<LockRecord>()
+    down.down = true
+    return new KvLockStore(down)
+  },
+  runner: { describe, test, beforeAll, afterAll },
+})
