@@ -7,7 +7,7 @@ const root = new URL('..', import.meta.url).pathname
 const folders = ['packages', 'examples'].flatMap((group) =>
   existsSync(join(root, group)) ? readdirSync(join(root, group)).map((name) => join(root, group, name)) : [],
 )
-folders.push(join(root, 'bench'))
+folders.push(join(root, "bench"), join(root, "torture"))
 
 let passed = 0
 let failed = 0
