@@ -37,7 +37,7 @@ async function subscriberCount(key: string): Promise<number> {
 
 /** Ids of the pub/sub connections the waiter's store opened (they inherit the connection's name). */
 async function waiterSubscriberIds(): Promise<string[]> {
-  const list = String(await admin.client('LIST', 'TYPE', 'pubsub'))
+  const list = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
   return list
     .split('\n')
     .filter((line) => line.includes(` name=${waiterName} `))

@@ -1,0 +1,86 @@
+import type { LockStore } from '@verrou/core'
+import { runLockStoreConformance } from '@verrou/core/test-suite'
+import { Cluster, Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { closedPort, uniqueKey } from '../test/connections.js'
+import { type RedisCluster, startRedisCluster } from '../test/redis_cluster.js'
+import { lockKeys } from './keys.js'
+import { RedisStore } from './store.js'
+
+const prefix = 'verrou-test:'
+let cluster: RedisCluster
+const connections: Cluster[] = []
+
+function connectCluster(): Cluster {
+  const connection = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+  connections.push(connection)
+  return connection
+}
+
+beforeAll(async () => {
+  cluster = await startRedisCluster()
+})
+
+afterAll(async () => {
+  for (const connection of connections) connection.disconnect()
+  await cluster?.stop()
+})
+
+describe('Redis Cluster (3 masters)', () => {
+  let created = 0
+  const pair: Cluster[] = []
+  runLockStoreConformance({
+    name: 'RedisStore on Redis Cluster',
+    runner: { describe, test, beforeAll, afterAll },
+    createStore: () => {
+      if (pair.length === 0) pair.push(connectCluster(), connectCluster())
+      return new RedisStore({ connection: pair[created++ % 2]!, prefix })
+    },
+    createUnreachableStore: async () => {
+      // Startup nodes that refuse connections, and no retrying: every command fails at once.
+      const connection = new Cluster([{ host: '127.0.0.1', port: await closedPort() }], {
+        clusterRetryStrategy: () => null,
+        redisOptions: { maxRetriesPerRequest: 0 },
+      })
+      connection.on('error', () => {})
+      connections.push(connection)
+      return new RedisStore({ connection, prefix })
+    },
+    closeStore: (store: LockStore) => store.close?.(),
+  })
+
+  test('a lock and its counter share a slot, whatever the key; the keys spread over every master', async () => {
+    const store = new RedisStore({ connection: connectCluster(), prefix })
+    const node = new Redis(cluster.nodes[0]!)
+    try {
+      const keys = ['}leading', '\\}x', '{inner}', 'a}b', '{}', ...Array.from({ length: 30 }, (_, i) => uniqueKey(`spread-${i}`))]
+      const slots = new Set<number>()
+      for (const key of keys) {
+        const { lock, fence } = lockKeys(prefix, key)
+        const slot = Number(await node.cluster('KEYSLOT', lock))
+        expect(Number(await node.cluster('KEYSLOT', fence))).toBe(slot)
+        slots.add(slot)
+        const result = await store.acquire(key, 'o', 10_000)
+        expect(result.acquired).toBe(true)
+        expect(await store.release(key, 'o')).toBe(true)
+      }
+      // Each master holds a third of the 16384 slots: 30 random keys all on one master would be a fluke.
+      const ranges = (await node.cluster('SLOTS')) as [number, number, ...unknown[]][]
+      const mastersUsed = ranges.filter(([from, to]) => [...slots].some((slot) => slot >= from && slot <= to))
+      expect(mastersUsed.length).toBe(3)
+    } finally {
+      node.disconnect()
+      await store.close()
+    }
+  })
+
+  test('masters that lost their scripts get them again by EVAL', async () => {
+    const connection = connectCluster()
+    const store = new RedisStore({ connection, prefix })
+    const key = uniqueKey('cluster-noscript')
+    await Promise.all(connection.nodes('master').map((node) => node.script('FLUSH')))
+    expect((await store.acquire(key, 'o', 10_000)).acquired).toBe(true)
+    await Promise.all(connection.nodes('master').map((node) => node.script('FLUSH')))
+    expect(await store.release(key, 'o')).toBe(true)
+  })
+})

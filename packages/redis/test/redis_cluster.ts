@@ -1,0 +1,121 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+import { closedPort } from './connections.js'
+
+const run = promisify(execFile)
+
+export interface RedisCluster {
+  nodes: { host: string; port: number }[]
+  stop(): Promise<void>
+}
+
+/**
+ * Starts a throwaway 3-master Redis Cluster from `redis-server` on free local ports (no persistence, its
+ * files in a temp dir) and waits for cluster_state:ok. `stop()` kills the servers and removes the files.
+ */
+export async function startRedisCluster(): Promise<RedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'verrou-cluster-'))
+  const processes: ChildProcess[] = []
+  const killAll = () => {
+    for (const child of processes) if (child.exitCode === null) child.kill('SIGKILL')
+  }
+  // A test run that dies must not leave servers behind.
+  process.once('exit', killAll)
+  const stop = async () => {
+    process.removeListener('exit', killAll)
+    await Promise.all(
+      processes.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve()
+            child.once('exit', () => resolve())
+            child.kill('SIGTERM')
+          }),
+      ),
+    )
+    await rm(dir, { recursive: true, force: true })
+  }
+
+  try {
+    const nodes: RedisCluster['nodes'] = []
+    for (let i = 0; i < 3; i++) {
+      const port = await closedPort()
+      // The bus port defaults to port + 10000, which may not exist for a high ephemeral port: pick one.
+      const busPort = await closedPort()
+      const child = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--cluster-port',
+          String(busPort),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '5000',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
+        { stdio: 'ignore' },
+      )
+      processes.push(child)
+      nodes.push({ host: '127.0.0.1', port })
+    }
+    for (const node of nodes) await until(() => ping(node.port), `redis-server on ${node.port} to start`)
+    await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...nodes.map((node) => `${node.host}:${node.port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ])
+    for (const node of nodes) await until(() => clusterOk(node.port), `cluster_state:ok on ${node.port}`)
+    return { nodes, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+async function ping(port: number): Promise<boolean> {
+  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    return (await redis.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    redis.disconnect()
+  }
+}
+
+async function clusterOk(port: number): Promise<boolean> {
+  const redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 })
+  try {
+    return String(await redis.cluster('INFO')).includes('cluster_state:ok')
+  } finally {
+    redis.disconnect()
+  }
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = performance.now() + 20_000
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
