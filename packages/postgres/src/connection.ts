@@ -16,9 +16,17 @@ export function isPool(connection: PostgresConnection): connection is pg.Pool {
   return 'idleCount' in connection && 'totalCount' in connection
 }
 
+/** One queue per client, shared by every store on it. */
+const clientQueues = new WeakMap<pg.Client, Queryable>()
+
 export function toQueryable(connection: PostgresConnection): Queryable {
   if (isPool(connection)) return { query: (text, values) => connection.query(text, values) }
-  return serialQueries(connection)
+  let queue = clientQueues.get(connection)
+  if (queue === undefined) {
+    queue = serialQueries(connection)
+    clientQueues.set(connection, queue)
+  }
+  return queue
 }
 
 /**
@@ -42,13 +50,15 @@ function serialQueries(client: pg.Client): Queryable {
  * parameters. It never takes a slot of the user's pool, so `pool.end()` is never held up by it.
  */
 export function listenerClientFactory(connection: PostgresConnection): () => pg.Client {
-  const source = isPool(connection) ? connection.options : connectionParametersOf(connection)
-  // Copy with descriptors: pg hides the password as a non-enumerable property, which a spread would drop.
-  const config: pg.ClientConfig = Object.defineProperties({}, Object.getOwnPropertyDescriptors(source))
-  config.connectionTimeoutMillis ||= DEFAULT_LISTENER_CONNECT_TIMEOUT_MS
-  config.keepAlive = true
-  const ClientClass = (isPool(connection) && poolClientClass(connection)) || pg.Client
-  return () => new ClientClass(config)
+  return () => {
+    const source = isPool(connection) ? connection.options : connectionParametersOf(connection)
+    // Copy with descriptors: pg hides the password as a non-enumerable property, which a spread would drop.
+    const config: pg.ClientConfig = Object.defineProperties({}, Object.getOwnPropertyDescriptors(source))
+    config.connectionTimeoutMillis ||= DEFAULT_LISTENER_CONNECT_TIMEOUT_MS
+    config.keepAlive = true
+    const ClientClass = (isPool(connection) && poolClientClass(connection)) || pg.Client
+    return new ClientClass(config)
+  }
 }
 
 function poolClientClass(pool: pg.Pool): (new (config: pg.ClientConfig) => pg.Client) | undefined {

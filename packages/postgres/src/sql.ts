@@ -45,7 +45,9 @@ export function buildStatements(names: TableNames): Statements {
 )
 SELECT fencing_token::text AS fencing_token, NULL::float8 AS expires_in FROM acquired
 UNION ALL
-SELECT NULL, GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1)::float8 FROM holder
+-- GREATEST ignores NULLs, so a lease that never expires (remaining NULL) is kept NULL explicitly.
+SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8
+FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
 
     // pg_notify runs only when a row was released, in the same statement: no extra round trip.

@@ -75,7 +75,7 @@ export class PostgresStore implements LockStore {
     if (typeof connection !== 'object' || connection === null || typeof connection.query !== 'function') {
       throw new errors.E_INVALID_ARGUMENT('postgresStore: connection must be a pg Pool or Client')
     }
-    this.#names = resolveTableNames(options.tableName ?? DEFAULT_TABLE)
+    this.#names = resolveTableNames(options.tableName === undefined ? DEFAULT_TABLE : options.tableName)
     this.#sql = buildStatements(this.#names)
     this.#db = toQueryable(connection)
     this.#autoCreateTable = booleanOption(options.autoCreateTable, 'autoCreateTable', true)
