@@ -1,1 +1,1 @@
-export {}
+export { type UpstashConnection, UpstashStore, type UpstashStoreOptions, upstashStore } from './store.js'

@@ -1,0 +1,32 @@
+import { runLockStoreConformance } from '@verrou/core/test-suite'
+import { afterAll, beforeAll, describe, test } from 'vitest'
+import type { UpstashRestServer } from '../test/rest_server.js'
+import { client, closedPort, startRestServer } from '../test/setup.js'
+import { UpstashStore } from './store.js'
+
+let server: UpstashRestServer
+
+beforeAll(async () => {
+  server = await startRestServer()
+})
+
+afterAll(async () => {
+  await server?.close()
+})
+
+for (const enableAutoPipelining of [false, true]) {
+  runLockStoreConformance({
+    name: `UpstashStore through the REST server, auto-pipelining ${enableAutoPipelining ? 'on' : 'off'}`,
+    runner: { describe, test, beforeAll, afterAll },
+    // A client per store, as two serverless invocations would have.
+    createStore: () => new UpstashStore({ connection: client(server, { enableAutoPipelining }), prefix: 'verrou-test:' }),
+    createUnreachableStore: async () =>
+      new UpstashStore({
+        // No retries: the client would otherwise retry a refused connection five times (about 4 s).
+        connection: client(
+          { url: `http://127.0.0.1:${await closedPort()}`, token: 'unused' },
+          { enableAutoPipelining, retry: false },
+        ),
+      }),
+  })
+}
