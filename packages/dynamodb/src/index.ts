@@ -1,1 +1,1 @@
-export {}
+export { DynamoDBStore, type DynamoDBStoreOptions, dynamodbStore } from './store.js'
