@@ -1,0 +1,156 @@
+import { LockFactory } from '@verrou/core'
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createClient, createPool, dropTable, sleep, uniqueKey, uniqueTableName } from '../test/postgres.js'
+import { PostgresStore } from './store.js'
+
+const tableName = uniqueTableName('verrou_notify')
+const listenQuery = `LISTEN "verrou:${tableName}"`
+// Two pools for two "processes": the holder's and the waiter's.
+const holderPool = createPool()
+const waiterPool = createPool()
+const holderStore = new PostgresStore({ connection: holderPool, tableName })
+const waiterStore = new PostgresStore({ connection: waiterPool, tableName })
+const holders = new LockFactory(holderStore)
+const waiters = new LockFactory(waiterStore)
+let admin: pg.Client
+
+beforeAll(async () => {
+  admin = await createClient()
+})
+
+afterAll(async () => {
+  await holderStore.close()
+  await waiterStore.close()
+  await dropTable(admin, tableName)
+  await admin.end()
+  await holderPool.end()
+  await waiterPool.end()
+})
+
+/** Pids of the sessions listening on this test's channel. */
+async function listeners(): Promise<number[]> {
+  const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE query = $1 ORDER BY pid', [listenQuery])
+  return rows.map((row: { pid: number }) => row.pid)
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
+  for (let tries = 0; tries < 300; tries++) {
+    if (await condition()) return
+    await sleep(10)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** Starts a waiter with a long retry delay and resolves once it sleeps on a live subscription. */
+async function startWaiter(key: string, delay: number) {
+  const lock = waiters.createLock(key, 60_000)
+  const acquired = lock.acquire({ retry: { delay, timeout: 20_000 } })
+  await waitFor(async () => (await listeners()).length > 0, 'the waiter to listen')
+  // It retries once right after subscribing; give that attempt time to fail and the waiter to sleep.
+  await sleep(150)
+  return { lock, acquired }
+}
+
+describe('release notifications', () => {
+  test('a waiter on another store gets the lock right after a release, despite a 5 s retry delay', async () => {
+    const key = uniqueKey()
+    const holder = holders.createLock(key, 60_000)
+    expect(await holder.acquireImmediately()).toBe(true)
+    const waiter = await startWaiter(key, 5000)
+
+    const releasedAt = performance.now()
+    await holder.release()
+    expect(await waiter.acquired).toBe(true)
+    const latency = performance.now() - releasedAt
+    expect(latency).toBeLessThan(500)
+    await waiter.lock.release()
+  })
+
+  test('a force release wakes the waiter too', async () => {
+    const key = uniqueKey()
+    expect(await holders.createLock(key, 60_000).acquireImmediately()).toBe(true)
+    const waiter = await startWaiter(key, 5000)
+    const releasedAt = performance.now()
+    await holders.createLock(key).forceRelease()
+    expect(await waiter.acquired).toBe(true)
+    expect(performance.now() - releasedAt).toBeLessThan(500)
+    await waiter.lock.release()
+  })
+
+  test('a lost notification (listening session killed) still lets the waiter in within its retry delay; then it listens again', async () => {
+    const key = uniqueKey()
+    const holder = holders.createLock(key, 60_000)
+    expect(await holder.acquireImmediately()).toBe(true)
+    const waiter = await startWaiter(key, 1000)
+    const [killed] = await listeners()
+    await admin.query('SELECT pg_terminate_backend($1)', [killed])
+    await holder.release()
+    const releasedAt = performance.now()
+    expect(await waiter.acquired).toBe(true)
+    expect(performance.now() - releasedAt).toBeLessThan(1500)
+
+    // The store reopened its listening session on its own, so the next wait is short again.
+    await waitFor(async () => {
+      const pids = await listeners()
+      return pids.length === 1 && pids[0] !== killed
+    }, 'a new listening session')
+    const next = await startWaiter(key, 5000)
+    const releasedAgainAt = performance.now()
+    await waiter.lock.release()
+    expect(await next.acquired).toBe(true)
+    expect(performance.now() - releasedAgainAt).toBeLessThan(500)
+    await next.lock.release()
+  })
+
+  test('notifications reach the listeners of their own key only, for long and NUL-bearing keys too', async () => {
+    const prefix = uniqueKey()
+    const keys = [`${prefix}:a`, `${prefix}:A`, `${prefix}:${'x'.repeat(9000)}`, `${prefix}:\0nul`, `${prefix}:\uD800`]
+    const heard = new Map<string, number>(keys.map((key) => [key, 0]))
+    const unsubscribes = await Promise.all(
+      keys.map((key) => waiterStore.subscribeToReleases!(key, () => heard.set(key, heard.get(key)! + 1))),
+    )
+    for (const key of keys) await holderStore.acquire(key, 'owner', 60_000)
+
+    await holderStore.release(keys[0]!, 'owner')
+    await holderStore.release(keys[2]!, 'not-the-owner') // refused: nothing to announce
+    await holderStore.forceRelease(keys[3]!)
+    await holderStore.release(keys[4]!, 'owner')
+    await waitFor(async () => heard.get(keys[4]!) === 1, 'the last notification')
+    expect([...heard.values()]).toEqual([1, 0, 0, 1, 1])
+
+    for (const unsubscribe of unsubscribes) await unsubscribe()
+    await holderStore.release(keys[2]!, 'owner')
+    await sleep(100)
+    expect(heard.get(keys[2]!)).toBe(0)
+  })
+
+  test('one listening session per store, however many keys; close() ends it and leaves the pool alone', async () => {
+    const store = new PostgresStore({ connection: waiterPool, tableName: uniqueTableName('verrou_close') })
+    const channelQuery = `LISTEN "verrou:${(store as PostgresStore).tableName}"`
+    const count = async () =>
+      (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1', [channelQuery])).rows[0].n
+    await Promise.all(Array.from({ length: 20 }, () => store.subscribeToReleases!(uniqueKey(), () => undefined)))
+    expect(await count()).toBe(1)
+    await store.close()
+    await waitFor(async () => (await count()) === 0, 'the listening session to end')
+    expect((await waiterPool.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }])
+    await expect(store.subscribeToReleases!(uniqueKey(), () => undefined)).rejects.toThrow()
+  })
+
+  test('a store on a single Client listens on a session of its own, opened with the same settings', async () => {
+    const client = await createClient()
+    const store = new PostgresStore({ connection: client, tableName })
+    try {
+      const key = uniqueKey()
+      let heard = 0
+      await store.subscribeToReleases!(key, () => heard++)
+      await holderStore.acquire(key, 'owner', 60_000)
+      await holderStore.release(key, 'owner')
+      await waitFor(async () => heard === 1, 'the notification')
+    } finally {
+      await store.close()
+      await client.end()
+    }
+  })
+})
