@@ -2,7 +2,10 @@ import { type AcquireResult, errors, type LockStore } from '@verrou/core'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { keyHash, toBytes } from './key_bytes.js'
 import { type LockStatements, lockStatements, PRUNE_BATCH, readAcquire } from './sql.js'
-import { resolveTables } from './table_name.js'
+import { type LockTables, resolveTables } from './table_name.js'
+
+/** ER_BAD_NULL_ERROR: the acquire statement's token came out NULL, so the floor table has no row. */
+const MISSING_FLOOR_ROW = 1048
 
 export interface MysqlStoreOptions {
   /** A `mysql2/promise` pool (recommended) or connection. You own it: the store never ends it. */
@@ -13,14 +16,14 @@ export interface MysqlStoreOptions {
   autoCreateTable?: boolean
   /**
    * Milliseconds between automatic prunes of ended leases, started by `acquire` in the background.
-   * `false` turns them off (call `prune()` yourself). Default 60 000.
+   * `false` turns them off (call `pruneExpired()` yourself). Default 60 000.
    */
   pruneInterval?: number | false
 }
 
 const DEFAULT_TABLE = 'verrou_locks'
 const DEFAULT_PRUNE_INTERVAL = 60_000
-// A cap per prune() call keeps one call's duration bounded; the next call carries on.
+// A cap per pruneExpired() call keeps one call's duration bounded; the next call carries on.
 const MAX_PRUNE_BATCHES = 50
 
 /**
@@ -30,6 +33,7 @@ const MAX_PRUNE_BATCHES = 50
  */
 export class MysqlStore implements LockStore {
   readonly #db: Pool | Connection
+  readonly #tables: LockTables
   readonly #sql: LockStatements
   readonly #autoCreateTable: boolean
   readonly #pruneInterval: number | false
@@ -46,7 +50,8 @@ export class MysqlStore implements LockStore {
       throw new errors.E_INVALID_ARGUMENT(`pruneInterval must be a number of milliseconds or false, got ${String(pruneInterval)}`)
     }
     this.#db = options.connection
-    this.#sql = lockStatements(resolveTables(options.tableName ?? DEFAULT_TABLE))
+    this.#tables = resolveTables(options.tableName ?? DEFAULT_TABLE)
+    this.#sql = lockStatements(this.#tables)
     this.#autoCreateTable = options.autoCreateTable ?? true
     this.#pruneInterval = pruneInterval
   }
@@ -56,7 +61,13 @@ export class MysqlStore implements LockStore {
       const keyBytes = toBytes(key)
       const ownerBytes = toBytes(owner)
       const params = [keyHash(keyBytes), keyBytes, ownerBytes, ttl, ownerBytes, ttl]
-      const header = await this.#write(this.#sql.acquire, params)
+      const header = await this.#write(this.#sql.acquire, params).catch((error: unknown) => {
+        if ((error as { errno?: unknown }).errno !== MISSING_FLOOR_ROW) throw error
+        throw new errors.E_LOCK_STORAGE_ERROR(
+          `Lock store cannot acquire "${key}": ${this.#tables.floor} has no row; create it as the README shows`,
+          { cause: error, key, operation: 'acquire' },
+        )
+      })
       return readAcquire(Number(header.insertId))
     })
     this.#pruneInBackground()
@@ -95,7 +106,7 @@ export class MysqlStore implements LockStore {
    * returns how many. Their highest fencing token is first recorded in the floor table, which new rows
    * start above, so tokens keep increasing for a key whose row was pruned.
    */
-  async prune(): Promise<number> {
+  async pruneExpired(): Promise<number> {
     try {
       await this.#ensureTables()
       let deleted = 0
@@ -159,11 +170,16 @@ export class MysqlStore implements LockStore {
     this.#lastPruneAt = now
     this.#pruning = true
     // Housekeeping only: a failure is retried at the next interval and must never fail a lock operation.
-    this.prune()
-      .catch(() => {})
-      .finally(() => {
+    this.pruneExpired().then(
+      (deleted) => {
         this.#pruning = false
-      })
+        // A capped run left a backlog: let the next acquire carry on rather than wait an interval.
+        if (deleted >= MAX_PRUNE_BATCHES * PRUNE_BATCH) this.#lastPruneAt = Number.NEGATIVE_INFINITY
+      },
+      () => {
+        this.#pruning = false
+      },
+    )
   }
 }
 

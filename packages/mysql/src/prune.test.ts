@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto'
+import type { RowDataPacket } from 'mysql2/promise'
+import { afterAll, describe, expect, test, vi } from 'vitest'
+import { createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
+import { mysqlStore } from './index.js'
+import { keyHash, toBytes } from './key_bytes.js'
+
+const pool = createTestPool({ connectionLimit: 20 })
+const tables: string[] = []
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const newKey = () => `verrou:mysql:${randomUUID()}`
+
+function newTable(): string {
+  const name = uniqueTableName('prune')
+  tables.push(name)
+  return name
+}
+
+async function rowExists(tableName: string, key: string): Promise<boolean> {
+  const [rows] = await pool.query<RowDataPacket[]>(`SELECT 1 FROM \`${tableName}\` WHERE key_hash = ?`, [keyHash(toBytes(key))])
+  return rows.length > 0
+}
+
+afterAll(async () => {
+  for (const name of tables) await dropTables(pool, name)
+  await pool.end()
+})
+
+describe('pruning ended leases', () => {
+  test('deletes released, force-released and expired rows, keeps live ones, and tokens keep increasing', async () => {
+    const tableName = newTable()
+    const store = mysqlStore({ connection: pool, tableName, pruneInterval: false })
+    const [released, forced, expired, held, permanent] = [newKey(), newKey(), newKey(), newKey(), newKey()]
+    const tokens = new Map<string, number>()
+    const take = async (key: string, ttl: number | null) => {
+      const result = await store.acquire(key, 'o', ttl)
+      if (!result.acquired) throw new Error(`${key} not acquired`)
+      tokens.set(key, result.fencingToken)
+      return result.fencingToken
+    }
+    for (let round = 0; round < 3; round++) {
+      await take(released, 10_000)
+      await store.release(released, 'o')
+    }
+    await take(forced, 10_000)
+    await store.forceRelease(forced)
+    await take(expired, 50)
+    await take(held, 10_000)
+    await take(permanent, null)
+    await sleep(100)
+
+    expect(await store.pruneExpired()).toBe(3)
+    for (const key of [released, forced, expired]) expect(await rowExists(tableName, key)).toBe(false)
+    for (const key of [held, permanent]) expect(await rowExists(tableName, key)).toBe(true)
+    expect(await store.isLocked(held)).toBe(true)
+    expect(await store.isLocked(permanent)).toBe(true)
+
+    // A pruned key starts above every token it ever had.
+    for (const key of [released, forced, expired]) {
+      const before = tokens.get(key)!
+      expect(await take(key, 10_000)).toBeGreaterThan(before)
+    }
+    expect(await store.pruneExpired()).toBe(0)
+  })
+
+  test('pruning while many workers churn on the same keys never repeats or lowers a token', async () => {
+    const tableName = newTable()
+    const store = mysqlStore({ connection: pool, tableName, pruneInterval: false })
+    const keys = Array.from({ length: 6 }, newKey)
+    const tokens = new Map<string, number[]>(keys.map((key) => [key, []]))
+    const deadline = performance.now() + 1_500
+    let pruned = 0
+    const worker = async (id: number) => {
+      const owner = `worker-${id}`
+      while (performance.now() < deadline) {
+        const key = keys[id % keys.length]!
+        const result = await store.acquire(key, owner, 30)
+        if (result.acquired) {
+          tokens.get(key)!.push(result.fencingToken)
+          // Half release, half let the lease run out, so both kinds of ended rows get pruned.
+          if (id % 2 === 0) await store.release(key, owner)
+          else await sleep(35)
+        }
+        // Leave the key free for a moment, so the pruner finds ended rows to delete.
+        await sleep(Math.random() * 10)
+      }
+    }
+    const pruner = async () => {
+      while (performance.now() < deadline) {
+        pruned += await store.pruneExpired()
+        await sleep(5)
+      }
+    }
+    await Promise.all([...Array.from({ length: 12 }, (_, id) => worker(id)), pruner()])
+    expect(pruned).toBeGreaterThan(0)
+    for (const list of tokens.values()) {
+      expect(list.length).toBeGreaterThan(3)
+      for (let i = 1; i < list.length; i++) expect(list[i]!).toBeGreaterThan(list[i - 1]!)
+    }
+  })
+
+  test('acquire prunes in the background once per interval, and a failed prune never fails a lock call', async () => {
+    const tableName = newTable()
+    const store = mysqlStore({ connection: pool, tableName, pruneInterval: 0 })
+    const old = newKey()
+    await store.acquire(old, 'o', 10_000)
+    await store.release(old, 'o')
+    await store.acquire(newKey(), 'o', 10_000)
+    await vi.waitFor(async () => expect(await rowExists(tableName, old)).toBe(false), { timeout: 5_000 })
+
+    const spaced = mysqlStore({ connection: pool, tableName, pruneInterval: 60_000 })
+    const first = newKey()
+    await spaced.acquire(first, 'o', 10_000)
+    await spaced.release(first, 'o')
+    // The first acquire of this store pruned at once (nothing to do yet); the next is an interval away.
+    await spaced.acquire(newKey(), 'o', 10_000)
+    await sleep(200)
+    expect(await rowExists(tableName, first)).toBe(true)
+
+    // The floor table is gone: background pruning fails, lock calls that do not need it still answer.
+    await pool.query(`DROP TABLE \`${tableName}_floor\``)
+    const failing = mysqlStore({ connection: pool, tableName, pruneInterval: 0, autoCreateTable: false })
+    const key = newKey()
+    await expect(failing.acquire(key, 'o', 1_000)).rejects.toThrow(/acquire/)
+    expect(await failing.isLocked(key)).toBe(false)
+  })
+})

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto'
+import { errors, LockFactory } from '@verrou/core'
+import type { Connection, RowDataPacket } from 'mysql2/promise'
+import { afterAll, afterEach, describe, expect, test, vi } from 'vitest'
+import { createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
+import { mysqlStore } from './index.js'
+import { keyHash, toBytes } from './key_bytes.js'
+import { REFUSED_BASE } from './sql.js'
+
+const pool = createTestPool()
+const tableName = uniqueTableName('store')
+const connections: Connection[] = []
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const newKey = () => `verrou:mysql:${randomUUID()}`
+
+async function connection(options: Parameters<typeof createTestConnection>[0] = {}): Promise<Connection> {
+  const created = await createTestConnection(options)
+  connections.push(created)
+  return created
+}
+
+afterEach(() => {
+  vi.restoreAllMocks()
+})
+
+afterAll(async () => {
+  await dropTables(pool, tableName)
+  await Promise.all(connections.map((each) => each.end()))
+  await pool.end()
+})
+
+describe('MysqlStore', () => {
+  test('a refused acquire reports the time left on the holder lease, measured by the server', async () => {
+    const store = mysqlStore({ connection: pool, tableName })
+    const key = newKey()
+    expect(await store.acquire(key, 'holder', 5_000)).toMatchObject({ acquired: true })
+    const refused = await store.acquire(key, 'waiter', 5_000)
+    expect(refused.acquired).toBe(false)
+    const expiresIn = refused.acquired ? undefined : refused.expiresIn
+    expect(expiresIn).toBeGreaterThan(4_000)
+    expect(expiresIn).toBeLessThanOrEqual(5_000)
+
+    const forever = newKey()
+    await store.acquire(forever, 'holder', null)
+    expect(await store.acquire(forever, 'waiter', 1_000)).toEqual({ acquired: false })
+  })
+
+  test('the client clock is never used: an hour of skew either way changes no decision', async () => {
+    const store = mysqlStore({ connection: pool, tableName })
+    const realNow = Date.now.bind(Date)
+    for (const skew of [60 * 60_000, -60 * 60_000]) {
+      vi.spyOn(Date, 'now').mockImplementation(() => realNow() + skew)
+      const key = newKey()
+      expect(await store.acquire(key, 'a', 400)).toMatchObject({ acquired: true })
+      expect(await store.isLocked(key)).toBe(true)
+      const refused = await store.acquire(key, 'b', 400)
+      expect(refused).toMatchObject({ acquired: false })
+      expect(refused.acquired ? 0 : refused.expiresIn).toBeLessThanOrEqual(400)
+      expect(await store.extend(key, 'a', 400)).toBe(true)
+      expect(await store.extend(key, 'b', 400)).toBe(false)
+      await sleep(250)
+      // Still held: the extension counted from the server's now, not from the skewed client's.
+      expect(await store.isLocked(key)).toBe(true)
+      await sleep(250)
+      expect(await store.isLocked(key)).toBe(false)
+      expect(await store.extend(key, 'a', 400)).toBe(false)
+      expect(await store.release(key, 'a')).toBe(false)
+      expect(await store.acquire(key, 'b', 400)).toMatchObject({ acquired: true })
+      vi.restoreAllMocks()
+    }
+  })
+
+  test('the session time zone does not move expiries', async () => {
+    const west = await connection()
+    const east = await connection()
+    await west.query("SET time_zone = '-11:00'")
+    await east.query("SET time_zone = '+13:00'")
+    const westStore = mysqlStore({ connection: west, tableName })
+    const eastStore = mysqlStore({ connection: east, tableName })
+    const key = newKey()
+    expect(await westStore.acquire(key, 'west', 600)).toMatchObject({ acquired: true })
+    const refused = await eastStore.acquire(key, 'east', 600)
+    expect(refused.acquired ? 0 : refused.expiresIn).toBeGreaterThan(300)
+    expect(await eastStore.isLocked(key)).toBe(true)
+    await sleep(700)
+    expect(await eastStore.isLocked(key)).toBe(false)
+    expect(await eastStore.acquire(key, 'east', 600)).toMatchObject({ acquired: true })
+  })
+
+  test('every lock operation is one statement on the server', async () => {
+    const db = await connection()
+    const store = mysqlStore({ connection: db, tableName, pruneInterval: false })
+    const statusOf = async () => {
+      const [rows] = await db.query<RowDataPacket[]>(
+        "SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_stmt_prepare', 'Com_stmt_execute')",
+      )
+      return Object.fromEntries(rows.map((row) => [row.Variable_name, Number(row.Value)]))
+    }
+    const operations: Array<[string, (key: string) => Promise<unknown>]> = [
+      ['acquire', (key) => store.acquire(key, 'o', 10_000)],
+      ['refused acquire', (key) => store.acquire(key, 'other', 10_000)],
+      ['extend', (key) => store.extend(key, 'o', 10_000)],
+      ['isLocked', (key) => store.isLocked(key)],
+      ['release', (key) => store.release(key, 'o')],
+      ['forceRelease', (key) => store.forceRelease(key)],
+    ]
+    // Warm up: mysql2 prepares each statement once per connection and caches it.
+    const warmKey = newKey()
+    for (const [, run] of operations) await run(warmKey)
+    const key = newKey()
+    for (const [name, run] of operations) {
+      const before = await statusOf()
+      await run(key)
+      const after = await statusOf()
+      // The SHOW itself is one question; the operation must be exactly one more.
+      expect({ name, questions: after.Questions! - before.Questions! }).toEqual({ name, questions: 2 })
+      expect({ name, executes: after.Com_stmt_execute! - before.Com_stmt_execute! }).toEqual({ name, executes: 1 })
+      expect({ name, prepares: after.Com_stmt_prepare! - before.Com_stmt_prepare! }).toEqual({ name, prepares: 0 })
+    }
+  })
+
+  test('answers are right without the FOUND_ROWS client flag too', async () => {
+    const db = await connection({ flags: ['-FOUND_ROWS'] })
+    const store = mysqlStore({ connection: db, tableName })
+    const key = newKey()
+    expect(await store.acquire(key, 'a', null)).toMatchObject({ acquired: true })
+    expect(await store.acquire(key, 'b', null)).toEqual({ acquired: false })
+    expect(await store.acquire(key, 'a', null)).toEqual({ acquired: false })
+    // Unchanged rows count as unaffected without FOUND_ROWS: extending a permanent lease to permanent.
+    expect(await store.extend(key, 'a', null)).toBe(true)
+    expect(await store.extend(key, 'b', null)).toBe(false)
+    expect(await store.release(key, 'b')).toBe(false)
+    expect(await store.release(key, 'a')).toBe(true)
+    expect(await store.release(key, 'a')).toBe(false)
+    expect(await store.acquire(key, 'b', 1_000)).toMatchObject({ acquired: true })
+  })
+
+  test('hostile, binary and look-alike keys and owners are each their own lock, stored byte for byte', async () => {
+    const store = mysqlStore({ connection: pool, tableName })
+    const base = newKey()
+    const suffixes = [
+      "'; DROP TABLE verrou_locks; --",
+      '"; DELETE FROM verrou_locks; #',
+      '\\',
+      '\\0',
+      '\u0000',
+      '%',
+      '_',
+      '`',
+      'Foo',
+      'foo',
+      'FOO',
+      'foo ',
+      'ß',
+      'ss',
+      'é',
+      'e\u0301',
+      'e',
+      '\uD800',
+      '\uDFFF',
+      '\uFFFD',
+      '🔒',
+      'x'.repeat(100_000),
+    ]
+    const keys = suffixes.map((suffix) => `${base}:${suffix}`)
+    const owners = keys.map((_, i) => `owner '${i}'; --\u0000`)
+    const results = await Promise.all(keys.map((key, i) => store.acquire(key, owners[i]!, 10_000)))
+    expect(results.every((result) => result.acquired)).toBe(true)
+    for (const key of keys) expect(await store.isLocked(key)).toBe(true)
+    // Owners are exact too: a case or byte variant is somebody else.
+    expect(await store.release(keys[0]!, owners[0]!.toUpperCase())).toBe(false)
+    expect(await store.release(keys[0]!, owners[0]!.replace('\u0000', ''))).toBe(false)
+    for (const [i, key] of keys.entries()) expect(await store.release(key, owners[i]!)).toBe(true)
+
+    const [rows] = await pool.query<RowDataPacket[]>(`SELECT lock_key FROM \`${tableName}\` WHERE key_hash IN (?)`, [
+      keys.map((key) => keyHash(toBytes(key))),
+    ])
+    expect(rows.map((row) => (row.lock_key as Buffer).toString('hex')).sort()).toEqual(
+      keys.map((key) => toBytes(key).toString('hex')).sort(),
+    )
+  })
+
+  test('a fencing token that would reach the reserved range is a storage error, never a wrong answer', async () => {
+    const store = mysqlStore({ connection: pool, tableName })
+    const key = newKey()
+    await store.acquire(key, 'a', 10_000)
+    await store.release(key, 'a')
+    await pool.execute(`UPDATE \`${tableName}\` SET fencing_token = ? WHERE key_hash = ?`, [
+      REFUSED_BASE - 1,
+      keyHash(toBytes(key)),
+    ])
+    await expect(store.acquire(key, 'b', 10_000)).rejects.toThrow(errors.E_LOCK_STORAGE_ERROR)
+    expect(await store.isLocked(key)).toBe(false)
+  })
+
+  test('works through a Lock restored in another "process" on another connection', async () => {
+    const first = new LockFactory(mysqlStore({ connection: pool, tableName }))
+    const second = new LockFactory(mysqlStore({ connection: await connection(), tableName }))
+    const lock = first.createLock(newKey(), '10s')
+    expect(await lock.acquireImmediately()).toBe(true)
+    const restored = second.restoreLock(lock.serialize())
+    expect(restored.fencingToken).toBe(lock.fencingToken)
+    await restored.extend()
+    await restored.release()
+    expect(await lock.isLocked()).toBe(false)
+  })
+
+  test('options are validated before anything reaches the server', () => {
+    // @ts-expect-error: the connection is required
+    expect(() => mysqlStore({})).toThrow(errors.E_INVALID_ARGUMENT)
+    expect(() => mysqlStore({ connection: pool, pruneInterval: -1 })).toThrow(errors.E_INVALID_ARGUMENT)
+    expect(() => mysqlStore({ connection: pool, pruneInterval: Number.NaN })).toThrow(errors.E_INVALID_ARGUMENT)
+  })
+})
