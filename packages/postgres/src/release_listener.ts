@@ -1,5 +1,5 @@
 import type { Unsubscribe } from '@verrou/core'
-import type pg from 'pg'
+import type { Client } from 'pg'
 import { quoteIdentifier } from './table_name.js'
 
 const FIRST_RECONNECT_DELAY_MS = 100
@@ -12,16 +12,16 @@ const MAX_RECONNECT_DELAY_MS = 5000
  * listener is woken once it is back (a spurious wake-up costs a waiter one early retry, nothing more).
  */
 export class ReleaseListener {
-  readonly #createClient: () => pg.Client
+  readonly #createClient: () => Client
   readonly #channel: string
   readonly #listeners = new Map<string, Set<() => void>>()
-  #client: pg.Client | undefined
+  #client: Client | undefined
   #connecting: Promise<void> | undefined
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined
   #reconnectDelay = FIRST_RECONNECT_DELAY_MS
   #closed = false
 
-  constructor(createClient: () => pg.Client, channel: string) {
+  constructor(createClient: () => Client, channel: string) {
     this.#createClient = createClient
     this.#channel = channel
   }
@@ -107,7 +107,7 @@ export class ReleaseListener {
     }
   }
 
-  #lost(client: pg.Client): void {
+  #lost(client: Client): void {
     if (this.#client !== client) return
     this.#client = undefined
     client.end().catch(() => undefined)

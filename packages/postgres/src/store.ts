@@ -1,5 +1,5 @@
 import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
-import type pg from 'pg'
+import type { QueryResult } from 'pg'
 import { listenerClientFactory, type PostgresConnection, type Queryable, toQueryable } from './connection.js'
 import { ReleaseListener } from './release_listener.js'
 import { buildStatements, type Statements } from './sql.js'
@@ -156,7 +156,7 @@ export class PostgresStore implements LockStore {
     await this.#listener?.close()
   }
 
-  async #run(operation: string, key: string | undefined, text: string, values: unknown[]): Promise<pg.QueryResult> {
+  async #run(operation: string, key: string | undefined, text: string, values: unknown[]): Promise<QueryResult> {
     try {
       await this.#ensureTable()
       return await this.#db.query(text, values)
