@@ -32,3 +32,14 @@ export function lockKeys(prefix: string, key: string): LockKeys {
   const lock = `${prefix}{${tagged}}`
   return { lock, fence: `${lock}:fence`, channel: `${lock}:released` }
 }
+
+/** A surrogate half without its partner: not encodable as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Why `owner` cannot be stored faithfully, or `undefined`. Redis stores UTF-8, where every lone surrogate
+ * becomes U+FFFD: two different owners would then compare equal, and one could release the other's lock.
+ */
+export function invalidOwnerReason(owner: string): string | undefined {
+  return LONE_SURROGATE.test(owner) ? 'A lock owner must be well-formed Unicode (it contains a lone surrogate)' : undefined
+}

@@ -155,6 +155,25 @@ describe('owners are opaque strings', () => {
   )
 })
 
+describe('keys and owners', () => {
+  test('any well-formed string is a key of its own: NUL, newlines, emoji, braces, 10,000 characters', async () => {
+    const base = uniqueKey('exotic')
+    const keys = ['\u0000', 'a\u0000b', 'line\nbreak', '🔒', '}', '{x}', '\\}', 'x'.repeat(10_000)].map((suffix) => base + suffix)
+    for (const key of keys) expect((await store.acquire(key, 'o', 10_000)).acquired).toBe(true)
+    for (const key of keys) expect(await store.isLocked(key)).toBe(true)
+    for (const key of keys) expect(await store.release(key, 'o')).toBe(true)
+  })
+
+  test('an owner with a lone surrogate is refused: UTF-8 would merge it with another owner', async () => {
+    const key = uniqueKey('surrogate')
+    await expect(store.acquire(key, 'owner\uD800', 10_000)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
+    expect(await store.isLocked(key)).toBe(false)
+    await store.acquire(key, 'owner\uFFFD', 10_000)
+    await expect(store.release(key, 'owner\uDC00')).rejects.toThrow(errors.E_INVALID_ARGUMENT)
+    expect(await store.release(key, 'owner\uFFFD')).toBe(true)
+  })
+})
+
 describe('scripts and round trips', () => {
   test('every operation is one command on the server once the scripts are loaded', async () => {
     const key = uniqueKey('round-trips')

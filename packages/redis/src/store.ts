@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
 import type { Cluster, Redis } from 'ioredis'
-import { DEFAULT_PREFIX, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
+import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
 import {
   ACQUIRE_SCRIPT,
   EXTEND_SCRIPT,
@@ -74,19 +74,25 @@ export class RedisStore implements LockStore {
 
   async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
     const keys = this.#keys(key)
-    const reply = await this.#run('acquire', key, acquireScript, [keys.lock, keys.fence], [owner, ttlArgument(checkTtl(ttl))])
+    const reply = await this.#run(
+      'acquire',
+      key,
+      acquireScript,
+      [keys.lock, keys.fence],
+      [checkOwner(owner), ttlArgument(checkTtl(ttl))],
+    )
     return this.#parse('acquire', key, () => parseAcquireReply(reply))
   }
 
   async release(key: string, owner: string): Promise<boolean> {
     const keys = this.#keys(key)
-    const reply = await this.#run('release', key, releaseScript, [keys.lock], [owner, keys.channel])
+    const reply = await this.#run('release', key, releaseScript, [keys.lock], [checkOwner(owner), keys.channel])
     return this.#parse('release', key, () => parseFlagReply(reply, 'release'))
   }
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
     const keys = this.#keys(key)
-    const reply = await this.#run('extend', key, extendScript, [keys.lock], [owner, ttlArgument(checkTtl(ttl))])
+    const reply = await this.#run('extend', key, extendScript, [keys.lock], [checkOwner(owner), ttlArgument(checkTtl(ttl))])
     return this.#parse('extend', key, () => parseFlagReply(reply, 'extend'))
   }
 
@@ -200,6 +206,12 @@ function isNoScript(error: unknown): boolean {
 
 function isCluster(connection: Redis | Cluster): connection is Cluster {
   return connection.isCluster
+}
+
+function checkOwner(owner: string): string {
+  const reason = invalidOwnerReason(owner)
+  if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(reason)
+  return owner
 }
 
 /** The contract promises a positive integer or null; anything else must not reach a script as PX. */

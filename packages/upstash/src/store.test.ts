@@ -105,6 +105,17 @@ describe.each(configurations)('owners and tokens come back intact ($name)', ({ o
 
 const totalRequests = () => server.requests.command + server.requests.pipeline + server.requests.multiExec
 
+describe('owners', () => {
+  test('an owner with a lone surrogate is refused: UTF-8 would merge it with another owner', async () => {
+    const store = new UpstashStore({ connection: client(server), prefix })
+    const key = uniqueKey('surrogate')
+    await expect(store.acquire(key, 'owner\uD800', 10_000)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
+    await store.acquire(key, 'owner\uFFFD', 10_000)
+    await expect(store.release(key, 'owner\uDC00')).rejects.toThrow(errors.E_INVALID_ARGUMENT)
+    expect(await store.release(key, 'owner\uFFFD')).toBe(true)
+  })
+})
+
 describe('round trips', () => {
   test.each([false, true])(
     'one HTTP request per operation (auto-pipelining %s) once the scripts are loaded; EVAL once after a script flush',

@@ -1,7 +1,7 @@
 import type { Redis } from '@upstash/redis'
 import { type AcquireResult, errors, type LockStore } from '@verrou/core'
 // One source of truth for both Redis stores; tsup bundles these two dependency-free files into dist.
-import { DEFAULT_PREFIX, invalidPrefixReason, type LockKeys, lockKeys } from '../../redis/src/keys.js'
+import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from '../../redis/src/keys.js'
 import {
   ACQUIRE_SCRIPT,
   EXTEND_SCRIPT,
@@ -68,18 +68,30 @@ export class UpstashStore implements LockStore {
 
   async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
     const keys = this.#keys(key)
-    const reply = await this.#run('acquire', key, acquireScript, [keys.lock, keys.fence], [owner, ttlArgument(checkTtl(ttl))])
+    const reply = await this.#run(
+      'acquire',
+      key,
+      acquireScript,
+      [keys.lock, keys.fence],
+      [checkOwner(owner), ttlArgument(checkTtl(ttl))],
+    )
     return parse('acquire', key, () => parseAcquireReply(reply))
   }
 
   async release(key: string, owner: string): Promise<boolean> {
     // '' as the channel: nobody can subscribe over REST, so announcing would be wasted work.
-    const reply = await this.#run('release', key, releaseScript, [this.#keys(key).lock], [owner, ''])
+    const reply = await this.#run('release', key, releaseScript, [this.#keys(key).lock], [checkOwner(owner), ''])
     return parse('release', key, () => parseFlagReply(reply, 'release'))
   }
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
-    const reply = await this.#run('extend', key, extendScript, [this.#keys(key).lock], [owner, ttlArgument(checkTtl(ttl))])
+    const reply = await this.#run(
+      'extend',
+      key,
+      extendScript,
+      [this.#keys(key).lock],
+      [checkOwner(owner), ttlArgument(checkTtl(ttl))],
+    )
     return parse('extend', key, () => parseFlagReply(reply, 'extend'))
   }
 
@@ -136,6 +148,12 @@ function parse<T>(operation: string, key: string, read: () => T): T {
   } catch (error) {
     throw errors.toStorageError(error, operation, key)
   }
+}
+
+function checkOwner(owner: string): string {
+  const reason = invalidOwnerReason(owner)
+  if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(reason)
+  return owner
 }
 
 /** The contract promises a positive integer or null; anything else must not reach a script as PX. */
