@@ -11,6 +11,7 @@ import { ddlLockKeys, type TableNames } from './table_name.js'
  */
 export interface Statements {
   createTable: string
+  tableExists: string
   acquire: string
   release: string
   extend: string
@@ -28,6 +29,9 @@ export function buildStatements(names: TableNames): Statements {
 
   return {
     createTable: createTableSql(names, { guarded: true }),
+
+    // to_regclass parses its argument as a (quoted) name, so it finds exactly the objects we would create.
+    tableExists: 'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present',
 
     // The `holder` snapshot spares pollers a write (and a burnt token) while the lock is visibly held and
     // gives the holder's remaining lease for free. The decision itself is ON CONFLICT's WHERE, evaluated on

@@ -185,15 +185,23 @@ export class PostgresStore implements LockStore {
     return this.#ready
   }
 
-  async #createTable(): Promise<void> {
+  async #createTable(mayRetry = true): Promise<void> {
     try {
       await this.#db.query(this.#sql.createTable)
     } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code
       // Someone creating the same objects without our advisory lock (a migration, say) can still make the
       // catalogs' unique indexes object; the objects then exist, which is all we need.
-      if (!isDuplicateObject(error)) throw error
-      await this.#db.query(this.#sql.createTable)
+      if (mayRetry && (code === '23505' || code === '42P07')) return this.#createTable(false)
+      // A role without CREATE on the schema is refused even when everything already exists: that is fine.
+      if (code === '42501' && (await this.#tableExists())) return
+      throw error
     }
+  }
+
+  async #tableExists(): Promise<boolean> {
+    const result = await this.#db.query(this.#sql.tableExists, [this.#names.table, this.#names.sequence])
+    return (result.rows[0] as { present: boolean } | undefined)?.present === true
   }
 
   /** Opportunistic housekeeping: at most one run at a time, and at most once per `pruneInterval`. */
@@ -220,11 +228,6 @@ export class PostgresStore implements LockStore {
 /** Creates a PostgreSQL store for Verrou on a `pg` Pool or Client you own. */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   return new PostgresStore(options)
-}
-
-function isDuplicateObject(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return code === '23505' || code === '42P07'
 }
 
 function booleanOption(value: unknown, name: string, fallback: boolean): boolean {

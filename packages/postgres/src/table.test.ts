@@ -104,6 +104,30 @@ describe('autoCreateTable', () => {
     expect(await tableExists('public', tableName)).toBe(false)
   })
 
+  test('a role that may not create tables can still use a table created for it, autoCreateTable left on', async () => {
+    const tableName = trackTable(uniqueTableName('verrou_granted'))
+    const role = uniqueTableName('verrou_role')
+    await pool.query(createTableSql(resolveTableNames(tableName), { guarded: false }))
+    await pool.query(`CREATE ROLE "${role}" LOGIN; REVOKE CREATE ON SCHEMA public FROM "${role}";
+      GRANT SELECT, INSERT, UPDATE, DELETE ON "${tableName}" TO "${role}";
+      GRANT USAGE ON SEQUENCE "${tableName}_fencing_seq" TO "${role}"`)
+    const restricted = createPool({ user: role, connectionString: undefined })
+    try {
+      // The role really cannot create: the store must cope with being refused the DDL.
+      await expect(restricted.query(`CREATE TABLE "${role}_probe" (id int)`)).rejects.toMatchObject({ code: '42501' })
+      const store = new PostgresStore({ connection: restricted, tableName, listen: false })
+      const key = uniqueKey()
+      expect((await store.acquire(key, 'a', 60_000)).acquired).toBe(true)
+      expect(await store.release(key, 'a')).toBe(true)
+      // A table the role cannot see is still an error, not a silent success.
+      const missing = new PostgresStore({ connection: restricted, tableName: uniqueTableName('verrou_absent'), listen: false })
+      await expect(missing.acquire(key, 'a', 60_000)).rejects.toMatchObject({ cause: { code: '42501' } })
+    } finally {
+      await restricted.end()
+      await pool.query(`DROP OWNED BY "${role}"; DROP ROLE "${role}"`)
+    }
+  })
+
   test('the DDL printed in the README is the one the store runs, and works with autoCreateTable: false', async () => {
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
     const documented = /```sql\n([\s\S]*?)```/.exec(readme)?.[1]

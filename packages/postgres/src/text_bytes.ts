@@ -3,8 +3,9 @@ import { createHash } from 'node:crypto'
 /** Marks the UTF-16 form of a string that is not well-formed Unicode; never the first byte of UTF-8. */
 const UTF16_MARKER = 0xff
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-/** Keys up to this many UTF-8 bytes travel as themselves in notifications; longer ones as their hash. */
-const MAX_PLAIN_PAYLOAD_BYTES = 512
+/** Keys up to this many characters travel as themselves in notifications; longer ones as their hash. */
+const MAX_PLAIN_PAYLOAD_LENGTH = 512
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
 
 /**
  * The bytes a key or owner is stored as. Keys are bytea, not text, so that any JS string works: text
@@ -18,11 +19,11 @@ export function toStoredBytes(text: string): Buffer {
 }
 
 /**
- * The NOTIFY payload announcing the release of `key`. Payloads are text (no NUL) and limited to 8000
- * bytes, so anything long or unusual is sent as a hash. Prefixes keep the two forms from ever meeting.
+ * The NOTIFY payload announcing the release of `key`. Payloads are text in the server's encoding and
+ * limited to 8000 bytes, so only short printable-ASCII keys travel as themselves (valid in any encoding);
+ * every other key is sent as the SHA-256 of its stored bytes. The prefixes keep the two forms apart.
  */
 export function releasePayload(key: string): string {
-  const plain = !key.includes('\0') && !LONE_SURROGATE.test(key) && Buffer.byteLength(key, 'utf8') <= MAX_PLAIN_PAYLOAD_BYTES
-  if (plain) return `k:${key}`
+  if (key.length <= MAX_PLAIN_PAYLOAD_LENGTH && PRINTABLE_ASCII.test(key)) return `k:${key}`
   return `h:${createHash('sha256').update(toStoredBytes(key)).digest('hex')}`
 }
