@@ -1,5 +1,5 @@
 import { runLockStoreConformance } from '@verrou/core/test-suite'
-import pg from 'pg'
+import type pg from 'pg'
 import { afterAll, beforeAll, describe, test } from 'vitest'
 import { connectionConfig, createClient, dropTable, uniqueTableName } from '../test/postgres.js'
 import { PostgresStore } from './store.js'
@@ -20,12 +20,15 @@ afterAll(async () => {
 runLockStoreConformance({
   name: 'PostgresStore (pg Client)',
   createStore: () => new PostgresStore({ connection: client, tableName }),
-  // A client whose connection was refused (nothing listens on port 1): pg refuses every query on it.
+  // A client whose session the server ended: pg refuses every further query on it. (A Client whose connect
+  // failed is no good here: pg 8 leaves queries on it pending for ever, see the README.)
   createUnreachableStore: async () => {
-    const unreachable = new pg.Client({ ...connectionConfig(), connectionString: undefined, host: '127.0.0.1', port: 1 })
-    unreachable.on('error', () => undefined)
-    await unreachable.connect().catch(() => undefined)
-    return new PostgresStore({ connection: unreachable, tableName })
+    const doomed = await createClient()
+    const ended = new Promise((resolve) => doomed.once('error', resolve))
+    const { rows } = await doomed.query('SELECT pg_backend_pid() AS pid')
+    await client.query('SELECT pg_terminate_backend($1)', [rows[0].pid])
+    await ended
+    return new PostgresStore({ connection: doomed, tableName })
   },
   closeStore: (store) => (store as PostgresStore).close(),
   runner: { describe, test, beforeAll, afterAll },
