@@ -79,6 +79,30 @@ describe('release notifications (pub/sub)', () => {
     await next.release()
   })
 
+  test('with an ioredis keyPrefix on the connections, notifications still arrive', async () => {
+    const holderPrefixed = connect({ keyPrefix: 'app:' })
+    const waiterPrefixed = connect({ keyPrefix: 'app:' })
+    const holding = new RedisStore({ connection: holderPrefixed, prefix })
+    const waiting = new RedisStore({ connection: waiterPrefixed, prefix })
+    try {
+      const key = uniqueKey('key-prefix')
+      const holder = new LockFactory(holding).createLock(key, '30s')
+      await holder.acquire()
+      const waiter = new LockFactory(waiting).createLock(key, '30s')
+      const acquired = waiter.acquire({ retry: { delay: '5s', timeout: '20s' } })
+      await sleep(200)
+      const releasedAt = performance.now()
+      await holder.release()
+      expect(await acquired).toBe(true)
+      expect(performance.now() - releasedAt).toBeLessThan(1_000)
+      await waiter.release()
+    } finally {
+      await holding.close()
+      await waiting.close()
+      await Promise.all([holderPrefixed.quit(), waiterPrefixed.quit()])
+    }
+  })
+
   test('one subscriber connection serves every key; each key is subscribed once and counted by listeners', async () => {
     const [a, b] = [uniqueKey('shared-a'), uniqueKey('shared-b')]
     const calls = { a1: 0, a2: 0, b: 0 }

@@ -5,6 +5,7 @@ import { connect, uniqueKey, unreachableConnection } from '../test/connections.j
 import { lockKeys } from './keys.js'
 import { type RedisStore, redisStore } from './store.js'
 
+const prefix = 'verrou-test:'
 let redis: Redis
 let store: RedisStore
 
@@ -56,6 +57,20 @@ describe('keys with a prefix', () => {
     expect(await redis.get(`verrou:{${key}}`)).toBe('owner-2')
     await plain.forceRelease(key)
     await store.forceRelease(key)
+  })
+
+  test('a keyPrefix set on the ioredis connection comes first', async () => {
+    const prefixed = connect({ keyPrefix: 'app:' })
+    const key = uniqueKey('key-prefix')
+    const own = redisStore({ connection: prefixed, prefix })
+    expect((await own.acquire(key, 'o', 10_000)).acquired).toBe(true)
+    expect(await redis.get(`app:${prefix}{${key}}`)).toBe('o')
+    expect(await redis.get(`app:${prefix}{${key}}:fence`)).toBe('1')
+    expect(await own.isLocked(key)).toBe(true)
+    expect(await store.isLocked(key)).toBe(false)
+    await own.forceRelease(key)
+    await redis.del(`app:${prefix}{${key}}:fence`)
+    await prefixed.quit()
   })
 
   test('two prefixes are two independent namespaces on one server', async () => {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { Redis as CloudflareRedis } from '@upstash/redis/cloudflare'
 import { errors } from '@verrou/core'
 import { Redis as IORedis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -189,6 +190,14 @@ describe('backend failures are storage errors, never "not acquired"', () => {
 })
 
 describe('runs where serverless code runs', () => {
+  test('the Cloudflare build of the client fits as the connection', async () => {
+    const connection = new CloudflareRedis({ url: server.url, token: server.token, enableTelemetry: false })
+    const store = new UpstashStore({ connection, prefix })
+    const key = uniqueKey('cloudflare')
+    expect((await store.acquire(key, 'o', 10_000)).acquired).toBe(true)
+    expect(await store.release(key, 'o')).toBe(true)
+  })
+
   test('the store and the scripts it bundles import nothing but core and the client, and no Node API', async () => {
     for (const file of ['./store.ts', './index.ts', '../../redis/src/keys.ts', '../../redis/src/scripts.ts']) {
       const withComments = await readFile(new URL(file, import.meta.url), 'utf8')
