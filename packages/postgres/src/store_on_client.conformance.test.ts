@@ -1,7 +1,7 @@
 import { runLockStoreConformance } from '@verrou/core/test-suite'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, test } from 'vitest'
-import { connectionConfig, createClient, dropTable, uniqueTableName } from '../test/postgres.js'
+import { createClient, dropTable, uniqueTableName } from '../test/postgres.js'
 import { PostgresStore } from './store.js'
 
 // The same suite on a single pg Client: the store queues its statements and opens its own listener.
