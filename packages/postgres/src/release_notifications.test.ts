@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { LockFactory } from '@verrou/core'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -152,5 +154,18 @@ describe('release notifications', () => {
       await store.close()
       await client.end()
     }
+  })
+
+  test('the listening session never keeps the process alive, even if close() is forgotten', async () => {
+    const script = fileURLToPath(new URL('../test/forgotten_close.ts', import.meta.url))
+    const started = performance.now()
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', script], { timeout: 15_000 }, (error, out) =>
+        error ? reject(error) : resolve(out),
+      )
+    })
+    expect(stdout).toBe('subscribed\n')
+    // Node alone takes about a second to start tsx; a held socket would keep it running until the timeout.
+    expect(performance.now() - started).toBeLessThan(10_000)
   })
 })
