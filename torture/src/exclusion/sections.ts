@@ -1,0 +1,71 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { errors, LockFactory } from '@verrou/core'
+import { openStore } from '../backends/stores.js'
+import type { FenceReply, SectionRecord, WorkerTask } from './protocol.js'
+
+/** Wall-clock epoch ms with sub-ms precision: comparable across processes on one machine. */
+export const now = () => performance.timeOrigin + performance.now()
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const between = (min: number, max: number) => min + Math.random() * (max - min)
+
+/** How a worker talks to the test: over IPC in a child process, directly for the in-process memory store. */
+export interface WorkerLink {
+  ready(): void
+  started: Promise<void>
+  fence(op: 'read' | 'write', token: number, value?: number): Promise<FenceReply>
+}
+
+/** Runs one worker's critical sections on the task's key and returns what it saw. */
+export async function runSections(task: WorkerTask, link: WorkerLink, pid: number): Promise<SectionRecord[]> {
+  const { store, close } = await openStore(task.spec)
+  try {
+    const factory = new LockFactory(store, {
+      retry: { delay: 1, backoff: 'exponential', maxDelay: task.maxRetryDelay },
+      operationTimeout: 10_000,
+    })
+    // Warm the connection (and create the table) before the start line, so every worker starts together.
+    await factory.createLock(task.key).isLocked()
+    link.ready()
+    await link.started
+    const records: SectionRecord[] = []
+    for (let section = 0; section < task.sections; section++) {
+      const lock = factory.createLock(task.key, task.ttl)
+      const requestedAt = now()
+      const acquired = await lock.acquire({ retry: { timeout: 60_000 } })
+      const acquiredAt = now()
+      if (!acquired) throw new Error('acquire gave up after 60 s')
+      const token = lock.fencingToken!
+      const stalled = task.stall !== undefined && Math.random() < task.stall.probability
+      const hold = stalled ? between(task.stall!.min, task.stall!.max) : between(task.hold.min, task.hold.max)
+      const record: SectionRecord = { pid, token, requestedAt, acquiredAt, endedAt: 0, stalled, release: 'released' }
+      if (task.fenced) {
+        // A fenced resource: it accepts an operation only with a token at least the highest it has seen.
+        const read = await link.fence('read', token)
+        record.read = { accepted: read.accepted, at: now() }
+        await sleep(hold)
+        if (read.accepted) {
+          const sentAt = now()
+          const write = await link.fence('write', token, read.value + 1)
+          record.write = { accepted: write.accepted, sentAt }
+        }
+      } else {
+        // An unprotected read-modify-write of a file: only the lock keeps it whole.
+        const value = Number(await readFile(task.counterFile!, 'utf8'))
+        await sleep(hold)
+        await writeFile(task.counterFile!, String(value + 1))
+      }
+      record.endedAt = now()
+      try {
+        await lock.release()
+      } catch (error) {
+        if (error instanceof errors.E_LOCK_NOT_OWNED) record.release = 'not-owned'
+        else if (error instanceof errors.E_LOCK_STORAGE_ERROR) record.release = 'storage-error'
+        else throw error
+      }
+      records.push(record)
+    }
+    return records
+  } finally {
+    await close()
+  }
+}
