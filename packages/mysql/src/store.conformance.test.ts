@@ -1,24 +1,41 @@
 import { runLockStoreConformance } from '@verrou/core/test-suite'
+import type { Connection, Pool } from 'mysql2/promise'
 import { afterAll, beforeAll, describe, test } from 'vitest'
-import { closedPort, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
+import { closedPort, createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { mysqlStore } from './index.js'
 
 const pool = createTestPool()
 const tableName = uniqueTableName('conformance')
-const unreachablePools: ReturnType<typeof createTestPool>[] = []
+const opened: Array<Pool | Connection> = [pool]
+const runner = { describe, test, beforeAll, afterAll }
+
+const unreachableStore = async () => {
+  const unreachable = createTestPool({ port: await closedPort(), connectTimeout: 2_000 })
+  opened.push(unreachable)
+  return mysqlStore({ connection: unreachable, tableName })
+}
 
 runLockStoreConformance({
   name: 'MysqlStore (mysql2 pool)',
   createStore: () => mysqlStore({ connection: pool, tableName }),
-  createUnreachableStore: async () => {
-    const unreachable = createTestPool({ port: await closedPort(), connectTimeout: 2_000 })
-    unreachablePools.push(unreachable)
-    return mysqlStore({ connection: unreachable, tableName })
+  createUnreachableStore: unreachableStore,
+  runner,
+})
+
+// Each store on its own connection: two stores in one test stand for two processes.
+runLockStoreConformance({
+  name: 'MysqlStore (one mysql2 connection per store)',
+  createStore: async () => {
+    const connection = await createTestConnection()
+    opened.push(connection)
+    return mysqlStore({ connection, tableName })
   },
-  runner: { describe, test, beforeAll, afterAll },
+  // A lone connection to a dead server cannot even be created, so this one is a pool too.
+  createUnreachableStore: unreachableStore,
+  runner,
 })
 
 afterAll(async () => {
   await dropTables(pool, tableName)
-  await Promise.all([pool, ...unreachablePools].map((each) => each.end()))
+  await Promise.all(opened.map((each) => each.end()))
 })

@@ -51,21 +51,22 @@ describe('MysqlStore', () => {
     for (const skew of [60 * 60_000, -60 * 60_000]) {
       vi.spyOn(Date, 'now').mockImplementation(() => realNow() + skew)
       const key = newKey()
-      expect(await store.acquire(key, 'a', 400)).toMatchObject({ acquired: true })
+      expect(await store.acquire(key, 'a', 1_000)).toMatchObject({ acquired: true })
       expect(await store.isLocked(key)).toBe(true)
-      const refused = await store.acquire(key, 'b', 400)
+      const refused = await store.acquire(key, 'b', 1_000)
       expect(refused).toMatchObject({ acquired: false })
-      expect(refused.acquired ? 0 : refused.expiresIn).toBeLessThanOrEqual(400)
-      expect(await store.extend(key, 'a', 400)).toBe(true)
-      expect(await store.extend(key, 'b', 400)).toBe(false)
-      await sleep(250)
-      // Still held: the extension counted from the server's now, not from the skewed client's.
+      expect(refused.acquired ? 0 : refused.expiresIn).toBeLessThanOrEqual(1_000)
+      await sleep(300)
+      expect(await store.extend(key, 'a', 1_500)).toBe(true)
+      expect(await store.extend(key, 'b', 1_500)).toBe(false)
+      await sleep(850)
+      // Past the first lease but inside the extension, which counted from the server's now.
       expect(await store.isLocked(key)).toBe(true)
-      await sleep(250)
+      await sleep(750)
       expect(await store.isLocked(key)).toBe(false)
-      expect(await store.extend(key, 'a', 400)).toBe(false)
+      expect(await store.extend(key, 'a', 1_000)).toBe(false)
       expect(await store.release(key, 'a')).toBe(false)
-      expect(await store.acquire(key, 'b', 400)).toMatchObject({ acquired: true })
+      expect(await store.acquire(key, 'b', 1_000)).toMatchObject({ acquired: true })
       vi.restoreAllMocks()
     }
   })
@@ -78,13 +79,13 @@ describe('MysqlStore', () => {
     const westStore = mysqlStore({ connection: west, tableName })
     const eastStore = mysqlStore({ connection: east, tableName })
     const key = newKey()
-    expect(await westStore.acquire(key, 'west', 600)).toMatchObject({ acquired: true })
-    const refused = await eastStore.acquire(key, 'east', 600)
-    expect(refused.acquired ? 0 : refused.expiresIn).toBeGreaterThan(300)
+    expect(await westStore.acquire(key, 'west', 1_000)).toMatchObject({ acquired: true })
+    const refused = await eastStore.acquire(key, 'east', 1_000)
+    expect(refused.acquired ? 0 : refused.expiresIn).toBeGreaterThan(500)
     expect(await eastStore.isLocked(key)).toBe(true)
-    await sleep(700)
+    await sleep(1_100)
     expect(await eastStore.isLocked(key)).toBe(false)
-    expect(await eastStore.acquire(key, 'east', 600)).toMatchObject({ acquired: true })
+    expect(await eastStore.acquire(key, 'east', 1_000)).toMatchObject({ acquired: true })
   })
 
   test('every lock operation is one statement on the server', async () => {
@@ -208,6 +209,14 @@ describe('MysqlStore', () => {
   test('options are validated before anything reaches the server', () => {
     // @ts-expect-error: the connection is required
     expect(() => mysqlStore({})).toThrow(errors.E_INVALID_ARGUMENT)
+    const callbackPool = createTestPool().pool
+    try {
+      // @ts-expect-error: the callback API is not accepted
+      expect(() => mysqlStore({ connection: callbackPool })).toThrow(/connection\.promise\(\)/)
+      expect(() => mysqlStore({ connection: callbackPool.promise() })).not.toThrow()
+    } finally {
+      callbackPool.end()
+    }
     expect(() => mysqlStore({ connection: pool, pruneInterval: -1 })).toThrow(errors.E_INVALID_ARGUMENT)
     expect(() => mysqlStore({ connection: pool, pruneInterval: Number.NaN })).toThrow(errors.E_INVALID_ARGUMENT)
   })

@@ -45,6 +45,12 @@ export class MysqlStore implements LockStore {
     if (typeof options?.connection?.execute !== 'function') {
       throw new errors.E_INVALID_ARGUMENT('mysqlStore needs `connection`: a mysql2/promise Pool or Connection')
     }
+    // mysql2's callback API has the same method names but no promises; its objects offer `.promise()`.
+    if (typeof (options.connection as { promise?: unknown }).promise === 'function') {
+      throw new errors.E_INVALID_ARGUMENT(
+        'mysqlStore needs a mysql2/promise Pool or Connection, got a callback one: pass `connection.promise()`',
+      )
+    }
     const { pruneInterval = DEFAULT_PRUNE_INTERVAL } = options
     if (pruneInterval !== false && !(Number.isFinite(pruneInterval) && pruneInterval >= 0)) {
       throw new errors.E_INVALID_ARGUMENT(`pruneInterval must be a number of milliseconds or false, got ${String(pruneInterval)}`)
