@@ -168,4 +168,18 @@ describe('release notifications', () => {
     // Node alone takes about a second to start tsx; a held socket would keep it running until the timeout.
     expect(performance.now() - started).toBeLessThan(10_000)
   })
+
+  test('the listening session takes no slot of the pool: pool.end() finishes while the store still listens', async () => {
+    const pool = createPool({ max: 1 })
+    const store = new PostgresStore({ connection: pool, tableName })
+    try {
+      await store.subscribeToReleases!(uniqueKey(), () => undefined)
+      // With max: 1, a listener taken from the pool would leave nothing for this query.
+      expect((await pool.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }])
+      const ended = pool.end().then(() => 'ended')
+      expect(await Promise.race([ended, sleep(2000).then(() => 'still waiting')])).toBe('ended')
+    } finally {
+      await store.close()
+    }
+  })
 })
