@@ -127,8 +127,8 @@ export class DynamoDBStore implements LockStore {
       const held = conditionFailure(error)
       if (held === undefined) throw this.#storageError(error, 'acquire', key)
       // The SDK retried a request whose first attempt succeeded but whose reply was lost: the lock is ours.
-      if (held?.[LAST_WRITE]?.S === write) return { acquired: true, fencingToken: this.#token(held, key) }
-      const expiresAt = numberOf(held?.[EXPIRES_AT])
+      if (held[LAST_WRITE]?.S === write) return { acquired: true, fencingToken: this.#token(held, key) }
+      const expiresAt = numberOf(held[EXPIRES_AT])
       return expiresAt === undefined
         ? { acquired: false }
         : { acquired: false, expiresIn: Math.max(0, expiresAt + this.#allowance - now) }
@@ -242,7 +242,7 @@ export class DynamoDBStore implements LockStore {
       const current = conditionFailure(error)
       if (current === undefined) throw this.#storageError(error, operation, key)
       // Our own earlier attempt of this very request succeeded before the SDK retried it.
-      return current?.[LAST_WRITE]?.S === write
+      return current[LAST_WRITE]?.S === write
     }
   }
 
