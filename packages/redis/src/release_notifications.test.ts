@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { connect, uniqueKey } from '../test/connections.js'
 import { lockKeys } from './keys.js'
+import { RELEASE_SCRIPT } from './scripts.js'
 import { RedisStore } from './store.js'
 
 const prefix = 'verrou-test:'
@@ -35,13 +36,18 @@ async function subscriberCount(key: string): Promise<number> {
   return Number(reply[1])
 }
 
-/** Ids of the pub/sub connections the waiter's store opened (they inherit the connection's name). */
+/**
+ * Ids of the connections the waiter's store opened itself: they inherit the name of the waiter's
+ * connection, whose own id is left out. (Not TYPE pubsub: a connection with no channel left is "normal".)
+ */
 async function waiterSubscriberIds(): Promise<string[]> {
-  const list = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
+  const own = String(await waiterConnection.call('CLIENT', 'ID'))
+  const list = String(await admin.call('CLIENT', 'LIST'))
   return list
     .split('\n')
     .filter((line) => line.includes(` name=${waiterName} `))
     .map((line) => /id=(\d+)/.exec(line)?.[1] ?? '')
+    .filter((id) => id !== own)
 }
 
 async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
@@ -109,7 +115,8 @@ describe('release notifications (pub/sub)', () => {
     const offA1 = await waiterStore.subscribeToReleases(a, () => calls.a1++)
     const offA2 = await waiterStore.subscribeToReleases(a, () => calls.a2++)
     const offB = await waiterStore.subscribeToReleases(b, () => calls.b++)
-    expect(await waiterSubscriberIds()).toHaveLength(1)
+    // (An idle subscriber from an earlier test may take a moment to leave the server's list.)
+    await until(async () => (await waiterSubscriberIds()).length === 1, 'a single subscriber connection')
     expect(await subscriberCount(a)).toBe(1)
     expect(await subscriberCount(b)).toBe(1)
 
@@ -151,11 +158,19 @@ describe('release notifications (pub/sub)', () => {
 
     const [id] = await waiterSubscriberIds()
     expect(id).toBeTruthy()
-    const replies = await admin.pipeline().client('KILL', 'ID', id!).pubsub('NUMSUB', lockKeys(prefix, key).channel).exec()
-    expect(replies?.[1]?.[1]).toEqual([lockKeys(prefix, key).channel, 0])
-    // Released while nobody listens: this announcement is lost for good.
+    // Kill, check nobody listens, and release with the store's own script, in one pipeline: Redis runs
+    // the three back to back, so the subscriber cannot reconnect in between and the announcement is lost.
+    const { lock, channel } = lockKeys(prefix, key)
     const releasedAt = performance.now()
-    await holder.release()
+    const replies = await admin
+      .pipeline()
+      .call('CLIENT', 'KILL', 'ID', id!)
+      .pubsub('NUMSUB', channel)
+      .eval(RELEASE_SCRIPT, 1, lock, holder.getOwner(), channel)
+      .exec()
+    expect(replies?.map(([error]) => error)).toEqual([null, null, null])
+    expect(replies?.[1]?.[1]).toEqual([channel, 0])
+    expect(replies?.[2]?.[1]).toBe(1)
     expect(await waiting).toBe(true)
     expect(performance.now() - releasedAt).toBeLessThan(retryDelay + 600)
     await waiter.release()
@@ -166,6 +181,18 @@ describe('release notifications (pub/sub)', () => {
     await holderStore.release(other, 'o')
     await until(async () => otherCalls === 1, 'a notification after the reconnect')
     await offOther()
+  })
+
+  test('the subscriber connection closes itself soon after the last subscription ends', async () => {
+    const key = uniqueKey('idle')
+    const off = await waiterStore.subscribeToReleases(key, () => {})
+    expect(await waiterSubscriberIds()).toHaveLength(1)
+    await off()
+    await until(async () => (await waiterSubscriberIds()).length === 0, 'the idle subscriber to close')
+    // And the next wait opens a new one.
+    const again = await waiterStore.subscribeToReleases(key, () => {})
+    expect(await subscriberCount(key)).toBe(1)
+    await again()
   })
 
   test('close() ends the subscriber connection and nothing else', async () => {

@@ -40,6 +40,12 @@ const forceReleaseScript = script(FORCE_RELEASE_SCRIPT)
  */
 const SUBSCRIBE_TIMEOUT_MS = 2_000
 
+/**
+ * How long the subscriber connection stays open once nobody waits. Closing it then means a forgotten
+ * close() cannot keep the process running; lingering a little spares bursts of waits a reconnect each.
+ */
+const SUBSCRIBER_IDLE_MS = 2_000
+
 interface ChannelSubscription {
   subscriber: Redis | Cluster
   listeners: Set<() => void>
@@ -57,6 +63,7 @@ export class RedisStore implements LockStore {
   /** Our own connection for release announcements: created on the first subscription, ended by close(). */
   #subscriber: Redis | Cluster | undefined
   readonly #channels = new Map<string, ChannelSubscription>()
+  #idleTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -119,6 +126,7 @@ export class RedisStore implements LockStore {
    */
   async subscribeToReleases(key: string, listener: () => void): Promise<Unsubscribe> {
     const { channel } = this.#keys(key)
+    clearTimeout(this.#idleTimer)
     let entry = this.#channels.get(channel)
     if (entry === undefined) {
       const subscriber = this.#subscriberConnection()
@@ -135,6 +143,7 @@ export class RedisStore implements LockStore {
       // Sent at once, not after `ready`: commands on one connection run in order, so a later SUBSCRIBE to
       // this channel still wins over this UNSUBSCRIBE.
       if (this.#subscriber === subscription.subscriber) subscription.subscriber.unsubscribe(channel).catch(() => {})
+      if (this.#channels.size === 0) this.#closeWhenIdle()
     }
     try {
       await withTimeout(subscription.ready, SUBSCRIBE_TIMEOUT_MS, 'subscribing to releases timed out')
@@ -147,6 +156,7 @@ export class RedisStore implements LockStore {
 
   /** Ends the subscriber connection the store opened, if any. Your connection stays open. */
   async close(): Promise<void> {
+    clearTimeout(this.#idleTimer)
     const subscriber = this.#subscriber
     this.#subscriber = undefined
     this.#channels.clear()
@@ -155,6 +165,16 @@ export class RedisStore implements LockStore {
 
   #keys(key: string): LockKeys {
     return lockKeys(this.#prefix, key)
+  }
+
+  #closeWhenIdle(): void {
+    clearTimeout(this.#idleTimer)
+    this.#idleTimer = setTimeout(() => {
+      if (this.#channels.size > 0) return
+      this.#subscriber?.disconnect()
+      this.#subscriber = undefined
+    }, SUBSCRIBER_IDLE_MS)
+    this.#idleTimer.unref?.()
   }
 
   #subscriberConnection(): Redis | Cluster {
