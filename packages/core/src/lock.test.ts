@@ -233,3 +233,17 @@ describe('waiting', () => {
     expect(performance.now() - started).toBeLessThan(1000)
   })
 })
+
+describe('release subscriptions', () => {
+  test('a store whose subscription hangs does not stall acquire: the waiter polls instead', async () => {
+    const store = new MemoryStore()
+    store.subscribeToReleases = () => new Promise(() => {})
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    setTimeout(() => void holder.release(), 100)
+    const started = performance.now()
+    expect(await factory.createLock('k').acquire({ retry: { delay: 50, timeout: '10s' } })).toBe(true)
+    expect(performance.now() - started).toBeLessThan(3_000)
+  })
+})

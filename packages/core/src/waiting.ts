@@ -165,6 +165,31 @@ class KeyQueue {
 
 const queues = new WeakMap<LockStore, Map<string, KeyQueue>>()
 
+/** A subscription slower than this is given up on: the waiter polls rather than stall. */
+const SUBSCRIBE_TIMEOUT_MS = 2_000
+
+/** Rejects after `ms`; if `promise` still resolves later, its unsubscribe is called so nothing leaks. */
+function withDeadline(promise: Promise<Unsubscribe>, ms: number): Promise<Unsubscribe> {
+  return new Promise<Unsubscribe>((resolve, reject) => {
+    let late = false
+    const timer = setTimeout(() => {
+      late = true
+      reject(new Error(`subscribing to releases took longer than ${ms} ms`))
+    }, ms)
+    promise.then(
+      (unsubscribe) => {
+        clearTimeout(timer)
+        if (late) void Promise.resolve(unsubscribe()).catch(() => {})
+        else resolve(unsubscribe)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
+}
+
 /**
  * Joins the queue of waiters for `key` on `store`, subscribing to the store's release notifications when
  * this is the first waiter. Returns `undefined` when the store cannot notify: the caller then just polls.
@@ -189,13 +214,14 @@ export async function joinReleaseQueue(store: LockStore, key: string, logger: Lo
           logger.warn({ key, err: error }, 'verrou: ending a release subscription failed')
         })
     })
-    created.unsubscribe = subscribe
-      .call(store, key, () => created.notifyOne())
-      .catch((error: unknown) => {
-        // Waiting still works without notifications: it falls back to polling at the retry delay.
-        logger.warn({ key, err: error }, 'verrou: subscribing to releases failed, polling instead')
-        return undefined
-      })
+    created.unsubscribe = withDeadline(
+      subscribe.call(store, key, () => created.notifyOne()),
+      SUBSCRIBE_TIMEOUT_MS,
+    ).catch((error: unknown) => {
+      // Waiting still works without notifications: it falls back to polling at the retry delay.
+      logger.warn({ key, err: error }, 'verrou: subscribing to releases failed, polling instead')
+      return undefined
+    })
     byKey.set(key, created)
     queue = created
   }

@@ -114,6 +114,20 @@ export function expiryTests({ test, setup, afterExpiry }: Suite): void {
     assert.equal(lock.isExpired(), true)
   })
 
+  test('a refused acquire tells how long the lease has left, and nothing for a lease without expiry', async () => {
+    const { store, factory, key } = await setup()
+    await factory.createLock(key, '10s').acquire()
+    const held = await store.acquire(key, 'someone-else', 1000)
+    assert.equal(held.acquired, false)
+    if (!held.acquired && held.expiresIn !== undefined) {
+      assert.ok(held.expiresIn > 0 && held.expiresIn <= 10_000, `expiresIn ${held.expiresIn} within the 10 s lease`)
+    }
+    await factory.createLock(`${key}:forever`, null).acquire()
+    const forever = await store.acquire(`${key}:forever`, 'someone-else', 1000)
+    assert.equal(forever.acquired, false)
+    assert.equal(forever.acquired ? undefined : forever.expiresIn, undefined, 'a lease without expiry has no expiresIn')
+  })
+
   test('a waiter gets a lock whose holder died, once its lease ends', async () => {
     const { factory, otherFactory, key } = await setup()
     await factory.createLock(key, 200).acquire()

@@ -70,7 +70,7 @@ export function runLockStoreConformance(options: ConformanceOptions): void {
     describe('input validation', () => inputValidationTests(suite))
     describe('waiting', () => waitingTests(suite))
     describe('release notifications', () => releaseNotificationTests(suite))
-    describe('backend failures', () => failureTests(suite))
+    if (options.createUnreachableStore) describe('backend failures', () => failureTests(suite))
     afterAll?.(async () => {
       if (options.closeStore) for (const store of stores) await options.closeStore(store)
     })
