@@ -68,7 +68,7 @@ export class MysqlStore implements LockStore {
       const ownerBytes = toBytes(owner)
       const params = [keyHash(keyBytes), keyBytes, ownerBytes, ttl, ownerBytes, ttl]
       const header = await this.#write(this.#sql.acquire, params).catch((error: unknown) => {
-        if ((error as { errno?: unknown }).errno !== MISSING_FLOOR_ROW) throw error
+        if ((error as { errno?: unknown } | null)?.errno !== MISSING_FLOOR_ROW) throw error
         throw new errors.E_LOCK_STORAGE_ERROR(
           `Lock store cannot acquire "${key}": ${this.#tables.floor} has no row; create it as the README shows`,
           { cause: error, key, operation: 'acquire' },
