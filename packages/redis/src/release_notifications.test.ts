@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { LockFactory } from '@verrou/core'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -6,6 +9,7 @@ import { lockKeys } from './keys.js'
 import { RELEASE_SCRIPT } from './scripts.js'
 import { RedisStore } from './store.js'
 
+const run = promisify(execFile)
 const prefix = 'verrou-test:'
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -193,6 +197,15 @@ describe('release notifications (pub/sub)', () => {
     const again = await waiterStore.subscribeToReleases(key, () => {})
     expect(await subscriberCount(key)).toBe(1)
     await again()
+  })
+
+  test('a process that forgets close() still exits', async () => {
+    const script = fileURLToPath(new URL('../test/forgotten_close.ts', import.meta.url))
+    const started = performance.now()
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { timeout: 15_000 })
+    expect(stdout.trim()).toBe('done')
+    // It lives on only for the subscriber's idle linger (2 s) after its work is done.
+    expect(performance.now() - started).toBeLessThan(10_000)
   })
 
   test('close() ends the subscriber connection and nothing else', async () => {
