@@ -12,13 +12,15 @@ export interface PrivateDynamoDB {
 }
 
 /**
- * A DynamoDB Local of our own on a free port, its data in a temporary directory (not in memory) so that
- * tables and locks survive a SIGKILL and restart on the same port. `server.pause()` freezes the JVM.
+ * A DynamoDB Local of our own on a free port, by default with its data in a temporary directory so that
+ * tables and locks survive a SIGKILL and restart on the same port; `inMemory` loses everything instead.
+ * `server.pause()` freezes the JVM.
  */
-export async function startPrivateDynamoDB(): Promise<PrivateDynamoDB> {
+export async function startPrivateDynamoDB({ inMemory = false } = {}): Promise<PrivateDynamoDB> {
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'verrou-torture-dynamodb-'))
-  const server = new ChildServer('DynamoDB Local', port, () => spawn({ port, path: dir, sharedDb: true, stdio: 'pipe' }))
+  const path = inMemory ? null : dir
+  const server = new ChildServer('DynamoDB Local', port, () => spawn({ port, path, sharedDb: true, stdio: 'pipe' }))
   await server.start()
   return {
     server,

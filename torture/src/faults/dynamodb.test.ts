@@ -1,0 +1,103 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { LockFactory } from '@verrou/core'
+import { type DynamoDBStore, dynamodbStore } from '@verrou/dynamodb'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { uniqueName } from '../backends/connection_settings.js'
+import { type PrivateDynamoDB, startPrivateDynamoDB } from '../backends/dynamodb_server.js'
+import { dynamodbClient } from '../backends/stores.js'
+import { tally } from '../tally.js'
+import { installCrashGuard } from './crash_guard.js'
+import { eventually, runOutage } from './outage.js'
+
+const OPERATION_TIMEOUT = 1_000
+const SLACK = 1_500
+
+describe('dynamodb: a private DynamoDB Local frozen, killed and restarted under the store', () => {
+  const guard = installCrashGuard()
+  let local: PrivateDynamoDB
+  let client: DynamoDBClient
+  let store: DynamoDBStore
+  let factory: LockFactory
+
+  beforeAll(async () => {
+    // Its data on disk, so a restart keeps the table, the locks and their fencing counters.
+    local = await startPrivateDynamoDB()
+    client = await dynamodbClient(local.endpoint, 2_000)
+    store = dynamodbStore({ client, table: { name: uniqueName('torture_faults') }, clockSkewAllowance: 0 })
+    factory = new LockFactory(store, { operationTimeout: OPERATION_TIMEOUT })
+    // The first operation creates the table (and waits for it to be ACTIVE): longer than the short timeout.
+    await store.isLocked('warm-up')
+  })
+
+  afterAll(async () => {
+    client?.destroy()
+    await local?.dispose()
+    guard.dispose()
+    expect(guard.seen).toEqual([])
+  })
+
+  test('SIGSTOP mid-operation: every call fails with a storage error within the timeout; SIGCONT: the same store works', async () => {
+    await runOutage(
+      factory,
+      { name: 'dynamodb SIGSTOP', inflict: async () => local.server.pause(), heal: async () => local.server.resume() },
+      { store: 'dynamodb', failWithin: OPERATION_TIMEOUT + SLACK, recoverWithin: 10_000 },
+    )
+  })
+
+  test('SIGKILL while operations are in flight, restart on the same port: storage errors, then the same store works', async () => {
+    const patient = new LockFactory(store, { operationTimeout: 10_000 })
+    await runOutage(
+      patient,
+      {
+        name: 'dynamodb SIGKILL mid-operation',
+        inflict: async () => local.server.pause(),
+        strike: () => local.server.kill(),
+        heal: () => local.server.start(),
+      },
+      { store: 'dynamodb', failWithin: 10_000, failAfterStrikeWithin: 3_000, recoverWithin: 30_000 },
+    )
+  })
+
+  test('process stopped (connection refused) for a while: storage errors, then the same store works', async () => {
+    await runOutage(
+      factory,
+      { name: 'dynamodb down', inflict: () => local.server.kill(), heal: () => local.server.start() },
+      { store: 'dynamodb', failWithin: OPERATION_TIMEOUT + SLACK, recoverWithin: 30_000 },
+    )
+  })
+
+  test('no unhandled rejection and no uncaught exception so far', () => {
+    expect(guard.seen).toEqual([])
+  })
+})
+
+describe('dynamodb: an in-memory DynamoDB Local restarted empty under the store', () => {
+  // Reported to the lead: the store checks its table once and never again, so after the table vanished every
+  // operation fails with ResourceNotFoundException until the application restarts. Flip to `test` once fixed.
+  test.fails('the same store object recreates its table (autoCreateTable) and works again', async () => {
+    const local = await startPrivateDynamoDB({ inMemory: true })
+    const client = await dynamodbClient(local.endpoint, 2_000)
+    try {
+      const store = dynamodbStore({ client, table: { name: uniqueName('torture_restart') }, clockSkewAllowance: 0 })
+      const factory = new LockFactory(store, { operationTimeout: 5_000 })
+      const before = factory.createLock('survivor', '60s')
+      expect(await before.acquireImmediately()).toBe(true)
+      await local.server.restart()
+      tally('faultsInjected', 'dynamodb', 1, 'restarted empty')
+      // Everything the server kept is gone, table included: the lock is truly not held any more, so "not owned"
+      // is the right answer now. What must not happen is a store that stays broken until the app restarts.
+      const after = factory.createLock('survivor', '60s')
+      await eventually(
+        async () => {
+          if (!(await after.acquireImmediately())) throw new Error('not acquired')
+        },
+        30_000,
+        'acquire on the restarted server',
+      )
+      await after.release()
+    } finally {
+      client.destroy()
+      await local.dispose()
+    }
+  })
+})
