@@ -1,13 +1,13 @@
 // Adds up the test reports every package writes to test-results/ (vitest JSON, node:test JUnit) and prints
 // the closing line CI reads: "N passed, N failed".
-import { readdirSync, readFileSync, existsSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
 const folders = ['packages', 'examples'].flatMap((group) =>
   existsSync(join(root, group)) ? readdirSync(join(root, group)).map((name) => join(root, group, name)) : [],
 )
-folders.push(join(root, "bench"), join(root, "torture"))
+folders.push(join(root, 'bench'), join(root, 'torture'))
 
 let passed = 0
 let failed = 0

@@ -1,4 +1,4 @@
-import { type LockFactory, Verrou, memoryStore } from '@verrou/core'
+import { type LockFactory, memoryStore, Verrou } from '@verrou/core'
 
 export interface Interval {
   worker: string
