@@ -5,7 +5,7 @@ import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { mysqlConfig, postgresConfig, redisUrl, uniqueName } from './connection_settings.js'
 
-export const STORE_KINDS = ['memory', 'redis', 'postgres', 'mysql', 'dynamodb'] as const
+export const STORE_KINDS = ['memory', 'redis', 'upstash', 'postgres', 'mysql', 'dynamodb'] as const
 export type StoreKind = (typeof STORE_KINDS)[number]
 
 /**
@@ -15,6 +15,8 @@ export type StoreKind = (typeof STORE_KINDS)[number]
 export type StoreSpec =
   | { kind: 'memory'; id: string }
   | { kind: 'redis'; url: string; prefix: string }
+  /** `url` is the REST server (ours, in front of a real Redis; Upstash has no local server). */
+  | { kind: 'upstash'; url: string; token: string; prefix: string }
   | { kind: 'postgres'; tableName: string }
   | { kind: 'mysql'; tableName: string }
   | { kind: 'dynamodb'; endpoint: string; tableName: string }
@@ -54,6 +56,12 @@ export async function openStore(spec: StoreSpec): Promise<OpenStore> {
           connection.disconnect()
         },
       }
+    }
+    case 'upstash': {
+      const { Redis: UpstashRedis } = await import('@upstash/redis')
+      const { upstashStore } = await import('@verrou/upstash')
+      const connection = new UpstashRedis({ url: spec.url, token: spec.token, enableTelemetry: false })
+      return { store: upstashStore({ connection, prefix: spec.prefix }), close: async () => {} }
     }
     case 'postgres': {
       const pool = new pg.Pool({ ...postgresConfig(), max: 4, connectionTimeoutMillis: 5000 })
@@ -110,6 +118,18 @@ export async function prepareBackend(kind: StoreKind): Promise<Backend> {
     case 'redis': {
       const prefix = `${uniqueName('torture')}:`
       return { spec: { kind, url: redisUrl, prefix }, dispose: () => deleteRedisKeys(redisUrl, prefix) }
+    }
+    case 'upstash': {
+      const { startUpstashRestServer } = await import('../../../packages/upstash/test/rest_server.js')
+      const prefix = `${uniqueName('torture')}:`
+      const server = await startUpstashRestServer({ redisUrl, token: uniqueName('token') })
+      return {
+        spec: { kind, url: server.url, token: server.token, prefix },
+        dispose: async () => {
+          await server.close()
+          await deleteRedisKeys(redisUrl, prefix)
+        },
+      }
     }
     case 'postgres': {
       const tableName = uniqueName('torture')
