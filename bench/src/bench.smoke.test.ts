@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest'
+import { PLANS } from './plan.js'
+import { renderChart } from './report/chart.js'
+import { renderMarkdown } from './report/markdown.js'
+import { evaluateTargets } from './report/targets.js'
+import { type BenchResult, runBench } from './run.js'
+
+// Measures nothing worth reading (windows of a few hundred ms): it proves that every subject on the
+// in-process store and on Redis runs end to end and yields numbers, and that the report renders them.
+describe('pnpm bench (smoke)', () => {
+  let result: BenchResult
+
+  it('runs every subject on memory and Redis without errors', async () => {
+    result = await runBench({ plan: PLANS.smoke, stores: ['memory', 'redis'] })
+    expect(result.errors).toEqual([])
+    expect(result.stores.map((store) => [store.store, store.skipped])).toEqual([
+      ['memory', undefined],
+      ['redis', undefined],
+    ])
+    expect(result.stores.find((store) => store.store === 'redis')?.server).toMatch(/^Redis \d/)
+    const ids = result.contention.map((row) => row.subject.id)
+    for (const expected of ['verrou-250ms', 'verrou-10ms', 'floor', 'verrou-v0', 'redlock', 'redis-semaphore']) {
+      expect(ids).toContain(`redis/${expected}`)
+    }
+  }, 60_000)
+
+  it('times every uncontended cycle', () => {
+    expect(result.cycles.length).toBeGreaterThanOrEqual(8)
+    for (const row of result.cycles) {
+      expect(row.error, row.subject.id).toBeUndefined()
+      expect(row.cycles, row.subject.id).toBeGreaterThan(0)
+      expect(row.cyclesPerSecond, row.subject.id).toBeGreaterThan(0)
+      expect(row.latency.p50, row.subject.id).toBeGreaterThan(0)
+      expect(row.latency.p99, row.subject.id).toBeGreaterThanOrEqual(row.latency.p50)
+      expect(Number.isFinite(row.latency.p99), row.subject.id).toBe(true)
+      // A cycle is at least an acquire and a release: two requests to Redis, none in memory.
+      if (row.subject.store === 'redis') expect(row.roundTripsPerCycle, row.subject.id).toBeGreaterThanOrEqual(2)
+      else expect(row.roundTripsPerCycle, row.subject.id).toBe(0)
+    }
+  })
+
+  it('counts acquisitions per worker and hand-offs under contention', () => {
+    for (const row of result.contention) {
+      // A peer library may fail (the original Verrou's memory store does): it must then say why.
+      if (row.error !== undefined) {
+        expect(row.subject.role, row.subject.id).toBe('peer')
+        expect(row.error.length).toBeGreaterThan(0)
+        continue
+      }
+      expect(row.windows, row.subject.id).toBe(1)
+      expect(row.acquisitionsPerSecond, row.subject.id).toBeGreaterThan(0)
+      expect(row.most, row.subject.id).toBeGreaterThan(0)
+      expect(row.fewest, row.subject.id).toBeLessThanOrEqual(row.most)
+      expect(row.handoff.count, row.subject.id).toBeGreaterThan(0)
+      expect(row.handoff.p50, row.subject.id).toBeGreaterThanOrEqual(0)
+      expect(row.overlaps, row.subject.id).toBe(0)
+    }
+    // Waiters on our in-process store queue in order, so every worker gets the lock even in a short window.
+    for (const row of result.contention.filter((r) => r.subject.store === 'memory' && r.subject.role === 'ours')) {
+      expect(row.fewest, row.subject.id).toBeGreaterThan(0)
+    }
+  })
+
+  it('renders the markdown report, the targets and the chart', () => {
+    const verdicts = evaluateTargets(result)
+    expect(verdicts.some((verdict) => verdict.text.startsWith('redis: cycle p50'))).toBe(true)
+    const markdown = renderMarkdown({
+      result,
+      machine: { cpu: 'cpu', cores: 2, memoryGiB: 1, os: 'os', node: 'v20', loadAtStart: 0, loadAtEnd: 0, commit: 'abc' },
+      versions: { redlock: '5.0.0-beta.2' },
+      command: 'pnpm bench --smoke',
+      verdicts,
+      chart: 'smoke.svg',
+      date: new Date(),
+    })
+    expect(markdown).toContain('| redis | **verrou** |')
+    expect(markdown).toContain('| Store | Subject | Acquisitions/s |')
+    const svg = renderChart(result)
+    expect(svg.startsWith('<svg')).toBe(true)
+    expect(svg).not.toContain('NaN')
+  })
+})

@@ -1,0 +1,106 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { warmUp } from './cycles.js'
+import { type Counters, type LockClient, newCounters, type Subject } from './subject.js'
+
+export interface ContentionSettings {
+  /** Each with a client (connections) of its own. */
+  workers: number
+  /** How long each acquisition is held before release. */
+  holdMs: number
+  /** Acquisitions are counted while this window is open; the workers then finish the cycle they are in. */
+  durationMs: number
+}
+
+/** One window of one subject. */
+export interface ContentionRound {
+  acquisitions: number
+  perWorker: number[]
+  /** Milliseconds from a holder calling release to the next holder's acquire resolving. */
+  handoffs: number[]
+  /** Acquisitions that resolved before the previous holder had even called release: exclusion broken. */
+  overlaps: number
+  /** Hand-offs where the worker that released took the lock straight back. */
+  retakes: number
+  counters: Counters
+}
+
+interface Hold {
+  worker: number
+  acquiredAt: number
+  releasingAt: number
+}
+
+/** Beyond the window, how long the workers may take to finish before the round counts as hung. */
+const FINISH_TIMEOUT_MS = 60_000
+
+/**
+ * `workers` clients loop on one key: acquire, hold `holdMs`, release, straight back to acquire, as long as
+ * the window is open. Timestamps come from one monotonic clock in one process, so hand-offs between
+ * workers are measured exactly.
+ */
+export async function runContention(subject: Subject, key: string, settings: ContentionSettings): Promise<ContentionRound> {
+  const counters = newCounters()
+  const clients: LockClient[] = []
+  try {
+    for (let i = 0; i < settings.workers; i++) clients.push(await subject.connect(counters))
+    // Connections, tables and scripts are ready before the window opens; each worker warms on a key of its own.
+    await Promise.all(clients.map((client, worker) => warmUp(client, counterKey(`${key}:warm:${worker}`), 2)))
+    Object.assign(counters, newCounters())
+
+    const holds: Hold[] = []
+    const deadline = performance.now() + settings.durationMs
+    const work = async (client: LockClient, worker: number) => {
+      while (performance.now() < deadline) {
+        const release = await client.lock(key)
+        const acquiredAt = performance.now()
+        await sleep(settings.holdMs)
+        const releasingAt = performance.now()
+        await release()
+        holds.push({ worker, acquiredAt, releasingAt })
+      }
+    }
+    await withTimeout(
+      Promise.all(clients.map(work)),
+      settings.durationMs + FINISH_TIMEOUT_MS,
+      `${subject.id}: the workers did not finish within ${FINISH_TIMEOUT_MS} ms of the window closing`,
+    )
+    return summarise(holds, deadline, settings.workers, counters)
+  } finally {
+    await Promise.allSettled(clients.map((client) => client.close()))
+  }
+}
+
+function summarise(holds: Hold[], deadline: number, workers: number, counters: Counters): ContentionRound {
+  const counted = holds.filter((hold) => hold.acquiredAt < deadline).sort((a, b) => a.acquiredAt - b.acquiredAt)
+  const perWorker = Array.from({ length: workers }, () => 0)
+  const handoffs: number[] = []
+  let overlaps = 0
+  let retakes = 0
+  counted.forEach((hold, index) => {
+    perWorker[hold.worker]! += 1
+    const previous = counted[index - 1]
+    if (previous === undefined) return
+    if (previous.worker === hold.worker) retakes += 1
+    const gap = hold.acquiredAt - previous.releasingAt
+    if (gap < 0) overlaps += 1
+    else handoffs.push(gap)
+  })
+  return { acquisitions: counted.length, perWorker, handoffs, overlaps, retakes, counters }
+}
+
+function counterKey(prefix: string): () => string {
+  let n = 0
+  return () => `${prefix}:${n++}`
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

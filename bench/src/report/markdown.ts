@@ -1,0 +1,144 @@
+import type { Machine } from '../environment.js'
+import type { BenchResult, ContentionResult, CycleResult } from '../run.js'
+import { LEASE_MS } from '../subject.js'
+import { FLOOR_POLL_MS } from '../subjects/floor_polling.js'
+import { DEFAULT_RETRY_DELAY_MS, SHORT_RETRY_DELAY_MS } from '../subjects/verrou.js'
+import { cell, ms, perOp, ratio, whole } from './format.js'
+import type { Verdict } from './targets.js'
+
+export interface ReportContext {
+  result: BenchResult
+  machine: Machine
+  /** Package name to version. */
+  versions: Record<string, string>
+  /** Exactly what was typed, e.g. `pnpm bench --quick`. */
+  command: string
+  verdicts: Verdict[]
+  /** Path of the chart relative to the markdown file. */
+  chart: string
+  date: Date
+}
+
+export function renderMarkdown(context: ReportContext): string {
+  const { result, machine, versions, command, verdicts, chart, date } = context
+  const { plan } = result
+  const lines: string[] = []
+  const push = (...more: string[]) => lines.push(...more)
+
+  push(
+    '# Benchmarks',
+    '',
+    `<!-- Written by \`${command}\`; run it again rather than editing this file. -->`,
+    '',
+    `Every store against the raw client floor and the libraries users would pick instead, measured in one run`,
+    `of \`${command}\` on ${date.toISOString().slice(0, 16).replace('T', ' ')} UTC (${(result.durationMs / 60_000).toFixed(1)} minutes).`,
+    'Compare numbers within this run only: ratios are what carries over to other machines.',
+    '',
+    `![${plan.name} run: cycle latency relative to the floor, and acquisitions per second under contention](${chart})`,
+    '',
+    '## Targets',
+    '',
+    ...(verdicts.length === 0
+      ? ['No target could be checked in this run.']
+      : verdicts.map((v) => `- ${v.met ? '✅' : '❌'} ${v.text}`)),
+    '',
+    '## Uncontended cycles',
+    '',
+    `Acquire + release on a key never used before, one after the other, on one connection (pools of size 1):`,
+    `${plan.cycles.rounds} rounds of ${plan.cycles.sliceMs} ms per subject after ${plan.cycles.warmupCycles} untimed cycles.`,
+    '"× floor" divides the p50 by the raw floor\'s p50 on the same store. Round trips are requests counted on the',
+    'client (a pipelined or scripted request counts once).',
+    '',
+    '| Store | Subject | Cycles/s | p50 ms | p99 ms | p50 × floor | Round trips / cycle |',
+    '|---|---|--:|--:|--:|--:|--:|',
+  )
+  for (const row of result.cycles) push(cycleRow(row, result.cycles))
+  push(
+    '',
+    '## Contention',
+    '',
+    `${plan.contention.workers} workers in one process, each with its own client and connections (the in-process`,
+    `stores share one store object), loop on one key: acquire, hold ${plan.contention.holdMs} ms, release, acquire again.`,
+    `${plan.contention.rounds} window${plan.contention.rounds === 1 ? '' : 's'} of ${plan.contention.durationMs / 1000} s per subject, interleaved with the other subjects.`,
+    '"Fewest / most" are the acquisitions of one worker in one window (fairness: 0 is a starved worker);',
+    '"retaken by the releaser" is the share of hand-offs in which the worker that released got the lock straight back.',
+    "The hand-off is the time from a holder calling release to the next holder's acquire resolving.",
+    '',
+    '| Store | Subject | Acquisitions/s | Fewest / most | Hand-off p50 ms | Hand-off p99 ms | Round trips / acquisition | Notes |',
+    '|---|---|--:|--:|--:|--:|--:|---|',
+  )
+  for (const row of result.contention) push(contentionRow(row))
+  push(
+    '',
+    '## What runs',
+    '',
+    `- **verrou**: this repository's \`Lock\` (via \`LockFactory\`) on each store's driver, lease ${LEASE_MS / 1000} s, all`,
+    `  defaults except the retry delay: the default ${DEFAULT_RETRY_DELAY_MS} ms (the "verrou" rows, also the one in the cycle`,
+    `  table and the targets) and ${SHORT_RETRY_DELAY_MS} ms (contention only). Waiters also wake on release notifications where`,
+    "  the store has them (memory, Redis, PostgreSQL) and at the holder's lease end when the store reports it.",
+    '- **its store alone, no Lock**: the same driver called directly (`store.acquire` / `store.release`): the gap to',
+    '  the "verrou" row is what `Lock` itself costs; the gap to the floor is what the driver costs.',
+    `- **raw floor**: the client library by hand, one atomic request to acquire and one to release, no fencing`,
+    `  token, polling every ${FLOOR_POLL_MS} ms while held. Redis/Upstash: \`SET NX PX\` + EVALSHA compare-and-delete; PostgreSQL:`,
+    '  an `INSERT ... ON CONFLICT DO UPDATE ... WHERE` lease upsert + owner-checked `DELETE`; MySQL: `INSERT ... ON',
+    '  DUPLICATE KEY UPDATE` + `DELETE` (prepared); DynamoDB: conditional `PutItem` + conditional `DeleteItem`;',
+    '  memory: a `Map` behind async calls.',
+    '- **@verrou/core 0.5.2**: the original Verrou from npm, default settings (retry every 250 ms), its own drivers:',
+    '  memory, Redis, DynamoDB, and PostgreSQL / MySQL through its knex store.',
+    '- **redlock 5.0.0-beta.2**: one Redis, default settings (10 retries 200 ms apart + up to 200 ms jitter, then',
+    '  `ExecutionError`, after which the worker asks again: counted as "gave up").',
+    '- **redis-semaphore 5.8.0**: `Mutex` with defaults (poll every 10 ms, give up after 10 s, refresh every 8 s).',
+    '',
+  )
+  const left = result.stores.filter((store) => store.skipped !== undefined)
+  if (left.length > 0) {
+    push('Left out of this run because their code has not landed yet:', '')
+    for (const store of left) push(`- ${store.label}: ${store.skipped}`)
+    push('')
+  }
+  if (result.errors.length > 0) {
+    push('**This run had errors** (its numbers are incomplete):', '')
+    for (const error of result.errors) push(`- ${error}`)
+    push('')
+  }
+  push(
+    '## Machine and versions',
+    '',
+    `- Command: \`${command}\` (from the repository root, services up; it builds the packages first)`,
+    `- Commit: ${machine.commit}`,
+    `- CPU: ${machine.cpu}, ${machine.cores} cores; memory ${machine.memoryGiB} GiB; ${machine.os}; Node.js ${machine.node.replace(/^v/, '')}`,
+    `- Load average (1 min): ${machine.loadAtStart.toFixed(2)} at the start, ${machine.loadAtEnd.toFixed(2)} at the end. The servers run`,
+    '  on the same machine as the bench; anything else running (other test suites) adds noise to every subject alike.',
+    ...result.stores.filter((store) => store.server !== undefined).map((store) => `- ${store.label}: ${store.server}`),
+    `- Ours: the workspace packages (@verrou/core and drivers) at the commit above.`,
+    `- Peers and clients: ${Object.entries(versions)
+      .map(([name, version]) => `${name === 'verrou-v0' ? '@verrou/core (as verrou-v0)' : name} ${version}`)
+      .join(', ')}`,
+    '',
+  )
+  return lines.join('\n')
+}
+
+function cycleRow(row: CycleResult, all: CycleResult[]): string {
+  const head = `| ${row.subject.store} | ${cell(label(row.subject))} |`
+  if (row.error !== undefined) return `${head} failed: ${cell(row.error)} | | | | |`
+  const floor = all.find((other) => other.subject.store === row.subject.store && other.subject.role === 'floor')
+  const vsFloor =
+    row.subject.role === 'floor' ? '1.00×' : floor && floor.error === undefined ? ratio(row.latency.p50 / floor.latency.p50) : '–'
+  return `${head} ${whole(row.cyclesPerSecond)} | ${ms(row.latency.p50)} | ${ms(row.latency.p99)} | ${vsFloor} | ${perOp(row.roundTripsPerCycle)} |`
+}
+
+function contentionRow(row: ContentionResult): string {
+  const head = `| ${row.subject.store} | ${cell(label(row.subject))} |`
+  if (row.error !== undefined) return `${head} failed | | | | | ${cell(row.error)} |`
+  const notes: string[] = []
+  notes.push(`${Math.round(row.retakeShare * 100)}% retaken by the releaser`)
+  if (row.gaveUp > 0) notes.push(`gave up ${row.gaveUp}× and asked again`)
+  if (row.overlaps > 0) notes.push(`**${row.overlaps} acquisitions overlapped the previous holder**`)
+  return `${head} ${whole(row.acquisitionsPerSecond)} | ${row.fewest} / ${row.most} | ${ms(row.handoff.p50)} | ${ms(row.handoff.p99)} | ${perOp(row.roundTripsPerAcquisition)} | ${notes.join('; ')} |`
+}
+
+/** Ours in bold, so our rows stand out among the peers. */
+function label(subject: { label: string; role: string }): string {
+  return subject.role === 'ours' ? `**${subject.label}**` : subject.label
+}

@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto'
+import { NotLandedYet, type StartedBackend } from './backends/backend.js'
+import { BACKENDS } from './backends/index.js'
+import { type ContentionRound, runContention } from './contention.js'
+import { type CycleTally, newCycleTally, runCycles, warmUp } from './cycles.js'
+import type { Plan } from './plan.js'
+import { type Distribution, distribution, Samples } from './stats.js'
+import { type Counters, type LockClient, newCounters, type Role, type StoreId, type Subject } from './subject.js'
+
+export interface SubjectInfo {
+  id: string
+  store: StoreId
+  label: string
+  role: Role
+}
+
+export interface StoreReport {
+  store: StoreId
+  label: string
+  /** The server measured, when it started. */
+  server?: string
+  /** Why the store was left out (its code has not landed yet). */
+  skipped?: string
+}
+
+export interface CycleResult {
+  subject: SubjectInfo
+  cycles: number
+  cyclesPerSecond: number
+  /** Milliseconds per acquire + release. */
+  latency: Distribution
+  roundTripsPerCycle: number
+  error?: string
+}
+
+export interface ContentionResult {
+  subject: SubjectInfo
+  windows: number
+  acquisitionsPerSecond: number
+  /** Fewest and most acquisitions by one worker in one window. */
+  fewest: number
+  most: number
+  /** Milliseconds from a release call to the next successful acquire. */
+  handoff: Distribution
+  overlaps: number
+  /** Share of hand-offs (0 to 1) in which the releasing worker took the lock straight back. */
+  retakeShare: number
+  gaveUp: number
+  roundTripsPerAcquisition: number
+  error?: string
+}
+
+export interface BenchResult {
+  runId: string
+  plan: Plan
+  stores: StoreReport[]
+  cycles: CycleResult[]
+  contention: ContentionResult[]
+  /**
+   * What went wrong with the run itself: a store that would not start, one of our subjects or a floor that
+   * threw. A peer library that fails is a result (its row says how), not an error of the run.
+   */
+  errors: string[]
+  durationMs: number
+}
+
+export interface RunOptions {
+  plan: Plan
+  stores: readonly StoreId[]
+  log?: (line: string) => void
+}
+
+/**
+ * Starts the backends, measures uncontended cycles then contention, stops the backends. Subjects take
+ * turns in short slices, the order rotating and reversing every round, so that drifts in machine load
+ * land on every subject alike and ratios within one run stay fair.
+ */
+export async function runBench({ plan, stores, log = () => {} }: RunOptions): Promise<BenchResult> {
+  const started = performance.now()
+  const runId = randomBytes(4).toString('hex')
+  const errors: string[] = []
+  const reports: StoreReport[] = []
+  const running: StartedBackend[] = []
+
+  const outcomes = await Promise.allSettled(stores.map((store) => BACKENDS[store].start({ runId })))
+  outcomes.forEach((outcome, index) => {
+    const backend = BACKENDS[stores[index]!]
+    const report: StoreReport = { store: backend.store, label: backend.label }
+    if (outcome.status === 'fulfilled') {
+      running.push(outcome.value)
+      report.server = outcome.value.server
+    } else if (outcome.reason instanceof NotLandedYet) {
+      report.skipped = outcome.reason.message
+      log(`${backend.label}: left out, ${outcome.reason.message}`)
+    } else {
+      errors.push(`${backend.label} did not start: ${describe(outcome.reason)}`)
+      log(`${backend.label}: did not start: ${describe(outcome.reason)}`)
+    }
+    reports.push(report)
+  })
+
+  try {
+    const subjects = running.flatMap((backend) => backend.subjects)
+    const keyOf = (subject: Subject, what: string) => `vbench:${runId}:${subject.id}:${what}`
+    const cycles = await measureCycles(
+      subjects.filter((subject) => subject.cycles),
+      plan,
+      keyOf,
+      errors,
+      log,
+    )
+    const contention = await measureContention(
+      subjects.filter((subject) => subject.contention),
+      plan,
+      keyOf,
+      errors,
+      log,
+    )
+    return { runId, plan, stores: reports, cycles, contention, errors, durationMs: performance.now() - started }
+  } finally {
+    for (const backend of running) {
+      await backend.stop().catch((error: unknown) => errors.push(`clean-up failed: ${describe(error)}`))
+    }
+  }
+}
+
+type KeyOf = (subject: Subject, what: string) => string
+
+async function measureCycles(
+  subjects: Subject[],
+  plan: Plan,
+  keyOf: KeyOf,
+  errors: string[],
+  log: (line: string) => void,
+): Promise<CycleResult[]> {
+  interface Entry {
+    subject: Subject
+    counters: Counters
+    client?: LockClient
+    tally: CycleTally
+    nextKey: () => string
+    error?: string
+  }
+  const entries: Entry[] = subjects.map((subject) => {
+    let n = 0
+    const prefix = keyOf(subject, 'cycle')
+    return { subject, counters: newCounters(), tally: newCycleTally(), nextKey: () => `${prefix}:${n++}` }
+  })
+  const fail = (entry: Entry, error: unknown) => {
+    entry.error = describe(error)
+    if (entry.subject.role !== 'peer') errors.push(`${entry.subject.id} (cycles): ${entry.error}`)
+    log(`${entry.subject.id}: cycles failed: ${entry.error}`)
+  }
+  try {
+    for (const entry of entries) {
+      try {
+        entry.client = await entry.subject.connect(entry.counters)
+        await warmUp(entry.client, entry.nextKey, plan.cycles.warmupCycles)
+        Object.assign(entry.counters, newCounters())
+      } catch (error) {
+        fail(entry, error)
+      }
+    }
+    for (let round = 0; round < plan.cycles.rounds; round++) {
+      log(`cycles: round ${round + 1} of ${plan.cycles.rounds}`)
+      for (const entry of turnOrder(entries, round)) {
+        if (entry.client === undefined || entry.error !== undefined) continue
+        try {
+          await runCycles(entry.client, entry.nextKey, plan.cycles.sliceMs, entry.tally)
+        } catch (error) {
+          fail(entry, error)
+        }
+      }
+    }
+  } finally {
+    await Promise.allSettled(entries.map((entry) => entry.client?.close()))
+  }
+  return entries.map(({ subject, tally, counters, error }) => {
+    const count = tally.latencies.length
+    return {
+      subject: info(subject),
+      cycles: count,
+      cyclesPerSecond: tally.elapsedMs > 0 ? (count * 1000) / tally.elapsedMs : 0,
+      latency: distribution(tally.latencies),
+      roundTripsPerCycle: count > 0 ? counters.roundTrips / count : Number.NaN,
+      ...(error === undefined ? {} : { error }),
+    }
+  })
+}
+
+async function measureContention(
+  subjects: Subject[],
+  plan: Plan,
+  keyOf: KeyOf,
+  errors: string[],
+  log: (line: string) => void,
+): Promise<ContentionResult[]> {
+  const entries = subjects.map((subject) => ({
+    subject,
+    rounds: [] as ContentionRound[],
+    error: undefined as string | undefined,
+  }))
+  for (let round = 0; round < plan.contention.rounds; round++) {
+    for (const entry of turnOrder(entries, round)) {
+      if (entry.error !== undefined) continue
+      try {
+        const result = await runContention(entry.subject, keyOf(entry.subject, `contended:${round}`), plan.contention)
+        entry.rounds.push(result)
+        const rate = (result.acquisitions * 1000) / plan.contention.durationMs
+        log(`contention ${round + 1}/${plan.contention.rounds}: ${entry.subject.id}: ${rate.toFixed(0)} acquisitions/s`)
+      } catch (error) {
+        entry.error = describe(error)
+        if (entry.subject.role !== 'peer') errors.push(`${entry.subject.id} (contention): ${entry.error}`)
+        log(`${entry.subject.id}: contention failed: ${entry.error}`)
+      }
+    }
+  }
+  return entries.map(({ subject, rounds, error }) => {
+    const acquisitions = sum(rounds.map((round) => round.acquisitions))
+    const perWorker = rounds.flatMap((round) => round.perWorker)
+    const handoffs = new Samples()
+    for (const round of rounds) for (const gap of round.handoffs) handoffs.push(gap)
+    const seconds = (rounds.length * plan.contention.durationMs) / 1000
+    return {
+      subject: info(subject),
+      windows: rounds.length,
+      acquisitionsPerSecond: seconds > 0 ? acquisitions / seconds : 0,
+      fewest: perWorker.length > 0 ? Math.min(...perWorker) : 0,
+      most: perWorker.length > 0 ? Math.max(...perWorker) : 0,
+      handoff: distribution(handoffs),
+      overlaps: sum(rounds.map((round) => round.overlaps)),
+      retakeShare: acquisitions > rounds.length ? sum(rounds.map((round) => round.retakes)) / (acquisitions - rounds.length) : 0,
+      gaveUp: sum(rounds.map((round) => round.counters.gaveUp)),
+      roundTripsPerAcquisition:
+        acquisitions > 0 ? sum(rounds.map((round) => round.counters.roundTrips)) / acquisitions : Number.NaN,
+      ...(error === undefined ? {} : { error }),
+    }
+  })
+}
+
+/** Round r starts r places further along, and every other round runs backwards. */
+function turnOrder<T>(items: T[], round: number): T[] {
+  if (items.length === 0) return items
+  const shift = round % items.length
+  const rotated = [...items.slice(shift), ...items.slice(0, shift)]
+  return round % 2 === 1 ? rotated.reverse() : rotated
+}
+
+const info = ({ id, store, label, role }: Subject): SubjectInfo => ({ id, store, label, role })
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0)
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+}

@@ -1,0 +1,37 @@
+/** A growable list of float samples: millions of cycle latencies without millions of boxed numbers. */
+export class Samples {
+  #values = new Float64Array(1024)
+  #length = 0
+
+  get length(): number {
+    return this.#length
+  }
+
+  push(value: number): void {
+    if (this.#length === this.#values.length) {
+      const grown = new Float64Array(this.#values.length * 2)
+      grown.set(this.#values)
+      this.#values = grown
+    }
+    this.#values[this.#length++] = value
+  }
+
+  /** A sorted copy. */
+  sorted(): Float64Array {
+    return this.#values.slice(0, this.#length).sort()
+  }
+}
+
+export interface Distribution {
+  count: number
+  p50: number
+  p99: number
+  max: number
+}
+
+/** Nearest-rank percentiles: always a value that was actually measured. */
+export function distribution(samples: Samples): Distribution {
+  const sorted = samples.sorted()
+  const at = (p: number) => (sorted.length === 0 ? Number.NaN : sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!)
+  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) }
+}

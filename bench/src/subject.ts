@@ -1,0 +1,50 @@
+/** The stores the bench knows, in the order the report lists them. */
+export const STORE_IDS = ['memory', 'redis', 'upstash', 'postgres', 'mysql', 'dynamodb'] as const
+export type StoreId = (typeof STORE_IDS)[number]
+
+/** Ends what `LockClient.lock` took. */
+export type Release = () => Promise<void>
+
+/** What a client adds up while it works: shared by every client of one measurement. */
+export interface Counters {
+  /** Requests sent to the backend (one request is one round trip: none of the subjects pipelines). */
+  roundTrips: number
+  /** Times the library stopped waiting and reported failure (redlock's retryCount, redis-semaphore's timeout). */
+  gaveUp: number
+}
+
+/** One user of one library on its own connection(s): the caller in the cycle test, a worker under contention. */
+export interface LockClient {
+  /**
+   * Takes the lock on `key`, waiting the library's own way while someone else holds it, and resolves once
+   * it is held. A library that gives up waiting is asked again (and `gaveUp` counted), as a caller would.
+   */
+  lock(key: string): Promise<Release>
+  close(): Promise<void>
+}
+
+/**
+ * `ours`: this repository's Lock on one of its stores; `floor`: the raw client by hand; `peer`: another
+ * library; `diagnostic`: a measurement that explains ours (our store called without Lock), not compared.
+ */
+export type Role = 'ours' | 'floor' | 'peer' | 'diagnostic'
+
+/** One library (in one configuration) on one store. */
+export interface Subject {
+  /** Unique in a run, e.g. `redis/redlock`. */
+  id: string
+  store: StoreId
+  /** As the tables show it, e.g. `verrou (retry 10 ms)`. */
+  label: string
+  role: Role
+  /** Whether it takes part in the uncontended cycles (retry settings do not matter there). */
+  cycles: boolean
+  contention: boolean
+  /** A new client with connections of its own; its requests and give-ups are added to `counters`. */
+  connect(counters: Counters): Promise<LockClient>
+}
+
+/** Lease given to every lock: far longer than any hold, so no lock ever expires during a run. */
+export const LEASE_MS = 10_000
+
+export const newCounters = (): Counters => ({ roundTrips: 0, gaveUp: 0 })

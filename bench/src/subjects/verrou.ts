@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto'
+import { LockFactory, type LockStore } from '@verrou/core'
+import { type Counters, LEASE_MS, type LockClient, type StoreId, type Subject } from '../subject.js'
+
+/** A store of ours on connections of its own, and how to close them. */
+export interface OpenedStore {
+  store: LockStore
+  /** Closes the connections the subject opened (the store's own `close` is called first). */
+  close(): Promise<void>
+}
+
+export type OpenStore = (counters: Counters) => Promise<OpenedStore>
+
+/** The retry delay users get without configuring anything (`RetryOptions.delay`). */
+export const DEFAULT_RETRY_DELAY_MS = 250
+/** A short delay a user tuning for latency would pick: reported next to the default, never instead of it. */
+export const SHORT_RETRY_DELAY_MS = 10
+
+/**
+ * Our lock on one store, twice: with the default retry delay (the one in the cycle table as well: an
+ * uncontended acquire never waits) and with a short one, under contention only. Plus the store called
+ * without Lock, in the cycle test only: the difference between the two is what Lock itself costs.
+ */
+export function verrouSubjects(store: StoreId, open: OpenStore): Subject[] {
+  return [
+    verrouSubject(store, open, DEFAULT_RETRY_DELAY_MS, { label: 'verrou', cycles: true }),
+    verrouSubject(store, open, SHORT_RETRY_DELAY_MS, { label: `verrou (retry ${SHORT_RETRY_DELAY_MS} ms)`, cycles: false }),
+    storeAloneSubject(store, open),
+  ]
+}
+
+function storeAloneSubject(store: StoreId, open: OpenStore): Subject {
+  return {
+    id: `${store}/verrou-store-alone`,
+    store,
+    label: 'its store alone, no Lock',
+    role: 'diagnostic',
+    cycles: true,
+    contention: false,
+    async connect(counters): Promise<LockClient> {
+      const opened = await open(counters)
+      return {
+        async lock(key) {
+          const owner = randomUUID()
+          const result = await opened.store.acquire(key, owner, LEASE_MS)
+          if (!result.acquired) throw new Error(`store alone: "${key}" was held, yet only this client uses it`)
+          return async () => {
+            if (!(await opened.store.release(key, owner))) throw new Error(`store alone: "${key}" was not released`)
+          }
+        },
+        async close() {
+          await opened.store.close?.()
+          await opened.close()
+        },
+      }
+    },
+  }
+}
+
+function verrouSubject(
+  store: StoreId,
+  open: OpenStore,
+  retryDelay: number,
+  { label, cycles }: { label: string; cycles: boolean },
+): Subject {
+  return {
+    id: `${store}/verrou-${retryDelay}ms`,
+    store,
+    label,
+    role: 'ours',
+    cycles,
+    contention: true,
+    async connect(counters): Promise<LockClient> {
+      const opened = await open(counters)
+      // Only the delay is set: everything else (operation timeout, wake-on-release) stays as shipped.
+      const factory = new LockFactory(opened.store, { retry: { delay: retryDelay } })
+      return {
+        async lock(key) {
+          const lock = factory.createLock(key, LEASE_MS)
+          // No timeout and no attempt limit: `false` would be a bug, not a measurement.
+          if (!(await lock.acquire())) throw new Error(`verrou gave up on "${key}" without a retry limit`)
+          return () => lock.release()
+        },
+        async close() {
+          await opened.store.close?.()
+          await opened.close()
+        },
+      }
+    },
+  }
+}
