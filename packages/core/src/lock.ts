@@ -1,5 +1,5 @@
 import { type Duration, toTtl } from './duration.js'
-import { E_INVALID_ARGUMENT, E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR, toStorageError } from './errors.js'
+import { E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR, toStorageError } from './errors.js'
 import { type KeepAlive, type KeepAliveOptions, startKeepAlive } from './keep_alive.js'
 import type { Logger } from './logger.js'
 import { type SerializedLock, serializeLock } from './serialized_lock.js'
@@ -359,10 +359,4 @@ function abortable<T>(pending: Promise<T>, signal: AbortSignal, onLate: (value: 
       },
     )
   })
-}
-
-export function validateKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new E_INVALID_ARGUMENT(`A lock key must be a non-empty string, got ${typeof key === 'string' ? '""' : String(key)}`)
-  }
 }

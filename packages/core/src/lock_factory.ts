@@ -1,6 +1,7 @@
 import { type Duration, toMilliseconds, toTtl } from './duration.js'
 import { E_INVALID_ARGUMENT } from './errors.js'
-import { Lock, validateKey } from './lock.js'
+import { validateKey, validateOwner } from './key_and_owner.js'
+import { Lock } from './lock.js'
 import { type Logger, silentLogger } from './logger.js'
 import { randomOwnerId } from './owner_id.js'
 import { parseSerializedLock } from './serialized_lock.js'
@@ -63,9 +64,7 @@ export class LockFactory {
   createLock(key: string, ttl?: Duration | null, options: CreateLockOptions = {}): Lock {
     validateKey(key)
     const owner = options.owner ?? randomOwnerId()
-    if (typeof owner !== 'string' || owner.length === 0) {
-      throw new E_INVALID_ARGUMENT('A lock owner must be a non-empty string')
-    }
+    validateOwner(owner)
     return new Lock(key, {
       ...this.#lockDefaults(),
       owner,

@@ -1,4 +1,5 @@
 import { E_INVALID_ARGUMENT } from './errors.js'
+import { validateOwner } from './key_and_owner.js'
 
 /** What `Lock.serialize()` writes: enough for another process to act as the same owner. */
 export interface SerializedLock {
@@ -33,6 +34,11 @@ export function parseSerializedLock(input: unknown): SerializedLock {
   if (v !== FORMAT_VERSION) throw invalid(`unknown format version ${JSON.stringify(v)}`)
   if (typeof key !== 'string' || key.length === 0) throw invalid('"key" must be a non-empty string')
   if (typeof owner !== 'string' || owner.length === 0) throw invalid('"owner" must be a non-empty string')
+  try {
+    validateOwner(owner)
+  } catch {
+    throw invalid('"owner" must be well-formed Unicode')
+  }
   if (ttl !== null && !(typeof ttl === 'number' && Number.isSafeInteger(ttl) && ttl > 0)) {
     throw invalid('"ttl" must be a positive whole number of milliseconds or null')
   }

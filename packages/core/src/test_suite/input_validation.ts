@@ -15,6 +15,7 @@ export function inputValidationTests({ test, setup }: Suite): void {
       assert.throws(() => factory.createLock(key, badTtl as number), E_INVALID_ARGUMENT, `ttl ${String(badTtl)}`)
     }
     assert.throws(() => factory.createLock(key, '10s', { owner: '' }), E_INVALID_ARGUMENT)
+    assert.throws(() => factory.createLock(key, '10s', { owner: 'half \uD800 a pair' }), E_INVALID_ARGUMENT)
     assert.equal(counted.calls(), 0)
   })
 
