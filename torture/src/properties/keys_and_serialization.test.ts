@@ -1,0 +1,110 @@
+import { errors, LockFactory, MemoryStore } from '@verrou/core'
+import fc from 'fast-check'
+import { describe, expect, test } from 'vitest'
+import { tally } from '../tally.js'
+import { countingStore } from './counting_store.js'
+
+/** Any JS string: arbitrary code points, lone surrogates included. */
+const anyKey = fc.oneof(
+  fc.string({ unit: 'binary', minLength: 1 }),
+  fc.string({ minLength: 1 }),
+  fc.string({ unit: 'grapheme', minLength: 1 }),
+)
+
+function thrown(run: () => unknown): unknown {
+  try {
+    run()
+  } catch (error) {
+    return error
+  }
+  return undefined
+}
+
+describe('key handling (memory store, public API)', () => {
+  test('empty and non-string keys and owners are E_INVALID_ARGUMENT, before anything reaches the store', () => {
+    const { store, calls } = countingStore()
+    const factory = new LockFactory(store)
+    const bad: unknown[] = ['', null, undefined, 0, 1, true, {}, [], Symbol('k'), 10n, () => 'k']
+    for (const key of bad) {
+      expect(
+        thrown(() => factory.createLock(key as string)),
+        String(typeof key),
+      ).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
+    }
+    for (const owner of ['', 0, {}, false]) {
+      expect(thrown(() => factory.createLock('k', '1s', { owner: owner as string }))).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
+    }
+    expect(calls()).toBe(0)
+    tally('inputsTried', 'core', bad.length + 4, 'invalid keys and owners')
+  })
+
+  test('any non-empty string is a key of its own: distinct keys never share a lock', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(anyKey, { minLength: 2, maxLength: 8 }), async (keys) => {
+        const factory = new LockFactory(new MemoryStore())
+        const locks = keys.map((key) => factory.createLock(key, '1m'))
+        for (const lock of locks) expect(await lock.acquireImmediately()).toBe(true)
+        for (const key of keys) expect(await factory.createLock(key).acquireImmediately()).toBe(false)
+        for (const lock of locks) await lock.release()
+        for (const lock of locks) expect(await lock.isLocked()).toBe(false)
+      }),
+      { numRuns: 300 },
+    )
+    tally('inputsTried', 'memory', 300 * 5, 'generated key sets')
+  })
+})
+
+describe('serialized locks', () => {
+  const factory = new LockFactory(new MemoryStore())
+
+  test('serialize then restore gives the same lock, whatever its key, owner, ttl and token', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        anyKey,
+        anyKey,
+        fc.oneof(fc.integer({ min: 1, max: 2 ** 40 }), fc.constant(null)),
+        async (key, owner, ttl) => {
+          const lock = factory.createLock(key, ttl, { owner })
+          expect(await lock.acquireImmediately()).toBe(true)
+          const restored = factory.restoreLock(lock.serialize())
+          expect(restored.key).toBe(key)
+          expect(restored.getOwner()).toBe(owner)
+          expect(restored.ttl).toBe(ttl)
+          expect(restored.fencingToken).toBe(lock.fencingToken)
+          await restored.release()
+          expect(await lock.isLocked()).toBe(false)
+        },
+      ),
+      { numRuns: 300 },
+    )
+    tally('inputsTried', 'core', 300, 'serialization round trips')
+  })
+
+  test('any string given to restoreLock is a lock or E_INVALID_ARGUMENT, nothing else', () => {
+    const valid = JSON.parse(factory.createLock('k', '1s', { owner: 'o' }).serialize()) as Record<string, unknown>
+    // Valid documents with one field replaced by anything at all, plus arbitrary text and JSON.
+    const mutated = fc
+      .tuple(fc.constantFrom(...Object.keys(valid), '__proto__', 'constructor', 'extra'), fc.jsonValue())
+      .map(([field, value]) => JSON.stringify({ ...valid, [field]: value }))
+    const input = fc.oneof(mutated, fc.json(), fc.string(), fc.string({ unit: 'binary' }))
+    fc.assert(
+      fc.property(input, (text) => {
+        let lock: ReturnType<typeof factory.restoreLock>
+        try {
+          lock = factory.restoreLock(text)
+        } catch (error) {
+          expect(error).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
+          return
+        }
+        expect(typeof lock.key === 'string' && lock.key.length > 0).toBe(true)
+        expect(lock.getOwner().length).toBeGreaterThan(0)
+        expect(lock.ttl === null || (Number.isSafeInteger(lock.ttl) && lock.ttl > 0)).toBe(true)
+      }),
+      { numRuns: 2000 },
+    )
+    for (const value of [undefined, null, 42, {}, [], Buffer.from('{}')]) {
+      expect(thrown(() => factory.restoreLock(value as unknown as string))).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
+    }
+    tally('inputsTried', 'core', 2006, 'malformed serialized locks')
+  })
+})
