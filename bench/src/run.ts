@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { NotLandedYet, type StartedBackend } from './backends/backend.js'
+import type { StartedBackend } from './backends/backend.js'
 import { BACKENDS } from './backends/index.js'
 import { type ContentionRound, runContention } from './contention.js'
 import { type CycleTally, newCycleTally, runCycles, warmUp } from './cycles.js'
@@ -19,8 +19,6 @@ export interface StoreReport {
   label: string
   /** The server measured, when it started. */
   server?: string
-  /** Why the store was left out (its code has not landed yet). */
-  skipped?: string
 }
 
 export interface CycleResult {
@@ -89,9 +87,6 @@ export async function runBench({ plan, stores, log = () => {} }: RunOptions): Pr
     if (outcome.status === 'fulfilled') {
       running.push(outcome.value)
       report.server = outcome.value.server
-    } else if (outcome.reason instanceof NotLandedYet) {
-      report.skipped = outcome.reason.message
-      log(`${backend.label}: left out, ${outcome.reason.message}`)
     } else {
       errors.push(`${backend.label} did not start: ${describe(outcome.reason)}`)
       log(`${backend.label}: did not start: ${describe(outcome.reason)}`)

@@ -20,22 +20,3 @@ export interface Backend {
   label: string
   start(context: RunContext): Promise<StartedBackend>
 }
-
-/**
- * Thrown by `start` when a store cannot be measured yet because its code has not landed (its driver does
- * not export its factory, or its test server is missing). The run leaves it out and says why; any other
- * failure to start is an error.
- */
-export class NotLandedYet extends Error {}
-
-/** Imports a module that may not exist yet; `undefined` if it does not. */
-export async function importIfPresent(specifier: string | URL): Promise<Record<string, unknown> | undefined> {
-  try {
-    const module: Record<string, unknown> = await import(String(specifier))
-    return module
-  } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return undefined
-    throw error
-  }
-}

@@ -1,18 +1,14 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import type { LockStore } from '@verrou/core'
+import { dynamodbStore } from '@verrou/dynamodb'
 import { DynamoDBStore as V0DynamoDBStore } from 'verrou-v0/drivers/dynamodb'
+// The engine the DynamoDB store's own tests run on.
+import { startDynamoDBLocal } from '../../../packages/dynamodb/test/dynamodb_local.js'
 import { packageVersion } from '../environment.js'
 import type { Counters } from '../subject.js'
 import { DYNAMODB_FLOOR_KEY, dynamodbFloorSubject } from '../subjects/floor_dynamodb.js'
 import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
-import { type Backend, importIfPresent, NotLandedYet } from './backend.js'
-
-/** `startDynamoDBLocal()` of packages/dynamodb/test/dynamodb_local.ts, the engine its tests run on. */
-type StartDynamoDBLocal = () => Promise<{ endpoint: string; stop(): Promise<void> }>
-type DynamodbStoreFactory = (options: { client: DynamoDBClient; table: { name: string } }) => LockStore
-
-const LOCAL_SERVER = new URL('../../../packages/dynamodb/test/dynamodb_local.ts', import.meta.url)
+import type { Backend } from './backend.js'
 
 /** A client of its own (own HTTP agent) whose every command is counted as a round trip. */
 function countedClient(endpoint: string, counters: Counters): DynamoDBClient {
@@ -36,13 +32,7 @@ export const dynamodbBackend: Backend = {
   store: 'dynamodb',
   label: 'DynamoDB (Local)',
   async start({ runId }) {
-    const driver = await importIfPresent('@verrou/dynamodb')
-    if (typeof driver?.dynamodbStore !== 'function') throw new NotLandedYet('@verrou/dynamodb does not export dynamodbStore yet')
-    const dynamodbStore = driver.dynamodbStore as DynamodbStoreFactory
-    const server = await importIfPresent(LOCAL_SERVER)
-    if (typeof server?.startDynamoDBLocal !== 'function')
-      throw new NotLandedYet('packages/dynamodb/test/dynamodb_local.ts is missing')
-    const local = await (server.startDynamoDBLocal as StartDynamoDBLocal)()
+    const local = await startDynamoDBLocal()
     try {
       const tables = { ours: `vbench-${runId}-ours`, floor: `vbench-${runId}-raw`, v0: `vbench-${runId}-v0` }
       const admin = countedClient(local.endpoint, { roundTrips: 0, gaveUp: 0 })

@@ -90,12 +90,6 @@ export function renderMarkdown(context: ReportContext): string {
     '- **redis-semaphore 5.8.0**: `Mutex` with defaults (poll every 10 ms, give up after 10 s, refresh every 8 s).',
     '',
   )
-  const left = result.stores.filter((store) => store.skipped !== undefined)
-  if (left.length > 0) {
-    push('Left out of this run because their code has not landed yet:', '')
-    for (const store of left) push(`- ${store.label}: ${store.skipped}`)
-    push('')
-  }
   if (result.errors.length > 0) {
     push('**This run had errors** (its numbers are incomplete):', '')
     for (const error of result.errors) push(`- ${error}`)
