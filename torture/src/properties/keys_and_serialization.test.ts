@@ -31,11 +31,11 @@ describe('key handling (memory store, public API)', () => {
         String(typeof key),
       ).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
     }
-    for (const owner of ['', 0, {}, false]) {
+    for (const owner of ['', 0, {}, false, '\ud800', 'a\udc00b', '\udbff\ud800']) {
       expect(thrown(() => factory.createLock('k', '1s', { owner: owner as string }))).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
     }
     expect(calls()).toBe(0)
-    tally('inputsTried', 'core', bad.length + 4, 'invalid keys and owners')
+    tally('inputsTried', 'core', bad.length + 7, 'invalid keys and owners')
   })
 
   test('any non-empty string is a key of its own: distinct keys never share a lock', async () => {
