@@ -56,6 +56,19 @@ describe('the scheduled-job Lambda handler', () => {
     expect(runs).toBe(1)
   })
 
+  test('a duplicate delivered after the job finished is skipped: the slot stays done', async () => {
+    let runs = 0
+    const handler = setup(async ({ slot }) => {
+      runs++
+      return { slot, sentAt: new Date().toISOString() }
+    })
+    const event = { id: randomUUID(), time: '2026-01-05T00:00:00Z' }
+    expect((await handler(event, context())).status).toBe('ran')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect((await handler(event, context())).status).toBe('skipped')
+    expect(runs).toBe(1)
+  })
+
   test('different schedule slots do not block each other', async () => {
     const handler = setup(async ({ slot }) => ({ slot, sentAt: new Date().toISOString() }))
     const results = await Promise.all(

@@ -22,9 +22,13 @@ export type HandlerResult =
 
 export type Job = (input: { slot: string; fencingToken: number | undefined; signal: AbortSignal }) => Promise<JobResult>
 
+/** How long a finished slot stays marked done: far longer than EventBridge takes to redeliver an event. */
+const DONE_FOR = '24h'
+
 /**
- * A handler that runs `job` at most once at a time per schedule slot, however many invocations race for
- * it (EventBridge delivers at least once, and retries overlap with slow runs).
+ * A handler that runs `job` once per schedule slot, however many invocations race for it (EventBridge
+ * delivers at least once, and retries overlap with slow runs). The lock is the slot's marker: held while
+ * the job runs, kept for a day once it succeeded, released if it failed so a retried delivery can run it.
  */
 export function createHandler({ store, job }: { store: LockStore; job: Job }) {
   // Built once per container, reused by every warm invocation.
@@ -34,9 +38,21 @@ export function createHandler({ store, job }: { store: LockStore; job: Job }) {
     const slot = event.time
     // Lease = what is left of this invocation: if Lambda kills it at its timeout, the lock frees itself then.
     const lock = verrou.createLock(`daily-digest:${slot}`, context.getRemainingTimeInMillis())
-    const [ran, result] = await lock.runImmediately(({ fencingToken, signal }) => job({ slot, fencingToken, signal }))
-    if (!ran) return { status: 'skipped', requestId: context.awsRequestId, reason: 'another invocation holds the lock' }
-    return { status: 'ran', requestId: context.awsRequestId, fencingToken: lock.fencingToken, result }
+    if (!(await lock.acquireImmediately())) {
+      return { status: 'skipped', requestId: context.awsRequestId, reason: 'this slot is running or already done' }
+    }
+    // Aborts if the lease runs out before the job ends: the job should stop writing then.
+    const watch = lock.keepAlive({ extend: false })
+    try {
+      const result = await job({ slot, fencingToken: lock.fencingToken, signal: watch.signal })
+      watch.stop()
+      await lock.extend(DONE_FOR)
+      return { status: 'ran', requestId: context.awsRequestId, fencingToken: lock.fencingToken, result }
+    } catch (error) {
+      watch.stop()
+      await lock.release().catch(() => {})
+      throw error
+    }
   }
 }
 

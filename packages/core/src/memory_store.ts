@@ -106,7 +106,8 @@ export class MemoryStore implements LockStore {
   }
 }
 
-export type MemoryStoreOptions = {}
+/** No options yet; the parameter exists so calls written today keep working when some are added. */
+export type MemoryStoreOptions = Record<string, never>
 
 /** A store that keeps locks in this process: for tests, single-process apps, and as a reference driver. */
 export function memoryStore(_options: MemoryStoreOptions = {}): MemoryStore {

@@ -55,11 +55,26 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export function countingStore(store: LockStore): { store: LockStore; calls: () => number } {
   let calls = 0
   const counted: LockStore = {
-    acquire: (...args) => (calls++, store.acquire(...args)),
-    release: (...args) => (calls++, store.release(...args)),
-    extend: (...args) => (calls++, store.extend(...args)),
-    forceRelease: (...args) => (calls++, store.forceRelease(...args)),
-    isLocked: (...args) => (calls++, store.isLocked(...args)),
+    acquire: (...args) => {
+      calls++
+      return store.acquire(...args)
+    },
+    release: (...args) => {
+      calls++
+      return store.release(...args)
+    },
+    extend: (...args) => {
+      calls++
+      return store.extend(...args)
+    },
+    forceRelease: (...args) => {
+      calls++
+      return store.forceRelease(...args)
+    },
+    isLocked: (...args) => {
+      calls++
+      return store.isLocked(...args)
+    },
   }
   return { store: counted, calls: () => calls }
 }
