@@ -63,6 +63,8 @@ describe('a backend killed in the middle of an operation', () => {
       const blocker = await holdRowLock(key)
       try {
         const pending = store.acquire(key, 'b', 60_000)
+        // Handled from the start: it may reject while the kill below is still being awaited.
+        pending.catch(() => {})
         const pid = await blockedBackend(applicationName)
         await admin.query('SELECT pg_terminate_backend($1)', [pid])
         expect(await expectStorageError(pending)).toBeLessThan(2000)
@@ -87,6 +89,9 @@ describe('a backend killed in the middle of an operation', () => {
     try {
       const pending = store.acquire(key, 'b', 60_000)
       const queued = store.release(key, 'b')
+      // Handled from the start: they may reject while the kill below is still being awaited.
+      pending.catch(() => {})
+      queued.catch(() => {})
       const pid = await blockedBackend(applicationName)
       await admin.query('SELECT pg_terminate_backend($1)', [pid])
       expect(await expectStorageError(pending)).toBeLessThan(2000)
