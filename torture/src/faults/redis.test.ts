@@ -1,10 +1,11 @@
-import { LockFactory } from '@verrou/core'
+import { errors, LockFactory } from '@verrou/core'
 import { type RedisStore, redisStore } from '@verrou/redis'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type PrivateRedis, startPrivateRedis } from '../backends/redis_server.js'
+import { tally } from '../tally.js'
 import { installCrashGuard } from './crash_guard.js'
-import { runOutage } from './outage.js'
+import { eventually, runOutage } from './outage.js'
 
 /** Short on purpose: a frozen server must cost a caller this long, not the 10 s default. */
 const OPERATION_TIMEOUT = 1_000
@@ -77,5 +78,41 @@ describe('redis: a private redis-server frozen, killed and restarted under the s
 
   test('no unhandled rejection and no uncaught exception so far', () => {
     expect(guard.seen).toEqual([])
+  })
+})
+
+describe('redis: a server without persistence restarted empty (a limit, shown as it is)', () => {
+  test('locks and fencing counters are gone: the holder is told "not owned", and tokens start again', async () => {
+    const redis = await startPrivateRedis({ persistent: false })
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 })
+    connection.on('error', () => {})
+    try {
+      const factory = new LockFactory(redisStore({ connection }), { operationTimeout: OPERATION_TIMEOUT })
+      const holder = factory.createLock('amnesia', '60s')
+      for (let round = 0; round < 3; round++) {
+        expect(await holder.acquireImmediately()).toBe(true)
+        await holder.release()
+      }
+      expect(await holder.acquireImmediately()).toBe(true)
+      const tokenBefore = holder.fencingToken!
+      await redis.server.restart()
+      tally('faultsInjected', 'redis', 1, 'restarted without persistence')
+      // The server no longer has the lock, so "not owned" is now the truth: exclusion and fencing across such a
+      // restart need persistence (appendonly with fsync) or a replica that survives, as the README says.
+      await eventually(
+        async () => {
+          await expect(holder.extend()).rejects.toBeInstanceOf(errors.E_LOCK_NOT_OWNED)
+        },
+        10_000,
+        'extend after an empty restart',
+        true,
+      )
+      const next = factory.createLock('amnesia', '60s')
+      expect(await next.acquireImmediately()).toBe(true)
+      expect(next.fencingToken!).toBeLessThanOrEqual(tokenBefore)
+    } finally {
+      connection.disconnect()
+      await redis.dispose()
+    }
   })
 })
