@@ -4,12 +4,19 @@ import { describe, expect, test } from 'vitest'
 import { tally } from '../tally.js'
 import { countingStore } from './counting_store.js'
 
-/** Any JS string: arbitrary code points, lone surrogates included. */
+/** One UTF-16 unit or code point: any code point ('binary' never yields a lone surrogate), or a lone surrogate half. */
+const codeUnit = fc.oneof(
+  { weight: 5, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)) },
+)
+/** Any JS string, lone surrogates included: valid keys all. */
 const anyKey = fc.oneof(
-  fc.string({ unit: 'binary', minLength: 1 }),
+  fc.string({ unit: codeUnit, minLength: 1 }),
   fc.string({ minLength: 1 }),
   fc.string({ unit: 'grapheme', minLength: 1 }),
 )
+/** Owners must be well-formed Unicode (core refuses lone surrogates): any other non-empty string. */
+const anyOwner = anyKey.filter((owner) => !/[\ud800-\udfff]/.test(owner.replace(/[\ud800-\udbff][\udc00-\udfff]/g, '')))
 
 function thrown(run: () => unknown): unknown {
   try {
@@ -57,11 +64,12 @@ describe('key handling (memory store, public API)', () => {
 describe('serialized locks', () => {
   const factory = new LockFactory(new MemoryStore())
 
+  // Leases up to 2^31-1 ms: longer ones hit the memory store's timer bug, which has its own test (src/hostile).
   test('serialize then restore gives the same lock, whatever its key, owner, ttl and token', async () => {
     await fc.assert(
       fc.asyncProperty(
         anyKey,
-        anyKey,
+        anyOwner,
         fc.oneof(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.constant(null)),
         async (key, owner, ttl) => {
           const lock = factory.createLock(key, ttl, { owner })
