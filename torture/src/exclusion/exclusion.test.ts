@@ -17,7 +17,7 @@ const SHORT_TTL = 60
  * Waiters back off exponentially up to this: DynamoDB Local (one JVM sharing two cores with eight
  * pollers) answers fastest when polled least; the other stores barely poll (notifications or quick turns).
  */
-const MAX_RETRY_DELAY: Record<StoreKind, number> = { memory: 20, redis: 20, postgres: 20, mysql: 20, dynamodb: 50 }
+const MAX_RETRY_DELAY: Record<StoreKind, number> = { memory: 20, redis: 20, upstash: 20, postgres: 20, mysql: 20, dynamodb: 50 }
 
 describe.each(STORE_KINDS)(`%s: mutual exclusion across ${WORKERS} processes`, (kind) => {
   let backend: Backend
