@@ -35,7 +35,7 @@ export interface Machine {
   /** 1-minute load average when the run started and when it ended: other work on the machine skews numbers. */
   loadAtStart: number
   loadAtEnd: number
-  /** The commit measured, `+ local changes` when the working tree differs from it. */
+  /** The commit measured, and the files that differ from it in the working tree (they were measured too). */
   commit: string
 }
 
@@ -64,8 +64,13 @@ function gitCommit(): string {
   try {
     const commit = git('rev-parse', '--short', 'HEAD')
     // Only the code measured matters: the packages and the bench, not the docs this run is about to write.
-    const dirty = git('status', '--porcelain', '--', '../packages', '.') !== ''
-    return dirty ? `${commit} + local changes` : commit
+    const changed = git('status', '--porcelain', '--', '../packages', '.')
+      .split('\n')
+      .map((line) => line.slice(3).trim())
+      .filter((path) => path !== '' && !path.includes('test-results'))
+    if (changed.length === 0) return commit
+    const shown = changed.slice(0, 8).join(', ')
+    return `${commit} + uncommitted changes in ${shown}${changed.length > 8 ? ` and ${changed.length - 8} more` : ''}`
   } catch {
     return 'unknown'
   }

@@ -53,6 +53,7 @@ export function renderMarkdown(context: ReportContext): string {
     '|---|---|--:|--:|--:|--:|--:|',
   )
   for (const row of result.cycles) push(cycleRow(row, result.cycles))
+  push(...costBreakdown(result.cycles))
   push(
     '',
     '## Contention',
@@ -60,6 +61,8 @@ export function renderMarkdown(context: ReportContext): string {
     `${plan.contention.workers} workers in one process, each with its own client and connections (the in-process`,
     `stores share one store object), loop on one key: acquire, hold ${plan.contention.holdMs} ms, release, acquire again.`,
     `${plan.contention.rounds} window${plan.contention.rounds === 1 ? '' : 's'} of ${plan.contention.durationMs / 1000} s per subject, interleaved with the other subjects.`,
+    'All workers share one Node.js event loop, as the issue asks: waiters woken by a release spend CPU in the',
+    'same process as the next holder, which one process per worker would not.',
     '"Fewest / most" are the acquisitions of one worker in one window (fairness: 0 is a starved worker);',
     '"retaken by the releaser" is the share of hand-offs in which the worker that released got the lock straight back.',
     "The hand-off is the time from a holder calling release to the next holder's acquire resolving.",
@@ -111,6 +114,32 @@ export function renderMarkdown(context: ReportContext): string {
     '',
   )
   return lines.join('\n')
+}
+
+/** Per store: how much of our p50 the driver adds over the floor, and how much Lock adds over the driver. */
+function costBreakdown(rows: CycleResult[]): string[] {
+  const ok = rows.filter((row) => row.error === undefined && row.cycles > 0)
+  const lines: string[] = []
+  for (const store of [...new Set(ok.map((row) => row.subject.store))]) {
+    const find = (role: string) => ok.find((row) => row.subject.store === store && row.subject.role === role)?.latency.p50
+    const floor = find('floor')
+    const alone = find('diagnostic')
+    const ours = find('ours')
+    if (floor === undefined || alone === undefined || ours === undefined) continue
+    const us = (value: number) => `${value >= 0 ? '+' : '−'}${whole(Math.abs(value * 1000))} µs`
+    lines.push(`| ${store} | ${whole(floor * 1000)} µs | ${us(alone - floor)} | ${us(ours - alone)} | ${whole(ours * 1000)} µs |`)
+  }
+  if (lines.length === 0) return []
+  return [
+    '',
+    'Where our p50 goes, from the rows above: the driver alone against the floor (its statements or scripts:',
+    'fencing counter, server-side expiry, release notification), then `Lock` around the driver (owner id, retry',
+    'policy, operation timeout).',
+    '',
+    '| Store | Raw floor p50 | Driver over the floor | Lock over the driver | verrou p50 |',
+    '|---|--:|--:|--:|--:|',
+    ...lines,
+  ]
 }
 
 function cycleRow(row: CycleResult, all: CycleResult[]): string {
