@@ -24,6 +24,15 @@ function exactCeil(integerPart: number, fraction: string, factor: bigint): bigin
   return (numerator + scale - 1n) / scale
 }
 
+function printable(value: unknown): boolean {
+  try {
+    String(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
 function expectInvalid(run: () => unknown): void {
   let thrown: unknown
   try {
@@ -147,14 +156,31 @@ describe('duration parsing, through the public API (createLock ttl)', () => {
     expect(ttlOf(null)).toBeNull()
     fc.assert(
       fc.property(
+        // Values String() cannot print have their own (failing) test below.
         fc
           .anything()
-          .filter((value) => typeof value !== 'number' && typeof value !== 'string' && value !== null && value !== undefined),
+          .filter((value) => typeof value !== 'number' && typeof value !== 'string' && value !== null && value !== undefined)
+          .filter(printable),
         (value) => expectInvalid(() => ttlOf(value)),
       ),
       { numRuns: 300 },
     )
     tally('inputsTried', 'core', 300, 'non-duration values')
+  })
+
+  // Reported to the lead: the error message is built with String(value), which throws a TypeError for an object
+  // without a usable toString, so the caller gets "Cannot convert object to primitive value" instead of a typed
+  // error. Same for keys and retry options. Flip to `test` once fixed.
+  test.fails('values String() cannot print are E_INVALID_ARGUMENT too, not a TypeError', async () => {
+    const unprintable = [Object.create(null), { toString: 0 }, { [Symbol.toPrimitive]: () => ({}) }]
+    for (const value of unprintable) {
+      expectInvalid(() => ttlOf(value))
+      expectInvalid(() => factory.createLock(value))
+      expectInvalid(() => new LockFactory(new MemoryStore(), { operationTimeout: value }))
+      await expect(factory.createLock('k').acquire({ retry: { attempts: value } })).rejects.toBeInstanceOf(
+        errors.E_INVALID_ARGUMENT,
+      )
+    }
   })
 
   test('an invalid extend ttl or factory option is rejected before anything reaches the store', async () => {
