@@ -12,6 +12,9 @@ describe('durations', () => {
     ['2 days', 172_800_000],
     [' 10s ', 10_000],
     [1.2, 2],
+    ['1.1s', 1100],
+    ['0.57s', 570],
+    ['2.3m', 138_000],
   ])('%j is %d ms', (input, expected) => {
     expect(toMilliseconds(input, 'ttl')).toBe(expected)
   })
@@ -27,6 +30,11 @@ describe('durations', () => {
     expect(toMilliseconds(0, 'timeout', { allowZero: true })).toBe(0)
     expect(toMilliseconds(Number.POSITIVE_INFINITY, 'timeout', { allowInfinity: true })).toBe(Number.POSITIVE_INFINITY)
     expect(() => toMilliseconds(Number.POSITIVE_INFINITY, 'ttl')).toThrow(/finite/)
+  })
+
+  test('objects String() cannot print are still a typed error', () => {
+    expect(() => toMilliseconds(Object.create(null), 'ttl')).toThrow(E_INVALID_ARGUMENT)
+    expect(() => toMilliseconds({ toString: 0 } as never, 'ttl')).toThrow(E_INVALID_ARGUMENT)
   })
 
   test('null ttl means no expiry', () => {

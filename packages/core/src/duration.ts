@@ -1,5 +1,5 @@
 import { parse } from '@lukeed/ms'
-import { E_INVALID_ARGUMENT } from './errors.js'
+import { describeValue as describe, E_INVALID_ARGUMENT } from './errors.js'
 
 /** Milliseconds as a number, or a string such as `'250ms'`, `'10s'`, `'5m'`, `'1.5h'`. */
 export type Duration = number | string
@@ -26,15 +26,12 @@ export function toMilliseconds(value: Duration, what: string, { allowZero = fals
   if (ms < 0 || (ms === 0 && !allowZero)) {
     throw new E_INVALID_ARGUMENT(`${what} must be ${allowZero ? 'zero or more' : 'greater than zero'}, got ${describe(value)}`)
   }
-  return Math.ceil(ms)
+  // Rounded to a microsecond first: '1.1s' is 1100.0000000000002 in floating point, and must stay 1100.
+  return Math.ceil(Math.round(ms * 1000) / 1000)
 }
 
 /** A lock's lease: a positive duration, or `null` for a lock that never expires. */
 export function toTtl(value: Duration | null, what = 'ttl'): number | null {
   if (value === null) return null
   return toMilliseconds(value, what)
-}
-
-function describe(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value)
 }

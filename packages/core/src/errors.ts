@@ -54,9 +54,19 @@ export class E_INVALID_ARGUMENT extends VerrouError {
   }
 }
 
+/** A value as error messages show it; never throws, even for objects String() cannot convert. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  try {
+    return String(value)
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
+
 /** Wraps whatever a store threw into a storage error, keeping Verrou's own errors as they are. */
 export function toStorageError(error: unknown, operation: string, key: string): VerrouError {
   if (error instanceof VerrouError) return error
-  const reason = error instanceof Error ? error.message : String(error)
+  const reason = error instanceof Error ? error.message : describeValue(error)
   return new E_LOCK_STORAGE_ERROR(`Lock store failed to ${operation} "${key}": ${reason}`, { cause: error, key, operation })
 }

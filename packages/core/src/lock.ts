@@ -1,5 +1,5 @@
 import { type Duration, toTtl } from './duration.js'
-import { E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR, toStorageError } from './errors.js'
+import { describeValue, E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR, toStorageError } from './errors.js'
 import { type KeepAlive, type KeepAliveOptions, startKeepAlive } from './keep_alive.js'
 import type { Logger } from './logger.js'
 import { type SerializedLock, serializeLock } from './serialized_lock.js'
@@ -293,7 +293,7 @@ export class Lock {
     if (result.acquired) {
       if (!Number.isSafeInteger(result.fencingToken) || result.fencingToken < 1) {
         throw new E_LOCK_STORAGE_ERROR(
-          `Lock store returned an invalid fencing token for "${this.key}": ${String(result.fencingToken)}`,
+          `Lock store returned an invalid fencing token for "${this.key}": ${describeValue(result.fencingToken)}`,
           {
             key: this.key,
             operation: 'acquire',

@@ -84,3 +84,14 @@ describe('memory store', () => {
     expect(performance.now() - started).toBeLessThan(5_000)
   })
 })
+
+describe('memory store leases longer than a timer can wait', () => {
+  test('a lease of 2^31 ms or more stays held (setTimeout caps at 2^31-1)', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    const locks = ['30d', 2 ** 31, 2 ** 40].map((ttl, i) => factory.createLock(`long-${i}`, ttl))
+    for (const lock of locks) expect(await lock.acquire()).toBe(true)
+    await sleep(50)
+    for (const lock of locks) expect(await lock.isLocked()).toBe(true)
+  })
+})

@@ -1,5 +1,8 @@
 import type { AcquireResult, LockStore, Unsubscribe } from './store.js'
 
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 interface Lease {
   owner: string
   /** On the monotonic clock; `null` never expires. */
@@ -96,11 +99,17 @@ export class MemoryStore implements LockStore {
   #scheduleExpiry(key: string, lease: Lease, ttl: number | null): void {
     clearTimeout(lease.timer)
     lease.timer = undefined
-    if (ttl === null) return
+    if (ttl === null || lease.expiresAt === null) return
+    // setTimeout fires at once past 2^31-1 ms: a longer lease is checked at that cap and rescheduled.
+    const timer = setTimeout(
+      () => {
+        if (this.#leases.get(key) !== lease) return
+        const now = performance.now()
+        if (this.#live(key, now)) this.#scheduleExpiry(key, lease, lease.expiresAt === null ? null : lease.expiresAt - now)
+      },
+      Math.min(ttl, MAX_TIMER_MS),
+    )
     // Timers here must never keep the process alive.
-    const timer = setTimeout(() => {
-      if (this.#leases.get(key) === lease) this.#live(key, Number.POSITIVE_INFINITY)
-    }, ttl)
     if (typeof timer === 'object' && timer !== null && 'unref' in timer) timer.unref()
     lease.timer = timer
   }

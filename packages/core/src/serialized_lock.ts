@@ -1,5 +1,5 @@
 import { E_INVALID_ARGUMENT } from './errors.js'
-import { validateOwner } from './key_and_owner.js'
+import { validateKey, validateOwner } from './key_and_owner.js'
 
 /** What `Lock.serialize()` writes: enough for another process to act as the same owner. */
 export interface SerializedLock {
@@ -33,6 +33,11 @@ export function parseSerializedLock(input: unknown): SerializedLock {
   const { v, key, owner, ttl, held, expiresAt, fencingToken } = record
   if (v !== FORMAT_VERSION) throw invalid(`unknown format version ${JSON.stringify(v)}`)
   if (typeof key !== 'string' || key.length === 0) throw invalid('"key" must be a non-empty string')
+  try {
+    validateKey(key)
+  } catch {
+    throw invalid('"key" must be well-formed Unicode')
+  }
   if (typeof owner !== 'string' || owner.length === 0) throw invalid('"owner" must be a non-empty string')
   try {
     validateOwner(owner)

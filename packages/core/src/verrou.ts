@@ -1,5 +1,5 @@
 import type { Duration } from './duration.js'
-import { E_INVALID_ARGUMENT } from './errors.js'
+import { describeValue, E_INVALID_ARGUMENT } from './errors.js'
 import type { Lock } from './lock.js'
 import { type CreateLockOptions, LockFactory, type LockFactoryOptions } from './lock_factory.js'
 import type { LockStore } from './store.js'
@@ -25,7 +25,7 @@ export class Verrou<Stores extends Record<string, StoreEntry>> {
       throw new E_INVALID_ARGUMENT('Verrou needs a config with a "stores" object')
     }
     if (!Object.hasOwn(config.stores, config.default)) {
-      throw new E_INVALID_ARGUMENT(`The default store "${String(config.default)}" is not one of the configured stores`)
+      throw new E_INVALID_ARGUMENT(`The default store ${describeValue(config.default)} is not one of the configured stores`)
     }
     this.#config = config
   }
@@ -36,7 +36,7 @@ export class Verrou<Stores extends Record<string, StoreEntry>> {
     if (cached) return cached
     if (!Object.hasOwn(this.#config.stores, name)) {
       const known = Object.keys(this.#config.stores).join(', ')
-      throw new E_INVALID_ARGUMENT(`Unknown lock store "${String(name)}" (configured: ${known})`)
+      throw new E_INVALID_ARGUMENT(`Unknown lock store ${describeValue(name)} (configured: ${known})`)
     }
     const { default: _default, stores, ...options } = this.#config
     const factory = new LockFactory(stores[name]!.driver, options)

@@ -1,5 +1,5 @@
 import { type Duration, toMilliseconds } from './duration.js'
-import { E_INVALID_ARGUMENT } from './errors.js'
+import { describeValue, E_INVALID_ARGUMENT } from './errors.js'
 import type { Logger } from './logger.js'
 import type { LockStore, Unsubscribe } from './store.js'
 
@@ -42,7 +42,7 @@ export const defaultRetryPolicy: RetryPolicy = {
 export function resolveRetryPolicy(options: RetryOptions | undefined, base: RetryPolicy = defaultRetryPolicy): RetryPolicy {
   if (options === undefined) return base
   if (options === null || typeof options !== 'object') {
-    throw new E_INVALID_ARGUMENT(`retry must be an object, got ${String(options)}`)
+    throw new E_INVALID_ARGUMENT(`retry must be an object, got ${describeValue(options)}`)
   }
   const policy = { ...base }
   if (options.timeout !== undefined) {
@@ -59,13 +59,15 @@ export function resolveRetryPolicy(options: RetryOptions | undefined, base: Retr
     const valid =
       typeof attempts === 'number' && attempts >= 1 && (Number.isInteger(attempts) || attempts === Number.POSITIVE_INFINITY)
     if (!valid) {
-      throw new E_INVALID_ARGUMENT(`retry.attempts must be a whole number of at least 1 (or Infinity), got ${String(attempts)}`)
+      throw new E_INVALID_ARGUMENT(
+        `retry.attempts must be a whole number of at least 1 (or Infinity), got ${describeValue(attempts)}`,
+      )
     }
     policy.attempts = attempts
   }
   if (options.backoff !== undefined) {
     if (options.backoff !== 'fixed' && options.backoff !== 'exponential') {
-      throw new E_INVALID_ARGUMENT(`retry.backoff must be "fixed" or "exponential", got ${String(options.backoff)}`)
+      throw new E_INVALID_ARGUMENT(`retry.backoff must be "fixed" or "exponential", got ${describeValue(options.backoff)}`)
     }
     policy.backoff = options.backoff
   }

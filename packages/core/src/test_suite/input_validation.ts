@@ -8,7 +8,7 @@ export function inputValidationTests({ test, setup }: Suite): void {
     const { store, key } = await setup()
     const counted = countingStore(store)
     const factory = new LockFactory(counted.store)
-    for (const badKey of ['', undefined, null, 42]) {
+    for (const badKey of ['', undefined, null, 42, 'half \uD800 a pair', '\uDC00', Object.create(null)]) {
       assert.throws(() => factory.createLock(badKey as string), E_INVALID_ARGUMENT)
     }
     for (const badTtl of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 'soon', '', '-5s', '0s']) {
