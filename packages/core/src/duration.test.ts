@@ -48,3 +48,8 @@ describe('durations', () => {
     )
   })
 })
+
+test('fractions round up, never down', () => {
+  expect(toMilliseconds('1.0004ms', 'ttl')).toBe(2)
+  expect(toMilliseconds(0.0001, 'ttl')).toBe(1)
+})

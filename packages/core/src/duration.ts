@@ -26,8 +26,11 @@ export function toMilliseconds(value: Duration, what: string, { allowZero = fals
   if (ms < 0 || (ms === 0 && !allowZero)) {
     throw new E_INVALID_ARGUMENT(`${what} must be ${allowZero ? 'zero or more' : 'greater than zero'}, got ${describe(value)}`)
   }
-  // Rounded to a microsecond first: '1.1s' is 1100.0000000000002 in floating point, and must stay 1100.
-  return Math.ceil(Math.round(ms * 1000) / 1000)
+  // Parsing multiplies in floating point: '1.1s' is 1100.0000000000002 and must stay 1100. A real fraction
+  // ('1.0004ms', or a fractional number) rounds up, so a lease is never shorter than asked.
+  const nearest = Math.round(ms)
+  if (typeof value === 'string' && Math.abs(ms - nearest) <= ms * 1e-12) return nearest
+  return Math.ceil(ms)
 }
 
 /** A lock's lease: a positive duration, or `null` for a lock that never expires. */

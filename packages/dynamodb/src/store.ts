@@ -301,10 +301,17 @@ export class DynamoDBStore implements LockStore {
     if (error instanceof errors.VerrouError) return error
     const name = errorName(error) ?? 'Error'
     const message = error instanceof Error ? error.message : String(error)
-    const hint =
-      name === 'ResourceNotFoundException'
-        ? ` (does table "${this.#table}" exist? Create it as the README shows, or set autoCreateTable: true)`
-        : ''
+    let hint = ''
+    if (name === 'ResourceNotFoundException') {
+      if (this.#autoCreateTable) {
+        // The table went away after it was checked (deleted, or a fresh DynamoDB Local): check and create
+        // it again on the next call instead of failing for the rest of the process's life.
+        this.#tableReady = undefined
+        hint = ` (table "${this.#table}" is gone; it is created again on the next call)`
+      } else {
+        hint = ` (does table "${this.#table}" exist? Create it as the README shows, or set autoCreateTable: true)`
+      }
+    }
     const what = context ?? `failed to ${operation} "${key}"`
     return new errors.E_LOCK_STORAGE_ERROR(`DynamoDB lock store ${what}: ${name}: ${message}${hint}`, {
       cause: error,

@@ -72,9 +72,9 @@ describe('dynamodb: a private DynamoDB Local frozen, killed and restarted under 
 })
 
 describe('dynamodb: an in-memory DynamoDB Local restarted empty under the store', () => {
-  // Reported to the lead: the store checks its table once and never again, so after the table vanished every
-  // operation fails with ResourceNotFoundException until the application restarts. Flip to `test` once fixed.
-  test.fails('the same store object recreates its table (autoCreateTable) and works again', async () => {
+  // Found by this suite: the store used to check its table once and never again, failing for good after the
+  // table vanished. It now forgets the check on ResourceNotFoundException and creates the table again.
+  test('the same store object recreates its table (autoCreateTable) and works again', async () => {
     const local = await startPrivateDynamoDB({ inMemory: true })
     const client = await dynamodbClient(local.endpoint, 2_000)
     try {

@@ -10,13 +10,15 @@ const codeUnit = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)) },
 )
 /** Any JS string, lone surrogates included: valid keys all. */
-const anyKey = fc.oneof(
+const anyString = fc.oneof(
   fc.string({ unit: codeUnit, minLength: 1 }),
   fc.string({ minLength: 1 }),
   fc.string({ unit: 'grapheme', minLength: 1 }),
 )
-/** Owners must be well-formed Unicode (core refuses lone surrogates): any other non-empty string. */
-const anyOwner = anyKey.filter((owner) => !/[\ud800-\udfff]/.test(owner.replace(/[\ud800-\udbff][\udc00-\udfff]/g, '')))
+const isWellFormed = (text: string) => !/[\ud800-\udfff]/.test(text.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''))
+/** Keys and owners must be well-formed Unicode (core refuses lone surrogates): any other non-empty string. */
+const anyKey = anyString.filter(isWellFormed)
+const anyOwner = anyKey
 
 function thrown(run: () => unknown): unknown {
   try {
@@ -45,7 +47,22 @@ describe('key handling (memory store, public API)', () => {
     tally('inputsTried', 'core', bad.length + 7, 'invalid keys and owners')
   })
 
-  test('any non-empty string is a key of its own: distinct keys never share a lock', async () => {
+  test('strings with a lone surrogate are refused as keys and owners, with E_INVALID_ARGUMENT', () => {
+    fc.assert(
+      fc.property(
+        anyString.filter((text) => !isWellFormed(text)),
+        (text) => {
+          const factory = new LockFactory(new MemoryStore())
+          expect(thrown(() => factory.createLock(text))).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
+          expect(thrown(() => factory.createLock('k', '1m', { owner: text }))).toBeInstanceOf(errors.E_INVALID_ARGUMENT)
+        },
+      ),
+      { numRuns: 200 },
+    )
+    tally('inputsTried', 'core', 200 * 2, 'ill-formed keys and owners')
+  })
+
+  test('any other non-empty string is a key of its own: distinct keys never share a lock', async () => {
     await fc.assert(
       fc.asyncProperty(fc.uniqueArray(anyKey, { minLength: 2, maxLength: 8 }), async (keys) => {
         const factory = new LockFactory(new MemoryStore())
