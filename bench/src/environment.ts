@@ -64,10 +64,10 @@ function gitCommit(): string {
   try {
     const commit = git('rev-parse', '--short', 'HEAD')
     // Only the code measured matters: the packages and the bench, not the docs this run is about to write.
-    const changed = git('status', '--porcelain', '--', '../packages', '.')
-      .split('\n')
-      .map((line) => line.slice(3).trim())
-      .filter((path) => path !== '' && !path.includes('test-results'))
+    const changed = [
+      ...git('diff', '--name-only', 'HEAD', '--', '../packages', '.').split('\n'),
+      ...git('ls-files', '--others', '--exclude-standard', '--', '../packages', '.').split('\n'),
+    ].filter((path) => path !== '')
     if (changed.length === 0) return commit
     const shown = changed.slice(0, 8).join(', ')
     return `${commit} + uncommitted changes in ${shown}${changed.length > 8 ? ` and ${changed.length - 8} more` : ''}`
