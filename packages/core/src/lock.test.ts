@@ -171,12 +171,12 @@ describe('defaults', () => {
     expect(store.acquireCalls).toBe(1)
   })
 
-  test('the default ttl is 30 s and the default owner a random 128-bit id', () => {
+  test('the default ttl is 30 s and the default owner a random UUID', () => {
     const factory = new LockFactory(new MemoryStore())
     const a = factory.createLock('k')
     const b = factory.createLock('k')
     expect(a.ttl).toBe(30_000)
-    expect(a.getOwner()).toMatch(/^[0-9a-f]{32}$/)
+    expect(a.getOwner()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     expect(a.getOwner()).not.toBe(b.getOwner())
     expect(new LockFactory(new MemoryStore(), { defaultTtl: '5m' }).createLock('k').ttl).toBe(300_000)
   })

@@ -307,32 +307,47 @@ export class Lock {
     return result
   }
 
-  /** Runs a store call, turning its failures and hangs into `E_LOCK_STORAGE_ERROR`. */
-  async #call<T>(operation: string, run: () => Promise<T>, onLate?: (value: T) => void): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    try {
-      const call = Promise.resolve().then(run)
-      if (this.#operationTimeout === Number.POSITIVE_INFINITY) return await call
-      const timeout = new Promise<never>((_, reject) => {
+  /**
+   * Runs a store call, turning its failures and hangs into `E_LOCK_STORAGE_ERROR`. On the hot path of every
+   * operation, so it is one promise and one timer: no Promise.race, no extra microtask hops.
+   */
+  #call<T>(operation: string, run: () => Promise<T>, onLate?: (value: T) => void): Promise<T> {
+    const timeout = this.#operationTimeout
+    return new Promise<T>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let settled = false
+      if (timeout !== Number.POSITIVE_INFINITY) {
         timer = setTimeout(() => {
-          if (onLate) call.then(onLate, () => {})
+          settled = true
           reject(
-            new E_LOCK_STORAGE_ERROR(
-              `Lock store did not answer ${operation} of "${this.key}" within ${this.#operationTimeout} ms`,
-              {
-                key: this.key,
-                operation,
-              },
-            ),
+            new E_LOCK_STORAGE_ERROR(`Lock store did not answer ${operation} of "${this.key}" within ${timeout} ms`, {
+              key: this.key,
+              operation,
+            }),
           )
-        }, this.#operationTimeout)
-      })
-      return await Promise.race([call, timeout])
-    } catch (error) {
-      throw toStorageError(error, operation, this.key)
-    } finally {
-      clearTimeout(timer)
-    }
+        }, timeout)
+      }
+      let pending: Promise<T>
+      try {
+        pending = Promise.resolve(run())
+      } catch (error) {
+        clearTimeout(timer)
+        reject(toStorageError(error, operation, this.key))
+        return
+      }
+      pending.then(
+        (value) => {
+          if (settled) return onLate?.(value)
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          if (settled) return
+          clearTimeout(timer)
+          reject(toStorageError(error, operation, this.key))
+        },
+      )
+    })
   }
 }
 

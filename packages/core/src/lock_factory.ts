@@ -23,7 +23,7 @@ export interface LockFactoryOptions {
 }
 
 export interface CreateLockOptions {
-  /** The owner id. Default: a random 128-bit id. Two locks with the same key and owner are the same lock. */
+  /** The owner id. Default: a random UUID (122 random bits). Two locks with the same key and owner are the same lock. */
   owner?: string
 }
 
