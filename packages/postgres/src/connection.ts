@@ -1,11 +1,19 @@
 import pg, { type Client, type ClientConfig, type Pool, type QueryResult } from 'pg'
+import { quoteIdentifier } from './table_name.js'
 
 /** What the store is given: a pool or a client the user owns (a checked-out PoolClient is a Client). */
 export type PostgresConnection = Pool | Client
 
+/** A statement as pg's query config: with a `name`, pg prepares it once per session and reuses it. */
+export interface Query {
+  readonly text: string
+  readonly values?: unknown[]
+  readonly name?: string
+}
+
 /** The one thing the store's lock operations need from a connection. */
 export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<QueryResult>
+  query(query: Query): Promise<QueryResult>
 }
 
 /** Listening needs a session of its own; the store opens it with the same settings as the user's. */
@@ -20,7 +28,10 @@ export function isPool(connection: PostgresConnection): connection is Pool {
 const clientQueues = new WeakMap<Client, Queryable>()
 
 export function toQueryable(connection: PostgresConnection): Queryable {
-  if (isPool(connection)) return { query: (text, values) => connection.query(text, values) }
+  // A pool needs no help with named statements: pg-pool discards a client whose query failed, so a session
+  // whose prepared statement went bad (see forgetBrokenStatement) is replaced, and the next call prepares
+  // the statement afresh on another one.
+  if (isPool(connection)) return { query: (query) => connection.query(query) }
   let queue = clientQueues.get(connection)
   if (queue === undefined) {
     queue = serialQueries(connection)
@@ -36,12 +47,39 @@ export function toQueryable(connection: PostgresConnection): Queryable {
 function serialQueries(client: Client): Queryable {
   let tail: Promise<unknown> = Promise.resolve()
   return {
-    query(text, values) {
-      const result = tail.then(() => client.query(text, values))
+    query(query) {
+      const result = tail.then(() =>
+        client.query(query).catch(async (error: unknown) => {
+          if (query.name !== undefined) await forgetBrokenStatement(client, query.name, error)
+          throw error
+        }),
+      )
       tail = result.catch(() => undefined)
       return result
     },
   }
+}
+
+/**
+ * pg remembers, per client, which names it has prepared and from then on only binds them. A single client
+ * is not discarded on error the way a pool's are, so when the server's copy went bad, pg must be made to
+ * prepare it again or every later call fails the same way. Both errors are raised before the statement
+ * runs: the failed call did nothing, and the caller reports it as a storage error.
+ * - 26000: the session no longer has the statement (`DEALLOCATE ALL` or `DISCARD ALL` was run on it).
+ * - 0A000 'cached plan must not change result type': the tables changed under the plan so that its result
+ *   columns would differ (our statements cast every output, so this is defensive). The server keeps the
+ *   broken statement, so it is deallocated first.
+ * Dropping and recreating the table needs none of this: PostgreSQL re-plans a prepared statement whose
+ * tables changed, so it fails (42P01) while the table is missing and works again once it is back.
+ */
+async function forgetBrokenStatement(client: Client, name: string, error: unknown): Promise<void> {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  const changed = code === '0A000' && typeof message === 'string' && message.includes('cached plan')
+  if (code !== '26000' && !changed) return
+  if (changed) await client.query(`DEALLOCATE ${quoteIdentifier(name)}`).catch(() => undefined)
+  // Duck-typed: pg keeps this map on the client's connection (the user's pg may be another copy).
+  const parsed = (client as { connection?: { parsedStatements?: unknown } }).connection?.parsedStatements
+  if (typeof parsed === 'object' && parsed !== null) delete (parsed as Record<string, unknown>)[name]
 }
 
 /**

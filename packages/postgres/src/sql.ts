@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { ddlLockKeys, type TableNames } from './table_name.js'
 
 /**
@@ -8,16 +9,35 @@ import { ddlLockKeys, type TableNames } from './table_name.js'
  * server's clock_timestamp() (not now(): that is frozen at the start of the transaction). Released rows
  * stay, owner NULL and expires_at set to the release time, until housekeeping deletes them. Tokens come
  * from a per-table sequence, so deleting a row never resets a key's counter.
+ *
+ * The lock operations are {@link HotStatement}s: sent as named prepared statements, each is parsed and
+ * analysed once per session instead of on every call. DDL and housekeeping are rare and stay unnamed.
  */
 export interface Statements {
   createTable: string
   tableExists: string
-  acquire: string
-  release: string
-  extend: string
-  forceRelease: string
-  isLocked: string
+  acquire: HotStatement
+  release: HotStatement
+  extend: HotStatement
+  forceRelease: HotStatement
+  isLocked: HotStatement
   prune: string
+}
+
+/**
+ * A lock operation's statement and the name it is prepared under. Prepared statements live per session and
+ * pg refuses to reuse a name for another text, so the name is derived from the text itself (which holds
+ * the quoted table and sequence): stores of the same table share a statement, stores of different tables
+ * never clash. `verrou_force_release_` plus 16 hex digits is 37 bytes, well within the 63 of an identifier.
+ */
+export interface HotStatement {
+  readonly name: string
+  readonly text: string
+}
+
+function hot(operation: string, text: string): HotStatement {
+  const digest = createHash('sha256').update(text).digest('hex').slice(0, 16)
+  return { name: `verrou_${operation}_${digest}`, text }
 }
 
 export function buildStatements(names: TableNames): Statements {
@@ -36,7 +56,9 @@ export function buildStatements(names: TableNames): Statements {
     // The `holder` snapshot spares pollers a write (and a burnt token) while the lock is visibly held and
     // gives the holder's remaining lease for free. The decision itself is ON CONFLICT's WHERE, evaluated on
     // the latest row version under its row lock: of any number of racing acquirers, exactly one wins.
-    acquire: `WITH holder AS (
+    acquire: hot(
+      'acquire',
+      `WITH holder AS (
   SELECT expires_at - clock_timestamp() AS remaining FROM ${table} WHERE ${keyMatches} AND ${live}
 ), acquired AS (
   INSERT INTO ${table} AS held (key_hash, key, owner, expires_at, fencing_token)
@@ -53,26 +75,36 @@ UNION ALL
 SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8
 FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
+    ),
 
     // pg_notify runs only when a row was released, in the same statement: no extra round trip.
-    release: `WITH released AS (
+    release: hot(
+      'release',
+      `WITH released AS (
   UPDATE ${table} SET owner = NULL, expires_at = clock_timestamp()
   WHERE ${keyMatches} AND owner = $2::bytea AND (expires_at IS NULL OR expires_at > clock_timestamp())
   RETURNING 1
 )
 SELECT pg_notify($3::text, $4::text) FROM released`,
+    ),
 
-    extend: `UPDATE ${table} SET expires_at = ${leaseEnd}
+    extend: hot(
+      'extend',
+      `UPDATE ${table} SET expires_at = ${leaseEnd}
 WHERE ${keyMatches} AND owner = $2::bytea AND (expires_at IS NULL OR expires_at > clock_timestamp())`,
+    ),
 
-    forceRelease: `WITH released AS (
+    forceRelease: hot(
+      'force_release',
+      `WITH released AS (
   UPDATE ${table} SET owner = NULL, expires_at = clock_timestamp()
   WHERE ${keyMatches} AND ${live}
   RETURNING 1
 )
 SELECT pg_notify($2::text, $3::text) FROM released`,
+    ),
 
-    isLocked: `SELECT EXISTS (SELECT 1 FROM ${table} WHERE ${keyMatches} AND ${live}) AS locked`,
+    isLocked: hot('is_locked', `SELECT EXISTS (SELECT 1 FROM ${table} WHERE ${keyMatches} AND ${live}) AS locked`),
 
     // $1 grace in ms, $2 batch size. Rows are locked with SKIP LOCKED and re-checked under the lock, so a
     // row being taken over right now is left alone.

@@ -132,15 +132,15 @@ describe('acquire', () => {
 })
 
 describe('round trips', () => {
-  test('every lock operation is exactly one statement once the table exists', async () => {
-    const statements: string[] = []
+  test('every lock operation is exactly one statement once the table exists, sent as a named prepared statement', async () => {
+    const statements: pg.QueryConfig[] = []
     // Counts what the store sends through the pool, without changing it.
     const counting = new Proxy(pool, {
       get(target, property, receiver) {
         if (property === 'query') {
-          return (text: string, values?: unknown[]) => {
-            statements.push(text)
-            return target.query(text, values)
+          return (config: pg.QueryConfig) => {
+            statements.push(config)
+            return target.query(config)
           }
         }
         return Reflect.get(target, property, receiver)
@@ -159,6 +159,15 @@ describe('round trips', () => {
     await counted.acquire(key, 'b', 10_000)
     await counted.forceRelease(key)
     expect(statements).toHaveLength(7)
+    expect(statements.map((statement) => statement.name?.replace(/_[0-9a-f]{16}$/, ''))).toEqual([
+      'verrou_acquire',
+      'verrou_acquire',
+      'verrou_extend',
+      'verrou_is_locked',
+      'verrou_release',
+      'verrou_acquire',
+      'verrou_force_release',
+    ])
     await counted.close()
   })
 })
@@ -216,6 +225,7 @@ describe('options', () => {
       { connection: pool, pruneInterval: true },
       { connection: pool, pruneBatchSize: 0 },
       { connection: pool, listen: 1 },
+      { connection: pool, preparedStatements: 'false' },
     ]
     for (const [index, options] of bad.entries()) {
       expect(() => new PostgresStore(options as never), `case ${index}`).toThrow(errors.E_INVALID_ARGUMENT)

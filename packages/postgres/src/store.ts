@@ -1,8 +1,8 @@
 import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
 import type { QueryResult } from 'pg'
-import { listenerClientFactory, type PostgresConnection, type Queryable, toQueryable } from './connection.js'
+import { listenerClientFactory, type PostgresConnection, type Query, type Queryable, toQueryable } from './connection.js'
 import { ReleaseListener } from './release_listener.js'
-import { buildStatements, type Statements } from './sql.js'
+import { buildStatements, type HotStatement, type Statements } from './sql.js'
 import { resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
 
@@ -30,6 +30,12 @@ export interface PostgresStoreOptions {
    * extra session per store, opened on the first wait; turn it off behind a transaction-mode pooler.
    */
   listen?: boolean
+  /**
+   * Send the lock operations as named prepared statements, parsed and planned once per session rather than
+   * on every call (default `true`). Turn it off behind a pooler that cannot keep them, such as PgBouncer
+   * before 1.21 in transaction mode.
+   */
+  preparedStatements?: boolean
 }
 
 const DEFAULT_TABLE = 'verrou_locks'
@@ -53,6 +59,7 @@ export class PostgresStore implements LockStore {
   readonly #names: TableNames
   readonly #sql: Statements
   readonly #autoCreateTable: boolean
+  readonly #preparedStatements: boolean
   readonly #pruneAfter: number
   readonly #pruneInterval: number | false
   readonly #pruneBatchSize: number
@@ -79,6 +86,7 @@ export class PostgresStore implements LockStore {
     this.#sql = buildStatements(this.#names)
     this.#db = toQueryable(connection)
     this.#autoCreateTable = booleanOption(options.autoCreateTable, 'autoCreateTable', true)
+    this.#preparedStatements = booleanOption(options.preparedStatements, 'preparedStatements', true)
     this.#pruneAfter = wholeNumberOption(options.pruneAfter, 'pruneAfter', DEFAULT_PRUNE_AFTER_MS)
     this.#pruneInterval =
       options.pruneInterval === false
@@ -101,7 +109,7 @@ export class PostgresStore implements LockStore {
   }
 
   async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await this.#run('acquire', key, this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl])
+    const result = await this.#run('acquire', key, this.#hot(this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl]))
     this.#maybePrune()
     const row = result.rows[0] as AcquireRow | undefined
     if (row === undefined) return { acquired: false }
@@ -119,26 +127,29 @@ export class PostgresStore implements LockStore {
   }
 
   async release(key: string, owner: string): Promise<boolean> {
-    const result = await this.#run('release', key, this.#sql.release, [
-      toStoredBytes(key),
-      toStoredBytes(owner),
-      this.#names.channel,
-      releasePayload(key),
-    ])
+    const result = await this.#run(
+      'release',
+      key,
+      this.#hot(this.#sql.release, [toStoredBytes(key), toStoredBytes(owner), this.#names.channel, releasePayload(key)]),
+    )
     return result.rowCount === 1
   }
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
-    const result = await this.#run('extend', key, this.#sql.extend, [toStoredBytes(key), toStoredBytes(owner), ttl])
+    const result = await this.#run('extend', key, this.#hot(this.#sql.extend, [toStoredBytes(key), toStoredBytes(owner), ttl]))
     return result.rowCount === 1
   }
 
   async forceRelease(key: string): Promise<void> {
-    await this.#run('force release', key, this.#sql.forceRelease, [toStoredBytes(key), this.#names.channel, releasePayload(key)])
+    await this.#run(
+      'force release',
+      key,
+      this.#hot(this.#sql.forceRelease, [toStoredBytes(key), this.#names.channel, releasePayload(key)]),
+    )
   }
 
   async isLocked(key: string): Promise<boolean> {
-    const result = await this.#run('check', key, this.#sql.isLocked, [toStoredBytes(key)])
+    const result = await this.#run('check', key, this.#hot(this.#sql.isLocked, [toStoredBytes(key)]))
     return (result.rows[0] as { locked: boolean } | undefined)?.locked === true
   }
 
@@ -147,7 +158,10 @@ export class PostgresStore implements LockStore {
    * it deleted. Tokens are unaffected: they come from the table's sequence, not from the rows.
    */
   async pruneExpired(): Promise<number> {
-    const result = await this.#run('prune', undefined, this.#sql.prune, [this.#pruneAfter, this.#pruneBatchSize])
+    const result = await this.#run('prune', undefined, {
+      text: this.#sql.prune,
+      values: [this.#pruneAfter, this.#pruneBatchSize],
+    })
     return result.rowCount ?? 0
   }
 
@@ -156,10 +170,15 @@ export class PostgresStore implements LockStore {
     await this.#listener?.close()
   }
 
-  async #run(operation: string, key: string | undefined, text: string, values: unknown[]): Promise<QueryResult> {
+  /** A lock operation's query: named, so pg prepares it once per session, unless that is turned off. */
+  #hot(statement: HotStatement, values: unknown[]): Query {
+    return this.#preparedStatements ? { name: statement.name, text: statement.text, values } : { text: statement.text, values }
+  }
+
+  async #run(operation: string, key: string | undefined, query: Query): Promise<QueryResult> {
     try {
       await this.#ensureTable()
-      return await this.#db.query(text, values)
+      return await this.#db.query(query)
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
       const reason = error instanceof Error ? error.message : String(error)
@@ -187,7 +206,7 @@ export class PostgresStore implements LockStore {
 
   async #createTable(mayRetry = true): Promise<void> {
     try {
-      await this.#db.query(this.#sql.createTable)
+      await this.#db.query({ text: this.#sql.createTable })
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code
       // Someone creating the same objects without our advisory lock (a migration, say) can still make the
@@ -200,7 +219,7 @@ export class PostgresStore implements LockStore {
   }
 
   async #tableExists(): Promise<boolean> {
-    const result = await this.#db.query(this.#sql.tableExists, [this.#names.table, this.#names.sequence])
+    const result = await this.#db.query({ text: this.#sql.tableExists, values: [this.#names.table, this.#names.sequence] })
     return (result.rows[0] as { present: boolean } | undefined)?.present === true
   }
 
