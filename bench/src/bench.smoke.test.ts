@@ -52,10 +52,6 @@ describe('pnpm bench (smoke)', () => {
       expect(row.handoff.p50, row.subject.id).toBeGreaterThanOrEqual(0)
       expect(row.overlaps, row.subject.id).toBe(0)
     }
-    // Waiters on our in-process store queue in order, so every worker gets the lock even in a short window.
-    for (const row of result.contention.filter((r) => r.subject.store === 'memory' && r.subject.role === 'ours')) {
-      expect(row.fewest, row.subject.id).toBeGreaterThan(0)
-    }
   })
 
   it('renders the markdown report, the targets and the chart', () => {

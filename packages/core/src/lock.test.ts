@@ -247,3 +247,31 @@ describe('release subscriptions', () => {
     expect(performance.now() - started).toBeLessThan(3_000)
   })
 })
+
+describe('fairness', () => {
+  test('a worker that releases and acquires again in a loop does not starve the waiters it woke', async () => {
+    const factory = new LockFactory(new MemoryStore())
+    const counts = new Map<number, number>()
+    let retakes = 0
+    let last = -1
+    const stopAt = performance.now() + 300
+    const worker = async (id: number) => {
+      while (performance.now() < stopAt) {
+        await factory.createLock('contended', '10s').run(
+          async () => {
+            if (last === id) retakes++
+            last = id
+            counts.set(id, (counts.get(id) ?? 0) + 1)
+            await sleep(2)
+          },
+          { retry: { delay: 250 } },
+        )
+      }
+    }
+    await Promise.all(Array.from({ length: 6 }, (_, id) => worker(id)))
+    const total = [...counts.values()].reduce((a, b) => a + b, 0)
+    expect(counts.size).toBe(6)
+    expect(Math.min(...counts.values())).toBeGreaterThan(total / 6 / 2)
+    expect(retakes).toBe(0)
+  })
+})
