@@ -137,6 +137,9 @@ describe('holding a lock', () => {
     const outcome = lock.run(async ({ signal, fencingToken }) => {
       expect(fencingToken).toBeGreaterThan(0)
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+      // The local estimate is conservative (counted from before the acquire was sent), so the store's lease
+      // may outlive it by a moment; the release below must come after both.
+      await sleep(50)
       return 'stopped'
     })
     await expect(outcome).rejects.toBeInstanceOf(E_LOCK_NOT_OWNED)
@@ -257,15 +260,14 @@ describe('fairness', () => {
     const stopAt = performance.now() + 300
     const worker = async (id: number) => {
       while (performance.now() < stopAt) {
-        await factory.createLock('contended', '10s').run(
-          async () => {
-            if (last === id) retakes++
-            last = id
-            counts.set(id, (counts.get(id) ?? 0) + 1)
-            await sleep(2)
-          },
-          { retry: { delay: 250 } },
-        )
+        // Acquire, hold, release, and straight back in line: the loop most likely to barge.
+        const lock = factory.createLock('contended', '10s')
+        await lock.acquire({ retry: { delay: 250 } })
+        if (last === id) retakes++
+        last = id
+        counts.set(id, (counts.get(id) ?? 0) + 1)
+        await sleep(2)
+        await lock.release()
       }
     }
     await Promise.all(Array.from({ length: 6 }, (_, id) => worker(id)))

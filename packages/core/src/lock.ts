@@ -5,6 +5,7 @@ import type { Logger } from './logger.js'
 import { type SerializedLock, serializeLock } from './serialized_lock.js'
 import type { AcquireResult, LockStore } from './store.js'
 import {
+  handoffPending,
   joinReleaseQueue,
   monotonicNow,
   pauseAfter,
@@ -114,8 +115,15 @@ export class Lock {
     let waiter: ReleaseWaiter | undefined
     let subscribed = false
     try {
+      if (policy.timeout > 0 && policy.attempts > 1 && handoffPending(this.#store, this.key)) {
+        // The lock is being handed to a waiter that was here first: queue behind it rather than barge in.
+        subscribed = true
+        waiter = await joinReleaseQueue(this.#store, this.key, this.#logger)
+        await waiter?.sleep(Math.min(pauseAfter(policy, 1), deadline - monotonicNow()), signal)
+      }
       for (let attempt = 1; ; attempt++) {
         const result = await this.#attempt(signal)
+        waiter?.attempted()
         if (result.acquired) return true
         if (attempt >= policy.attempts) return false
         const remaining = deadline - monotonicNow()

@@ -110,6 +110,7 @@ export function sleep(ms: number, signal?: AbortSignal, wake?: Promise<void>): P
  */
 export class ReleaseWaiter {
   #notified = false
+  #handoff = false
   #wake: (() => void) | undefined
   readonly #queue: KeyQueue
 
@@ -132,10 +133,21 @@ export class ReleaseWaiter {
     })
   }
 
+  /** Woken by a release and not yet back at the store: a hand-off to this waiter is under way. */
+  get handoffPending(): boolean {
+    return this.#handoff
+  }
+
+  /** Called after each attempt at the store: the hand-off, if any, is over (won or lost). */
+  attempted(): void {
+    this.#handoff = false
+  }
+
   /** Returns true if this waiter took the notification. */
   notify(): boolean {
     if (this.#notified) return false
     this.#notified = true
+    this.#handoff = true
     this.#wake?.()
     return true
   }
@@ -166,6 +178,16 @@ class KeyQueue {
 }
 
 const queues = new WeakMap<LockStore, Map<string, KeyQueue>>()
+
+/**
+ * Whether a release of `key` was just announced to a waiter of this process that has not tried yet. A new
+ * acquirer then queues behind it instead of barging in: without this, a worker that releases and acquires
+ * again in a loop wins every time and starves the waiters it just woke.
+ */
+export function handoffPending(store: LockStore, key: string): boolean {
+  const queue = queues.get(store)?.get(key)
+  return queue?.waiters.some((waiter) => waiter.handoffPending) ?? false
+}
 
 /** A subscription slower than this is given up on: the waiter polls rather than stall. */
 const SUBSCRIBE_TIMEOUT_MS = 2_000

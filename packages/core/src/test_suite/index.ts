@@ -4,6 +4,7 @@ import { createSuite } from './context.js'
 import { expiryTests } from './expiry.js'
 import { failureTests } from './failures.js'
 import { fencingTests } from './fencing.js'
+import { holdingTests } from './holding.js'
 import { inputValidationTests } from './input_validation.js'
 import { ownershipTests } from './ownership.js'
 import { runTests } from './run.js'
@@ -69,6 +70,7 @@ export function runLockStoreConformance(options: ConformanceOptions): void {
     describe('serialization', () => serializationTests(suite))
     describe('input validation', () => inputValidationTests(suite))
     describe('waiting', () => waitingTests(suite))
+    describe('holding', () => holdingTests(suite))
     describe('release notifications', () => releaseNotificationTests(suite))
     if (options.createUnreachableStore) describe('backend failures', () => failureTests(suite))
     afterAll?.(async () => {
