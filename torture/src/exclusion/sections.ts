@@ -3,8 +3,13 @@ import { errors, LockFactory } from '@verrou/core'
 import { openStore } from '../backends/stores.js'
 import type { FenceReply, SectionRecord, WorkerTask } from './protocol.js'
 
-/** Wall-clock epoch ms with sub-ms precision: comparable across processes on one machine. */
-export const now = () => performance.timeOrigin + performance.now()
+/**
+ * Milliseconds on the kernel's monotonic clock (CLOCK_MONOTONIC): one clock for every process on the machine.
+ * Not performance.timeOrigin + performance.now(): timeOrigin is sampled from the wall clock at process start,
+ * and on a loaded machine that sample can be off by several ms per process, which once showed up in CI as
+ * holders "overlapping" that the exact counter proved never did.
+ */
+export const now = () => Number(process.hrtime.bigint()) / 1e6
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const between = (min: number, max: number) => min + Math.random() * (max - min)
 
