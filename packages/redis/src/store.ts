@@ -1,17 +1,7 @@
 import { createHash } from 'node:crypto'
-import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
+import { errors, type Unsubscribe } from '@verrou/core'
 import type { Cluster, Redis } from 'ioredis'
-import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
-import {
-  ACQUIRE_SCRIPT,
-  EXTEND_SCRIPT,
-  FORCE_RELEASE_SCRIPT,
-  parseAcquireReply,
-  parseExistsReply,
-  parseFlagReply,
-  RELEASE_SCRIPT,
-  ttlArgument,
-} from './scripts.js'
+import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore } from './scripted_store.js'
 
 export interface RedisStoreOptions {
   /** An ioredis `Redis` or `Cluster` you own: the store never closes it. */
@@ -20,19 +10,10 @@ export interface RedisStoreOptions {
   prefix?: string
 }
 
-interface Script {
-  lua: string
-  sha: string
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
-}
-
-const acquireScript = script(ACQUIRE_SCRIPT)
-const releaseScript = script(RELEASE_SCRIPT)
-const extendScript = script(EXTEND_SCRIPT)
-const forceReleaseScript = script(FORCE_RELEASE_SCRIPT)
+/** Each script's SHA-1, for EVALSHA. */
+const SCRIPT_SHAS = Object.fromEntries(
+  Object.entries(LOCK_SCRIPTS).map(([name, lua]) => [name, createHash('sha1').update(lua).digest('hex')]),
+) as Record<LockScript, string>
 
 /**
  * How long a waiter waits for SUBSCRIBE to be confirmed before it gives up and just polls: a subscriber
@@ -57,9 +38,8 @@ interface ChannelSubscription {
  * time a server lacks it) or one EXISTS, so Redis's clock alone decides expiry. Works on a single
  * server and on Redis Cluster (a lock and its fencing counter share a hash slot).
  */
-export class RedisStore implements LockStore {
+export class RedisStore extends ScriptedLockStore {
   readonly #connection: Redis | Cluster
-  readonly #prefix: string
   /** Our own connection for release announcements: created on the first subscription, ended by close(). */
   #subscriber: Redis | Cluster | undefined
   readonly #channels = new Map<string, ChannelSubscription>()
@@ -69,54 +49,12 @@ export class RedisStore implements LockStore {
     if (options === null || typeof options !== 'object') {
       throw new errors.E_INVALID_ARGUMENT('redisStore needs an options object with a connection')
     }
-    const { connection, prefix = DEFAULT_PREFIX } = options
+    const { connection } = options
     if (connection === null || typeof connection !== 'object' || typeof connection.evalsha !== 'function') {
       throw new errors.E_INVALID_ARGUMENT('redisStore needs `connection`: an ioredis Redis or Cluster instance')
     }
-    const reason = invalidPrefixReason(prefix)
-    if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(`redisStore: ${reason}`)
+    super('redisStore', options.prefix)
     this.#connection = connection
-    this.#prefix = prefix
-  }
-
-  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const keys = this.#keys(key)
-    const reply = await this.#run(
-      'acquire',
-      key,
-      acquireScript,
-      [keys.lock, keys.fence],
-      [checkOwner(owner), ttlArgument(checkTtl(ttl))],
-    )
-    return this.#parse('acquire', key, () => parseAcquireReply(reply))
-  }
-
-  async release(key: string, owner: string): Promise<boolean> {
-    const keys = this.#keys(key)
-    const reply = await this.#run('release', key, releaseScript, [keys.lock], [checkOwner(owner), keys.channel])
-    return this.#parse('release', key, () => parseFlagReply(reply, 'release'))
-  }
-
-  async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
-    const keys = this.#keys(key)
-    const reply = await this.#run('extend', key, extendScript, [keys.lock], [checkOwner(owner), ttlArgument(checkTtl(ttl))])
-    return this.#parse('extend', key, () => parseFlagReply(reply, 'extend'))
-  }
-
-  async forceRelease(key: string): Promise<void> {
-    const keys = this.#keys(key)
-    await this.#run('force release', key, forceReleaseScript, [keys.lock], [keys.channel])
-  }
-
-  async isLocked(key: string): Promise<boolean> {
-    const keys = this.#keys(key)
-    let reply: unknown
-    try {
-      reply = await this.#connection.exists(keys.lock)
-    } catch (error) {
-      throw errors.toStorageError(error, 'check', key)
-    }
-    return this.#parse('check', key, () => parseExistsReply(reply))
   }
 
   /**
@@ -125,7 +63,7 @@ export class RedisStore implements LockStore {
    * listeners it has. Notifications lost while that connection reconnects only make waiters poll.
    */
   async subscribeToReleases(key: string, listener: () => void): Promise<Unsubscribe> {
-    const { channel } = this.#keys(key)
+    const { channel } = this.lockKeys(key)
     clearTimeout(this.#idleTimer)
     let entry = this.#channels.get(channel)
     if (entry === undefined) {
@@ -163,10 +101,6 @@ export class RedisStore implements LockStore {
     subscriber?.disconnect()
   }
 
-  #keys(key: string): LockKeys {
-    return lockKeys(this.#prefix, key)
-  }
-
   #closeWhenIdle(): void {
     clearTimeout(this.#idleTimer)
     this.#idleTimer = setTimeout(() => {
@@ -197,26 +131,18 @@ export class RedisStore implements LockStore {
   }
 
   /** One script call: EVALSHA, or EVAL when this server has not seen the script yet. */
-  async #run(operation: string, key: string, { sha, lua }: Script, keys: string[], args: string[]): Promise<unknown> {
+  protected async runScript(script: LockScript, keys: string[], args: string[]): Promise<unknown> {
     const connection = this.#connection
     try {
-      try {
-        return await connection.evalsha(sha, keys.length, ...keys, ...args)
-      } catch (error) {
-        if (!isNoScript(error)) throw error
-        return await connection.eval(lua, keys.length, ...keys, ...args)
-      }
+      return await connection.evalsha(SCRIPT_SHAS[script], keys.length, ...keys, ...args)
     } catch (error) {
-      throw errors.toStorageError(error, operation, key)
+      if (!isNoScript(error)) throw error
+      return await connection.eval(LOCK_SCRIPTS[script], keys.length, ...keys, ...args)
     }
   }
 
-  #parse<T>(operation: string, key: string, parse: () => T): T {
-    try {
-      return parse()
-    } catch (error) {
-      throw errors.toStorageError(error, operation, key)
-    }
+  protected keyExists(key: string): Promise<unknown> {
+    return this.#connection.exists(key)
   }
 }
 
@@ -226,20 +152,6 @@ function isNoScript(error: unknown): boolean {
 
 function isCluster(connection: Redis | Cluster): connection is Cluster {
   return connection.isCluster
-}
-
-function checkOwner(owner: string): string {
-  const reason = invalidOwnerReason(owner)
-  if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(reason)
-  return owner
-}
-
-/** The contract promises a positive integer or null; anything else must not reach a script as PX. */
-function checkTtl(ttl: number | null): number | null {
-  if (ttl !== null && !(Number.isSafeInteger(ttl) && ttl > 0)) {
-    throw new errors.E_INVALID_ARGUMENT(`A lock ttl must be a positive whole number of milliseconds or null, got ${String(ttl)}`)
-  }
-  return ttl
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -1,0 +1,105 @@
+import { type AcquireResult, errors, type LockStore } from '@verrou/core'
+import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
+import {
+  ACQUIRE_SCRIPT,
+  EXTEND_SCRIPT,
+  FORCE_RELEASE_SCRIPT,
+  parseAcquireReply,
+  parseExistsReply,
+  parseFlagReply,
+  RELEASE_SCRIPT,
+  ttlArgument,
+} from './scripts.js'
+
+/** The four scripts, by the operation they carry out. */
+export const LOCK_SCRIPTS = {
+  acquire: ACQUIRE_SCRIPT,
+  release: RELEASE_SCRIPT,
+  extend: EXTEND_SCRIPT,
+  'force release': FORCE_RELEASE_SCRIPT,
+} as const
+
+export type LockScript = keyof typeof LOCK_SCRIPTS
+
+/**
+ * The lock operations @verrou/redis and @verrou/upstash share (upstash bundles this file): which script runs
+ * with which keys and arguments, and how its reply is read. A subclass only says how a script and an EXISTS
+ * reach its server, and where releases are announced. Any failure, including a reply of the wrong shape,
+ * is a storage error: never "not acquired" or "not owned".
+ */
+export abstract class ScriptedLockStore implements LockStore {
+  readonly #prefix: string
+
+  constructor(storeName: string, prefix: unknown = DEFAULT_PREFIX) {
+    const reason = invalidPrefixReason(prefix)
+    if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(`${storeName}: ${reason}`)
+    this.#prefix = prefix as string
+  }
+
+  /** Runs `script` atomically on the server: one round trip. */
+  protected abstract runScript(script: LockScript, keys: string[], args: string[]): Promise<unknown>
+
+  /** EXISTS on one key: one round trip. */
+  protected abstract keyExists(key: string): Promise<unknown>
+
+  /** The channel release scripts publish on; '' announces nothing (a store nobody can subscribe through). */
+  protected releaseChannel(keys: LockKeys): string {
+    return keys.channel
+  }
+
+  protected lockKeys(key: string): LockKeys {
+    return lockKeys(this.#prefix, key)
+  }
+
+  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+    const keys = this.lockKeys(key)
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl))]
+    return this.#call('acquire', key, [keys.lock, keys.fence], args, parseAcquireReply)
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    const keys = this.lockKeys(key)
+    const args = [checkOwner(owner), this.releaseChannel(keys)]
+    return this.#call('release', key, [keys.lock], args, (reply) => parseFlagReply(reply, 'release'))
+  }
+
+  async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl))]
+    return this.#call('extend', key, [this.lockKeys(key).lock], args, (reply) => parseFlagReply(reply, 'extend'))
+  }
+
+  async forceRelease(key: string): Promise<void> {
+    const keys = this.lockKeys(key)
+    await this.#call('force release', key, [keys.lock], [this.releaseChannel(keys)], () => undefined)
+  }
+
+  async isLocked(key: string): Promise<boolean> {
+    try {
+      return parseExistsReply(await this.keyExists(this.lockKeys(key).lock))
+    } catch (error) {
+      throw errors.toStorageError(error, 'check', key)
+    }
+  }
+
+  async #call<T>(script: LockScript, key: string, keys: string[], args: string[], read: (reply: unknown) => T): Promise<T> {
+    try {
+      return read(await this.runScript(script, keys, args))
+    } catch (error) {
+      throw errors.toStorageError(error, script, key)
+    }
+  }
+}
+
+function checkOwner(owner: string): string {
+  const reason = invalidOwnerReason(owner)
+  if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(reason)
+  return owner
+}
+
+/** The contract promises a positive integer or null; anything else must not reach a script as PX. */
+function checkTtl(ttl: number | null): number | null {
+  if (ttl !== null && !(Number.isSafeInteger(ttl) && ttl > 0)) {
+    throw new errors.E_INVALID_ARGUMENT(`A lock ttl must be a positive whole number of milliseconds or null, got ${String(ttl)}`)
+  }
+  return ttl
+}
