@@ -42,13 +42,14 @@ export function expiryTests({ test, setup, afterExpiry }: Suite): void {
     await assert.rejects(lock.release(), E_LOCK_NOT_OWNED)
   })
 
+  // Margins are hundreds of ms: a loaded CI machine can stall a 150 ms sleep past a 300 ms lease.
   test('extend pushes the expiry out, measured from now', async () => {
     const { factory, otherFactory, key } = await setup()
-    const lock = factory.createLock(key, 300)
+    const lock = factory.createLock(key, 1000)
     await lock.acquire()
-    await sleep(150)
-    await lock.extend('1s')
-    await sleep(afterExpiry(300))
+    await sleep(300)
+    await lock.extend('3s')
+    await sleep(afterExpiry(1000))
     assert.equal(await lock.isLocked(), true, 'still held past the original ttl')
     assert.equal(await otherFactory.createLock(key).acquireImmediately(), false)
     await lock.release()
@@ -56,13 +57,13 @@ export function expiryTests({ test, setup, afterExpiry }: Suite): void {
 
   test('extend() without an argument renews the lock for its own ttl', async () => {
     const { factory, key } = await setup()
-    const lock = factory.createLock(key, 400)
+    const lock = factory.createLock(key, 1000)
     await lock.acquire()
-    await sleep(250)
+    await sleep(500)
     await lock.extend()
-    await sleep(250)
-    assert.equal(await lock.isLocked(), true, '500 ms after acquire, a renewed 400 ms lease is still running')
-    await sleep(afterExpiry(400) - 250)
+    await sleep(700)
+    assert.equal(await lock.isLocked(), true, '1.2 s after acquire, a renewed 1 s lease is still running')
+    await sleep(afterExpiry(1000) - 700)
     assert.equal(await lock.isLocked(), false, 'and it ends one ttl after the renewal')
   })
 
@@ -91,10 +92,10 @@ export function expiryTests({ test, setup, afterExpiry }: Suite): void {
 
   test('extend(null) makes a lease permanent; extend(ttl) makes a permanent one expire', async () => {
     const { factory, key } = await setup()
-    const lock = factory.createLock(key, 150)
+    const lock = factory.createLock(key, 1000)
     await lock.acquire()
     await lock.extend(null)
-    await sleep(afterExpiry(150))
+    await sleep(afterExpiry(1000))
     assert.equal(await lock.isLocked(), true)
     await lock.extend(150)
     await sleep(afterExpiry(150))
@@ -103,13 +104,13 @@ export function expiryTests({ test, setup, afterExpiry }: Suite): void {
 
   test('local estimates: remaining time counts down and isExpired turns true', async () => {
     const { factory, key } = await setup()
-    const lock = factory.createLock(key, 200)
+    const lock = factory.createLock(key, 1000)
     assert.equal(lock.isExpired(), true, 'a lock not yet acquired has no lease')
     await lock.acquire()
     const remaining = lock.getRemainingTime()
-    assert.ok(remaining !== null && remaining > 0 && remaining <= 200, `remaining ${remaining}`)
+    assert.ok(remaining !== null && remaining > 0 && remaining <= 1000, `remaining ${remaining}`)
     assert.equal(lock.isExpired(), false)
-    await sleep(250)
+    await sleep(1050)
     assert.equal(lock.getRemainingTime(), 0)
     assert.equal(lock.isExpired(), true)
   })
