@@ -117,7 +117,7 @@ export class MysqlStore implements LockStore {
       await this.#ensureTables()
       let deleted = 0
       for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
-        const [rows] = await this.#db.execute<RowDataPacket[]>(this.#sql.selectEnded)
+        const [rows] = await retryingDeadlocks(() => this.#db.execute<RowDataPacket[]>(this.#sql.selectEnded))
         if (rows.length === 0) break
         const hashes = rows.map((row) => row.key_hash as Buffer)
         const highest = rows.reduce((max, row) => Math.max(max, Number(row.fencing_token)), 0)
@@ -150,7 +150,7 @@ export class MysqlStore implements LockStore {
   }
 
   async #write(sql: string, params: Array<Buffer | number | null>): Promise<ResultSetHeader> {
-    const [header] = await this.#db.execute<ResultSetHeader>(sql, params)
+    const [header] = await retryingDeadlocks(() => this.#db.execute<ResultSetHeader>(sql, params))
     return header
   }
 
@@ -192,4 +192,22 @@ export class MysqlStore implements LockStore {
 /** A store that keeps locks in a MySQL or MariaDB table, through a `mysql2/promise` pool or connection. */
 export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
   return new MysqlStore(options)
+}
+
+/** InnoDB's deadlock victim: its statement was rolled back whole, so running it again is safe. */
+const ER_LOCK_DEADLOCK = 1213
+const DEADLOCK_ATTEMPTS = 3
+
+/**
+ * Runs one statement, again if InnoDB picked it as a deadlock victim. Pruning and acquires touch the same
+ * rows and the floor row in different orders, so under churn a deadlock is an expected event, not a failure.
+ */
+async function retryingDeadlocks<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run()
+    } catch (error) {
+      if (attempt >= DEADLOCK_ATTEMPTS || (error as { errno?: unknown } | null)?.errno !== ER_LOCK_DEADLOCK) throw error
+    }
+  }
 }
