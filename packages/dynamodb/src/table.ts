@@ -44,8 +44,9 @@ export async function ensureTable(client: DynamoDBClient, table: string, options
   if (described.status === 'fulfilled') {
     checkKeySchema(table, described.value.Table)
     if (!isUsable(described.value.Table)) await waitUntilActive(client, table, options.activeTimeout)
-    if (ttl.status === 'rejected') throw ttl.reason
-    ttlEnabled = isTtlOn(ttl.value.TimeToLiveDescription)
+    if (ttl.status === 'fulfilled') ttlEnabled = isTtlOn(ttl.value.TimeToLiveDescription)
+    // The TTL read can land before a table another store is creating right now exists: then enable it below.
+    else if (errorName(ttl.reason) !== 'ResourceNotFoundException') throw ttl.reason
   } else if (errorName(described.reason) === 'ResourceNotFoundException') {
     await createTable(client, table)
     await waitUntilActive(client, table, options.activeTimeout)
