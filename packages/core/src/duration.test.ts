@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'vitest'
 import { toMilliseconds, toTtl } from './duration.js'
 import { E_INVALID_ARGUMENT } from './errors.js'
+import { LockFactory } from './lock_factory.js'
+import { MemoryStore } from './memory_store.js'
 
 describe('durations', () => {
   test.each([
@@ -52,4 +54,27 @@ describe('durations', () => {
 test('fractions round up, never down', () => {
   expect(toMilliseconds('1.0004ms', 'ttl')).toBe(2)
   expect(toMilliseconds(0.0001, 'ttl')).toBe(1)
+})
+
+describe('the largest accepted duration', () => {
+  test('durations up to Number.MAX_SAFE_INTEGER ms are accepted; beyond, E_INVALID_ARGUMENT', () => {
+    expect(toMilliseconds(Number.MAX_SAFE_INTEGER, 'ttl')).toBe(Number.MAX_SAFE_INTEGER)
+    expect(() => toMilliseconds(1e20, 'ttl')).toThrow(E_INVALID_ARGUMENT)
+    expect(() => toMilliseconds(Number.MAX_SAFE_INTEGER + 2, 'ttl')).toThrow(/at most/)
+    expect(() => toMilliseconds('300000000 years', 'ttl')).toThrow(E_INVALID_ARGUMENT)
+  })
+
+  test('whatever createLock accepts round-trips through serialize and restoreLock', async () => {
+    const factory = new LockFactory(new MemoryStore())
+    expect(() => factory.createLock('k', 1e20)).toThrow(E_INVALID_ARGUMENT)
+    for (const ttl of [1_000, '50d', 2 ** 31, Number.MAX_SAFE_INTEGER, null]) {
+      const lock = factory.createLock(`k:${ttl}`, ttl)
+      expect(factory.restoreLock(lock.serialize()).ttl).toBe(lock.ttl)
+      await lock.acquire()
+      const restored = factory.restoreLock(lock.serialize())
+      expect(restored.ttl).toBe(lock.ttl)
+      expect(restored.isExpired()).toBe(false)
+      await restored.release()
+    }
+  })
 })

@@ -5,6 +5,6 @@ export { type AcquireOptions, Lock, type LockContext, type RunOptions, type RunR
 export { type CreateLockOptions, LockFactory, type LockFactoryOptions } from './lock_factory.js'
 export type { Logger } from './logger.js'
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from './memory_store.js'
+export type { RetryOptions } from './retry_policy.js'
 export type { AcquireResult, LockStore, Unsubscribe } from './store.js'
 export { type StoreEntry, Verrou, type VerrouConfig } from './verrou.js'
-export type { RetryOptions } from './waiting.js'

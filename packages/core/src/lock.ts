@@ -1,20 +1,21 @@
+import { acquireWithRetry } from './acquire.js'
+import { describeValue, quoteKey } from './describe_value.js'
 import { type Duration, toTtl } from './duration.js'
-import { describeValue, E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR, toStorageError } from './errors.js'
-import { type KeepAlive, type KeepAliveOptions, startKeepAlive } from './keep_alive.js'
-import type { Logger } from './logger.js'
-import { type SerializedLock, serializeLock } from './serialized_lock.js'
-import type { AcquireResult, LockStore } from './store.js'
+import { E_INVALID_ARGUMENT, E_LOCK_LOST, E_LOCK_NOT_OWNED, isVerrouError } from './errors.js'
 import {
-  handoffPending,
-  joinReleaseQueue,
-  monotonicNow,
-  pauseAfter,
-  type ReleaseWaiter,
-  type RetryOptions,
-  type RetryPolicy,
-  resolveRetryPolicy,
-  sleep,
-} from './waiting.js'
+  type KeepAlive,
+  type KeepAliveOptions,
+  type KeepAlivePolicy,
+  type KeepAliveTarget,
+  resolveKeepAlivePolicy,
+  startKeepAlive,
+} from './keep_alive.js'
+import type { Logger } from './logger.js'
+import { type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry_policy.js'
+import { serializeLock } from './serialized_lock.js'
+import type { AcquireResult, LockStore } from './store.js'
+import { type CallBounds, GAVE_UP, StoreCalls } from './store_call.js'
+import { monotonicNow } from './timer.js'
 
 export interface AcquireOptions {
   retry?: RetryOptions
@@ -31,12 +32,13 @@ export interface RunOptions extends AcquireOptions {
 }
 
 /**
- * What the `run` callback receives: `signal` aborts the moment the lock is known lost (an extension was
- * refused, or the lease ran out before one succeeded). Pass it to the work so it can stop.
+ * What the `run` callback receives: `signal` aborts with E_LOCK_LOST the moment the lock is known lost (an
+ * extension was refused, or the lease ran out before one succeeded); pass it to the work so it can stop.
+ * `fencingToken` is the token of this acquisition: send it with every write to the resource you protect.
  */
 export interface LockContext {
   signal: AbortSignal
-  fencingToken: number | undefined
+  fencingToken: number
 }
 
 export type RunResult<T> = [executed: true, result: T] | [executed: false, result: null]
@@ -49,27 +51,36 @@ export interface LockInit {
   retry: RetryPolicy
   logger: Logger
   operationTimeout: number
-  /** Local estimate of the lease end (epoch ms), when restoring a held lock. */
+  /** When restoring a held lock: the lease end estimate, epoch ms (`null`: never expires). */
   expiresAt?: number | null
   fencingToken?: number
+}
+
+/** One acquisition as this Lock knows it. `ended` says how it stopped being this Lock's. */
+interface Holding {
+  /** Local lease end on the monotonic clock; `null` never expires. */
+  leaseEnd: number | null
+  ended?: 'released' | 'lost'
 }
 
 /**
  * One lock on one key, held by one owner. Create it with `LockFactory.createLock` or `Verrou.createLock`.
  *
  * The store decides who holds the lock; this object only remembers, for the local estimates
- * (`isExpired`, `getRemainingTime`), what it last learnt.
+ * (`isExpired`, `getRemainingTime`), what it last learnt. Locks are not re-entrant: while this Lock holds
+ * its lease, `acquire`, `acquireImmediately` and `run` answer "not acquired" at once, without a round trip.
  */
 export class Lock {
   readonly key: string
-  readonly #store: LockStore
   readonly #owner: string
   readonly #ttl: number | null
   readonly #retry: RetryPolicy
   readonly #logger: Logger
-  readonly #operationTimeout: number
-  /** `undefined`: not held; `null`: held, never expires; number: estimated lease end, epoch ms. */
-  #expiresAt: number | null | undefined
+  readonly #calls: StoreCalls
+  readonly #store: LockStore
+  #holding: Holding | undefined
+  /** Bumped on every change of #holding: a reply sent before a change must not undo it. */
+  #changes = 0
   #fencingToken: number | undefined
 
   constructor(key: string, init: LockInit) {
@@ -79,9 +90,13 @@ export class Lock {
     this.#ttl = init.ttl
     this.#retry = init.retry
     this.#logger = init.logger
-    this.#operationTimeout = init.operationTimeout
-    this.#expiresAt = init.expiresAt
+    this.#calls = new StoreCalls({ ...init, key })
     this.#fencingToken = init.fencingToken
+    if (init.expiresAt !== undefined) {
+      // Serialized locks carry the wall clock (the only one two processes share); from here on, monotonic.
+      const leaseEnd = init.expiresAt === null ? null : monotonicNow() + (init.expiresAt - Date.now())
+      this.#holding = { leaseEnd }
+    }
   }
 
   /** The lease given to `acquire` and the default of `extend`, in ms; `null` never expires. */
@@ -105,91 +120,71 @@ export class Lock {
 
   /**
    * Tries to take the lock, waiting while it is held elsewhere, as `options.retry` says (by default: for
-   * ever, every 250 ms). Returns whether it was acquired. Never sleeps past `retry.timeout`.
+   * ever, every 250 ms). Returns whether it was acquired. `retry.timeout` and `signal` bound the whole call.
    */
   async acquire(options: AcquireOptions = {}): Promise<boolean> {
-    const policy = resolveRetryPolicy(options.retry, this.#retry)
-    const { signal } = options
-    signal?.throwIfAborted()
-    const deadline = monotonicNow() + policy.timeout
-    let waiter: ReleaseWaiter | undefined
-    let subscribed = false
-    try {
-      if (policy.timeout > 0 && policy.attempts > 1 && handoffPending(this.#store, this.key)) {
-        // The lock is being handed to a waiter that was here first: queue behind it rather than barge in.
-        subscribed = true
-        waiter = await joinReleaseQueue(this.#store, this.key, this.#logger)
-        await waiter?.sleep(Math.min(pauseAfter(policy, 1), deadline - monotonicNow()), signal)
-      }
-      for (let attempt = 1; ; attempt++) {
-        const result = await this.#attempt(signal)
-        waiter?.attempted()
-        if (result.acquired) return true
-        if (attempt >= policy.attempts) return false
-        const remaining = deadline - monotonicNow()
-        if (remaining <= 0) return false
-        if (!subscribed) {
-          // Subscribe once we know we must wait, then try again at once: the lock may have been released
-          // between the attempt and the subscription becoming active.
-          subscribed = true
-          waiter = await joinReleaseQueue(this.#store, this.key, this.#logger)
-          signal?.throwIfAborted()
-          if (waiter !== undefined) continue
-        }
-        let pause = Math.min(pauseAfter(policy, attempt), remaining)
-        // Wake when the holder's lease is due to end rather than sleep past it.
-        if (result.expiresIn !== undefined) pause = Math.min(pause, Math.max(result.expiresIn, 0) + 1)
-        await (waiter ? waiter.sleep(pause, signal) : sleep(pause, signal))
-      }
-    } finally {
-      waiter?.leave()
-    }
+    const { policy, signal } = this.#acquireOptions(options)
+    return this.#acquire(policy, signal)
   }
 
   /** Exactly one attempt: returns `false` at once if the lock is held. */
-  acquireImmediately(): Promise<boolean> {
-    return this.#attempt(undefined).then((result) => result.acquired)
+  async acquireImmediately(): Promise<boolean> {
+    if (this.#holds()) return false
+    const result = await this.#attempt({})
+    return result !== GAVE_UP && result.acquired
   }
 
   /** Releases the lock. Throws `E_LOCK_NOT_OWNED` unless this owner holds it and its lease has not expired. */
   async release(): Promise<void> {
-    const released = await this.#call('release', () => this.#store.release(this.key, this.#owner))
-    this.#expiresAt = undefined
-    if (!released) throw new E_LOCK_NOT_OWNED(this.key, 'release')
+    const released = await this.#calls.release()
+    this.#end(released ? 'released' : 'lost')
+    if (!released) throw this.#notOwned('release')
     this.#logger.debug({ key: this.key }, 'verrou: lock released')
   }
 
   /** Releases the lock whoever holds it. For administration and recovery, not for normal flow. */
   async forceRelease(): Promise<void> {
-    await this.#call('force release', () => this.#store.forceRelease(this.key))
-    this.#expiresAt = undefined
+    await this.#calls.forceRelease()
+    this.#end('released')
     this.#logger.debug({ key: this.key }, 'verrou: lock force-released')
   }
 
   /**
    * Resets the lease to `ttl` (default: the lock's ttl) from now, on the store's clock. Throws
-   * `E_LOCK_NOT_OWNED` if this owner does not hold the lock or its lease has already expired.
+   * `E_LOCK_NOT_OWNED` if this owner does not hold the lock or its lease has already expired. An answer
+   * that arrives after this Lock was released (or acquired again) changes nothing here.
    */
   async extend(ttl?: Duration | null): Promise<void> {
     const lease = ttl === undefined ? this.#ttl : toTtl(ttl, 'extend ttl')
-    const sentAt = Date.now()
-    const extended = await this.#call('extend', () => this.#store.extend(this.key, this.#owner, lease))
+    const sentAt = monotonicNow()
+    const holding = this.#holding
+    const changes = this.#changes
+    const extended = await this.#calls.extend(lease)
+    const unchanged = this.#changes === changes
     if (!extended) {
-      this.#expiresAt = undefined
-      throw new E_LOCK_NOT_OWNED(this.key, 'extend')
+      if (unchanged) this.#end('lost')
+      throw this.#notOwned('extend')
     }
-    this.#expiresAt = lease === null ? null : sentAt + lease
+    if (!unchanged) return
+    const leaseEnd = lease === null ? null : sentAt + lease
+    if (holding !== undefined) {
+      holding.leaseEnd = leaseEnd
+    } else {
+      // Another Lock of the same owner acquired it: the store says this owner holds it, so this Lock does.
+      this.#holding = { leaseEnd }
+      this.#changes++
+    }
   }
 
   /** Whether anyone holds an unexpired lease on this key (asks the store). */
   isLocked(): Promise<boolean> {
-    return this.#call('check', () => this.#store.isLocked(this.key))
+    return this.#calls.isLocked()
   }
 
   /**
    * Local estimate, no round trip: true unless this lock is held with time left on its lease. Conservative:
-   * the lease is counted from before the acquire/extend request was sent. Never true while held with a
-   * `null` ttl.
+   * the lease is counted from before the acquire/extend request was sent, on the monotonic clock. Never true
+   * while held with a `null` ttl.
    */
   isExpired(): boolean {
     return this.getRemainingTime() === 0
@@ -200,21 +195,23 @@ export class Lock {
    * `null` when held without expiry.
    */
   getRemainingTime(): number | null {
-    if (this.#expiresAt === undefined) return 0
-    if (this.#expiresAt === null) return null
-    return Math.max(0, this.#expiresAt - Date.now())
+    const holding = this.#holding
+    if (holding === undefined) return 0
+    if (holding.leaseEnd === null) return null
+    return Math.max(0, Math.floor(holding.leaseEnd - monotonicNow()))
   }
 
   /**
    * Acquires (waiting as `options.retry` says), runs `callback`, and always releases. Returns
-   * `[true, result]`, or `[false, null]` when the lock could not be acquired. If the callback throws, that
-   * error is what you get, even if releasing fails too; if only the release fails (for example the lease
-   * ran out during the callback, so exclusion was not guaranteed), that error is thrown.
+   * `[true, result]`, or `[false, null]` when the lock could not be acquired. Every option is checked
+   * before the store is called. If the callback throws, that error is what you get. If the lock was lost
+   * while the callback ran (the signal aborted, or the final release found it gone), `run` rejects with
+   * E_LOCK_LOST: the callback's work was done without exclusion.
    */
   async run<T>(callback: (context: LockContext) => T | Promise<T>, options: RunOptions = {}): Promise<RunResult<T>> {
-    const acquired = await this.acquire(options)
-    if (!acquired) return [false, null]
-    return [true, await this.#runHeld(callback, options.autoExtend)]
+    const { policy, signal } = this.#acquireOptions(options)
+    const keepAlive = this.#runOptions(callback, options)
+    return this.#run(callback, keepAlive, () => this.#acquire(policy, signal))
   }
 
   /** `run` with a single attempt: `[false, null]` at once if the lock is held. */
@@ -222,164 +219,155 @@ export class Lock {
     callback: (context: LockContext) => T | Promise<T>,
     options: Pick<RunOptions, 'autoExtend'> = {},
   ): Promise<RunResult<T>> {
-    const acquired = await this.acquireImmediately()
-    if (!acquired) return [false, null]
-    return [true, await this.#runHeld(callback, options.autoExtend)]
+    const keepAlive = this.#runOptions(callback, options)
+    return this.#run(callback, keepAlive, () => this.acquireImmediately())
   }
 
   /**
-   * Keeps a lock you acquired yourself alive until `stop()`: extends it when half its lease is left and
-   * aborts `signal` the moment it is known lost. `run(cb, { autoExtend: true })` does this for you.
+   * Keeps a lock you acquired yourself alive until `stop()`: extends it when `renewAtRemaining` of its lease
+   * is left and aborts `signal` with E_LOCK_LOST the moment it is known lost. Throws E_LOCK_NOT_OWNED if
+   * this Lock does not hold the lock. `run(cb, { autoExtend: true })` does this for you.
    */
   keepAlive(options: KeepAliveOptions = {}): KeepAlive {
-    return startKeepAlive(
-      {
-        extend: () => this.extend(),
-        remaining: () => this.getRemainingTime(),
-        ttl: this.#ttl,
-        logger: this.#logger,
-        key: this.key,
-      },
-      options,
-    )
+    return this.#keepAlive(resolveKeepAlivePolicy(options))
   }
 
   /** A string another process can turn back into this lock with `LockFactory.restoreLock`. */
   serialize(): string {
-    const state: SerializedLock = {
+    const remaining = this.getRemainingTime()
+    return serializeLock({
       key: this.key,
       owner: this.#owner,
       ttl: this.#ttl,
-      expiresAt: this.#expiresAt ?? null,
-      held: this.#expiresAt !== undefined,
+      expiresAt: this.#holding === undefined || remaining === null ? null : Date.now() + remaining,
+      held: this.#holding !== undefined,
       fencingToken: this.#fencingToken ?? null,
-    }
-    return serializeLock(state)
+    })
   }
 
   /** `await using lock = ...`: releases at the end of the scope if still held. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#expiresAt !== undefined) await this.release()
+    if (this.#holding !== undefined) await this.release()
   }
 
-  async #runHeld<T>(callback: (context: LockContext) => T | Promise<T>, autoExtend: RunOptions['autoExtend']): Promise<T> {
-    const keeper = this.keepAlive(
-      autoExtend === undefined || autoExtend === false ? { extend: false } : autoExtend === true ? {} : autoExtend,
-    )
-    let result: T
-    try {
-      result = await callback({ signal: keeper.signal, fencingToken: this.#fencingToken })
-    } catch (error) {
-      keeper.stop()
-      await this.release().catch((releaseError: unknown) => {
-        this.#logger.warn({ key: this.key, err: releaseError }, 'verrou: release after a failed callback failed')
-      })
-      throw error
+  #holds(): boolean {
+    return this.getRemainingTime() !== 0
+  }
+
+  #end(how: 'released' | 'lost'): void {
+    if (this.#holding !== undefined) this.#holding.ended = how
+    this.#holding = undefined
+    this.#changes++
+  }
+
+  #notOwned(operation: string): E_LOCK_NOT_OWNED {
+    const message = `Cannot ${operation} lock ${quoteKey(this.key)}: it is not held by this owner (never acquired, released, expired or taken over)`
+    return new E_LOCK_NOT_OWNED(message, { key: this.key, operation })
+  }
+
+  #acquireOptions(options: AcquireOptions): { policy: RetryPolicy; signal: AbortSignal | undefined } {
+    if (options === null || typeof options !== 'object') {
+      throw new E_INVALID_ARGUMENT(`options must be an object, got ${describeValue(options)}`)
     }
-    keeper.stop()
-    await this.release()
-    return result
+    const { signal } = options
+    if (signal !== undefined && !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean')) {
+      throw new E_INVALID_ARGUMENT(`signal must be an AbortSignal, got ${describeValue(signal)}`)
+    }
+    return { policy: resolveRetryPolicy(options.retry, this.#retry), signal }
+  }
+
+  /** Checks what `run` takes besides the retry options; returns the keep-alive policy. */
+  #runOptions(callback: unknown, options: Pick<RunOptions, 'autoExtend'>): KeepAlivePolicy {
+    if (typeof callback !== 'function') throw new E_INVALID_ARGUMENT(`run needs a callback, got ${describeValue(callback)}`)
+    if (options === null || typeof options !== 'object') {
+      throw new E_INVALID_ARGUMENT(`options must be an object, got ${describeValue(options)}`)
+    }
+    const { autoExtend = false } = options
+    if (typeof autoExtend === 'boolean') return resolveKeepAlivePolicy({ extend: autoExtend })
+    return resolveKeepAlivePolicy(autoExtend, 'autoExtend')
+  }
+
+  async #acquire(policy: RetryPolicy, signal: AbortSignal | undefined): Promise<boolean> {
+    signal?.throwIfAborted()
+    if (this.#holds()) return false
+    return acquireWithRetry(
+      {
+        store: this.#store,
+        key: this.key,
+        logger: this.#logger,
+        attempt: (bounds) => this.#attempt(bounds),
+        holds: () => this.#holds(),
+      },
+      policy,
+      signal,
+    )
   }
 
   /** One acquire round trip, recording the lease estimate and token on success. */
-  async #attempt(signal: AbortSignal | undefined): Promise<AcquireResult> {
-    const sentAt = Date.now()
-    // A result that arrives after we gave up (timeout or abort) must not leave the lock held.
-    const releaseLate = (late: AcquireResult) => {
-      if (!late.acquired) return
-      this.#store.release(this.key, this.#owner).catch((error: unknown) => {
-        this.#logger.warn({ key: this.key, err: error }, 'verrou: releasing a lock acquired too late failed')
-      })
-    }
-    const pending = this.#call('acquire', () => this.#store.acquire(this.key, this.#owner, this.#ttl), releaseLate)
-    let result: AcquireResult
-    if (signal === undefined) {
-      result = await pending
-    } else {
-      result = await abortable(pending, signal, releaseLate)
-    }
-    if (result.acquired) {
-      if (!Number.isSafeInteger(result.fencingToken) || result.fencingToken < 1) {
-        throw new E_LOCK_STORAGE_ERROR(
-          `Lock store returned an invalid fencing token for "${this.key}": ${describeValue(result.fencingToken)}`,
-          {
-            key: this.key,
-            operation: 'acquire',
-          },
-        )
-      }
-      this.#expiresAt = this.#ttl === null ? null : sentAt + this.#ttl
+  async #attempt(bounds: CallBounds): Promise<AcquireResult | typeof GAVE_UP> {
+    const sentAt = monotonicNow()
+    const result = await this.#calls.acquire(this.#ttl, bounds)
+    if (result !== GAVE_UP && result.acquired) {
+      this.#end('lost')
+      this.#holding = { leaseEnd: this.#ttl === null ? null : sentAt + this.#ttl }
       this.#fencingToken = result.fencingToken
       this.#logger.debug({ key: this.key, fencingToken: result.fencingToken }, 'verrou: lock acquired')
     }
     return result
   }
 
-  /**
-   * Runs a store call, turning its failures and hangs into `E_LOCK_STORAGE_ERROR`. On the hot path of every
-   * operation, so it is one promise and one timer: no Promise.race, no extra microtask hops.
-   */
-  #call<T>(operation: string, run: () => Promise<T>, onLate?: (value: T) => void): Promise<T> {
-    const timeout = this.#operationTimeout
-    return new Promise<T>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      let settled = false
-      if (timeout !== Number.POSITIVE_INFINITY) {
-        timer = setTimeout(() => {
-          settled = true
-          reject(
-            new E_LOCK_STORAGE_ERROR(`Lock store did not answer ${operation} of "${this.key}" within ${timeout} ms`, {
-              key: this.key,
-              operation,
-            }),
-          )
-        }, timeout)
-      }
-      let pending: Promise<T>
-      try {
-        pending = Promise.resolve(run())
-      } catch (error) {
-        clearTimeout(timer)
-        reject(toStorageError(error, operation, this.key))
-        return
-      }
-      pending.then(
-        (value) => {
-          if (settled) return onLate?.(value)
-          clearTimeout(timer)
-          resolve(value)
-        },
-        (error: unknown) => {
-          if (settled) return
-          clearTimeout(timer)
-          reject(toStorageError(error, operation, this.key))
-        },
-      )
-    })
-  }
-}
-
-/** Settles with `pending`, or rejects with the signal's reason at once; `onLate` gets a result that came too late. */
-function abortable<T>(pending: Promise<T>, signal: AbortSignal, onLate: (value: T) => void): Promise<T> {
-  if (signal.aborted) {
-    pending.then(onLate, () => {})
-    return Promise.reject(signal.reason)
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      pending.then(onLate, () => {})
-      reject(signal.reason)
+  #keepAlive(policy: KeepAlivePolicy): KeepAlive {
+    const holding = this.#holding
+    if (holding === undefined || !this.#holds()) {
+      const message = `Cannot keep lock ${quoteKey(this.key)} alive: it is not held by this owner (never acquired, released or its lease ran out)`
+      throw new E_LOCK_NOT_OWNED(message, { key: this.key, operation: 'keep alive' })
     }
-    signal.addEventListener('abort', onAbort, { once: true })
-    pending.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      },
-    )
-  })
+    const target: KeepAliveTarget = {
+      key: this.key,
+      ttl: this.#ttl,
+      logger: this.#logger,
+      extend: () => this.extend(),
+      remaining: () => this.getRemainingTime(),
+      status: () => (this.#holding === holding ? 'held' : holding.ended === 'released' ? 'released' : 'lost'),
+    }
+    return startKeepAlive(target, policy)
+  }
+
+  /** Acquires with `acquire`, then runs the callback while held; any failure after a grant releases it. */
+  async #run<T>(
+    callback: (context: LockContext) => T | Promise<T>,
+    keepAlivePolicy: KeepAlivePolicy,
+    acquire: () => Promise<boolean>,
+  ): Promise<RunResult<T>> {
+    const changes = this.#changes
+    let keeper: KeepAlive | undefined
+    let result: T
+    try {
+      if (!(await acquire())) return [false, null]
+      keeper = this.#keepAlive(keepAlivePolicy)
+      result = await callback({ signal: keeper.signal, fencingToken: this.#fencingToken! })
+    } catch (error) {
+      void keeper?.stop()
+      if (this.#changes !== changes && this.#holding !== undefined) {
+        await this.release().catch((releaseError: unknown) => {
+          this.#logger.warn({ key: this.key, err: releaseError }, 'verrou: release after a failed run failed')
+        })
+      }
+      throw error
+    }
+    void keeper.stop()
+    if (keeper.signal.aborted) {
+      // Lost while the callback ran. If only our estimate ran out, the store may still hold it: free it.
+      if (this.#holding !== undefined) await this.release().catch(() => {})
+      throw keeper.signal.reason
+    }
+    try {
+      await this.release()
+    } catch (error) {
+      if (!isVerrouError(error, 'E_LOCK_NOT_OWNED')) throw error
+      const message = `Lock ${quoteKey(this.key)} was lost while run's callback ran: the final release found it expired or taken over`
+      throw new E_LOCK_LOST(message, { key: this.key, operation: 'run', cause: error })
+    }
+    return [true, result]
+  }
 }

@@ -1,12 +1,13 @@
+import { describeValue } from './describe_value.js'
 import { type Duration, toMilliseconds, toTtl } from './duration.js'
 import { E_INVALID_ARGUMENT } from './errors.js'
-import { validateKey, validateOwner } from './key_and_owner.js'
+import { validateKeyOrOwner } from './key_and_owner.js'
 import { Lock } from './lock.js'
 import { type Logger, silentLogger } from './logger.js'
 import { randomOwnerId } from './owner_id.js'
+import { type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry_policy.js'
 import { parseSerializedLock } from './serialized_lock.js'
 import type { LockStore } from './store.js'
-import { type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './waiting.js'
 
 export interface LockFactoryOptions {
   /** Retry defaults for every `acquire` of the locks it creates; `acquire({ retry })` overrides them. */
@@ -29,27 +30,66 @@ export interface CreateLockOptions {
 
 const DEFAULT_TTL = 30_000
 const DEFAULT_OPERATION_TIMEOUT = 10_000
+const STORE_METHODS = ['acquire', 'release', 'extend', 'forceRelease', 'isLocked'] as const
+const LOGGER_METHODS = ['trace', 'debug', 'info', 'warn', 'error'] as const
+
+/** Throws E_INVALID_ARGUMENT unless `store` implements the LockStore contract. `what` names it in the message. */
+export function validateStore(store: unknown, what: string): asserts store is LockStore {
+  const record = store as Record<string, unknown> | null
+  const missing =
+    record === null || typeof record !== 'object'
+      ? undefined
+      : STORE_METHODS.find((method) => typeof record[method] !== 'function')
+  if (record === null || typeof record !== 'object' || missing !== undefined) {
+    const problem = missing === undefined ? `got ${describeValue(store)}` : `it has no ${missing}() method`
+    throw new E_INVALID_ARGUMENT(`${what} must be a lock store (an object implementing LockStore): ${problem}`)
+  }
+  const subscribe = record.subscribeToReleases
+  if (subscribe !== undefined && typeof subscribe !== 'function') {
+    throw new E_INVALID_ARGUMENT(`${what} must be a lock store: subscribeToReleases must be a method when present`)
+  }
+}
+
+function validateLogger(logger: unknown): Logger {
+  const record = logger as Record<string, unknown> | null
+  if (record === null || typeof record !== 'object' || LOGGER_METHODS.some((level) => typeof record[level] !== 'function')) {
+    throw new E_INVALID_ARGUMENT(`logger must have trace, debug, info, warn and error methods, got ${describeValue(logger)}`)
+  }
+  return logger as Logger
+}
+
+/** The factory options, validated once (by LockFactory and, for every store at once, by Verrou). */
+export interface FactoryDefaults {
+  retry: RetryPolicy
+  defaultTtl: number | null
+  operationTimeout: number
+  logger: Logger
+}
+
+export function resolveFactoryOptions(options: LockFactoryOptions): FactoryDefaults {
+  if (options === null || typeof options !== 'object') {
+    throw new E_INVALID_ARGUMENT(`LockFactory options must be an object, got ${describeValue(options)}`)
+  }
+  return {
+    retry: resolveRetryPolicy(options.retry),
+    defaultTtl: options.defaultTtl === undefined ? DEFAULT_TTL : toTtl(options.defaultTtl, 'defaultTtl'),
+    operationTimeout:
+      options.operationTimeout === undefined
+        ? DEFAULT_OPERATION_TIMEOUT
+        : toMilliseconds(options.operationTimeout, 'operationTimeout', { allowInfinity: true }),
+    logger: options.logger === undefined ? silentLogger : validateLogger(options.logger),
+  }
+}
 
 /** Creates and restores locks on one store. */
 export class LockFactory {
   readonly #store: LockStore
-  readonly #retry: RetryPolicy
-  readonly #defaultTtl: number | null
-  readonly #operationTimeout: number
-  readonly #logger: Logger
+  readonly #defaults: FactoryDefaults
 
   constructor(store: LockStore, options: LockFactoryOptions = {}) {
-    if (store === null || typeof store !== 'object' || typeof store.acquire !== 'function') {
-      throw new E_INVALID_ARGUMENT('LockFactory needs a lock store (an object implementing LockStore)')
-    }
+    validateStore(store, 'The LockFactory store')
     this.#store = store
-    this.#retry = resolveRetryPolicy(options.retry)
-    this.#defaultTtl = options.defaultTtl === undefined ? DEFAULT_TTL : toTtl(options.defaultTtl, 'defaultTtl')
-    this.#operationTimeout =
-      options.operationTimeout === undefined
-        ? DEFAULT_OPERATION_TIMEOUT
-        : toMilliseconds(options.operationTimeout, 'operationTimeout', { allowInfinity: true })
-    this.#logger = options.logger ?? silentLogger
+    this.#defaults = resolveFactoryOptions(options)
   }
 
   /** The store this factory's locks live in. */
@@ -62,13 +102,13 @@ export class LockFactory {
    * default 30 s. Creating a lock does not acquire it.
    */
   createLock(key: string, ttl?: Duration | null, options: CreateLockOptions = {}): Lock {
-    validateKey(key)
+    validateKeyOrOwner(key, 'key')
     const owner = options.owner ?? randomOwnerId()
-    validateOwner(owner)
+    validateKeyOrOwner(owner, 'owner')
     return new Lock(key, {
       ...this.#lockDefaults(),
       owner,
-      ttl: ttl === undefined ? this.#defaultTtl : toTtl(ttl),
+      ttl: ttl === undefined ? this.#defaults.defaultTtl : toTtl(ttl),
     })
   }
 
@@ -88,6 +128,7 @@ export class LockFactory {
   }
 
   #lockDefaults() {
-    return { store: this.#store, retry: this.#retry, logger: this.#logger, operationTimeout: this.#operationTimeout }
+    const { retry, logger, operationTimeout } = this.#defaults
+    return { store: this.#store, retry, logger, operationTimeout }
   }
 }

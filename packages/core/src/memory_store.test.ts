@@ -95,3 +95,31 @@ describe('memory store leases longer than a timer can wait', () => {
     for (const lock of locks) expect(await lock.isLocked()).toBe(true)
   })
 })
+
+describe('memory store footprint', () => {
+  test('10,000 keys locked once leave nothing behind, and tokens still never go backwards', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    let highest = 0
+    for (let i = 0; i < 10_000; i++) {
+      const lock = factory.createLock(`invoice:${i}`, i % 2 ? 30 : '10s')
+      await lock.acquire()
+      highest = Math.max(highest, lock.fencingToken!)
+      // Half are released, half left to expire.
+      if (i % 2 === 0) await lock.release()
+    }
+    // A waiter leaves a subscription behind only while it waits.
+    const held = factory.createLock('invoice:0', '10s')
+    await held.acquire()
+    await factory.createLock('invoice:0').acquire({ retry: { timeout: 20 } })
+    await held.release()
+    await sleep(80)
+    expect(store.size).toBe(0)
+    expect(store.footprint).toBe(0)
+    const again = factory.createLock('invoice:1', '10s')
+    await again.acquire()
+    expect(again.fencingToken).toBeGreaterThan(highest)
+    expect(store.footprint).toBe(1)
+    await again.release()
+  })
+})

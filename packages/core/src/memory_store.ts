@@ -1,14 +1,12 @@
 import type { AcquireResult, LockStore, Unsubscribe } from './store.js'
-
-/** The longest delay setTimeout honours. */
-const MAX_TIMER_MS = 2 ** 31 - 1
+import { type CancelTimer, startTimer } from './timer.js'
 
 interface Lease {
   owner: string
   /** On the monotonic clock; `null` never expires. */
   expiresAt: number | null
   /** Frees the entry when the lease ends, so memory does not grow with every key ever used. */
-  timer: ReturnType<typeof setTimeout> | undefined
+  cancelExpiry: CancelTimer | undefined
 }
 
 /**
@@ -19,7 +17,10 @@ interface Lease {
 export class MemoryStore implements LockStore {
   readonly #leases = new Map<string, Lease>()
   readonly #listeners = new Map<string, Set<() => void>>()
-  /** One counter for all keys: strictly increasing per key too, and nothing to keep per released key. */
+  /**
+   * One counter for all keys: strictly increasing per key too, and nothing kept per key once its lease ends,
+   * so the store's footprint is bounded by the keys in use.
+   */
   #lastToken = 0
 
   async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
@@ -28,7 +29,7 @@ export class MemoryStore implements LockStore {
     if (current) {
       return current.expiresAt === null ? { acquired: false } : { acquired: false, expiresIn: current.expiresAt - now }
     }
-    const lease: Lease = { owner, expiresAt: ttl === null ? null : now + ttl, timer: undefined }
+    const lease: Lease = { owner, expiresAt: ttl === null ? null : now + ttl, cancelExpiry: undefined }
     this.#leases.set(key, lease)
     this.#scheduleExpiry(key, lease, ttl)
     this.#lastToken += 1
@@ -78,6 +79,13 @@ export class MemoryStore implements LockStore {
     return this.#leases.size
   }
 
+  /** Number of keys the store keeps anything for (a lease or a waiter's subscription): bounded by the keys in use. */
+  get footprint(): number {
+    let keys = this.#leases.size
+    for (const key of this.#listeners.keys()) if (!this.#leases.has(key)) keys++
+    return keys
+  }
+
   /** The unexpired lease on `key`, dropping an expired one on the way. */
   #live(key: string, now: number): Lease | undefined {
     const lease = this.#leases.get(key)
@@ -90,28 +98,24 @@ export class MemoryStore implements LockStore {
   }
 
   #end(key: string, lease: Lease): void {
-    clearTimeout(lease.timer)
+    lease.cancelExpiry?.()
     if (this.#leases.get(key) === lease) this.#leases.delete(key)
     const listeners = this.#listeners.get(key)
     if (listeners) for (const listener of [...listeners]) listener()
   }
 
   #scheduleExpiry(key: string, lease: Lease, ttl: number | null): void {
-    clearTimeout(lease.timer)
-    lease.timer = undefined
+    lease.cancelExpiry?.()
+    lease.cancelExpiry = undefined
     if (ttl === null || lease.expiresAt === null) return
-    // setTimeout fires at once past 2^31-1 ms: a longer lease is checked at that cap and rescheduled.
-    const timer = setTimeout(
-      () => {
-        if (this.#leases.get(key) !== lease) return
-        const now = performance.now()
-        if (this.#live(key, now)) this.#scheduleExpiry(key, lease, lease.expiresAt === null ? null : lease.expiresAt - now)
-      },
-      Math.min(ttl, MAX_TIMER_MS),
-    )
-    // Timers here must never keep the process alive.
-    if (typeof timer === 'object' && timer !== null && 'unref' in timer) timer.unref()
-    lease.timer = timer
+    // Timers here must never keep the process alive; startTimer chains past setTimeout's cap.
+    const expire = () => {
+      if (this.#leases.get(key) !== lease || lease.expiresAt === null) return
+      // A timer may fire a fraction early: a lease still live is checked again when it really ends.
+      const now = performance.now()
+      if (this.#live(key, now)) this.#scheduleExpiry(key, lease, lease.expiresAt - now)
+    }
+    lease.cancelExpiry = startTimer(ttl, expire, { unref: true })
   }
 }
 

@@ -1,5 +1,5 @@
 import { E_INVALID_ARGUMENT } from './errors.js'
-import { validateKey, validateOwner } from './key_and_owner.js'
+import { validateKeyOrOwner } from './key_and_owner.js'
 
 /** What `Lock.serialize()` writes: enough for another process to act as the same owner. */
 export interface SerializedLock {
@@ -32,20 +32,20 @@ export function parseSerializedLock(input: unknown): SerializedLock {
   const record = data as Record<string, unknown>
   const { v, key, owner, ttl, held, expiresAt, fencingToken } = record
   if (v !== FORMAT_VERSION) throw invalid(`unknown format version ${JSON.stringify(v)}`)
-  if (typeof key !== 'string' || key.length === 0) throw invalid('"key" must be a non-empty string')
-  try {
-    validateKey(key)
-  } catch {
-    throw invalid('"key" must be well-formed Unicode')
+  for (const [what, value] of [
+    ['key', key],
+    ['owner', owner],
+  ] as const) {
+    try {
+      validateKeyOrOwner(value, what)
+    } catch {
+      throw invalid(`"${what}" must be a non-empty, well-formed string`)
+    }
   }
-  if (typeof owner !== 'string' || owner.length === 0) throw invalid('"owner" must be a non-empty string')
-  try {
-    validateOwner(owner)
-  } catch {
-    throw invalid('"owner" must be well-formed Unicode')
-  }
+  if (typeof key !== 'string' || typeof owner !== 'string') throw invalid('"key" and "owner" must be strings')
   if (ttl !== null && !(typeof ttl === 'number' && Number.isSafeInteger(ttl) && ttl > 0)) {
-    throw invalid('"ttl" must be a positive whole number of milliseconds or null')
+    // The same range createLock accepts (see MAX_DURATION_MS), so every lock round-trips.
+    throw invalid('"ttl" must be a positive whole number of milliseconds (at most Number.MAX_SAFE_INTEGER) or null')
   }
   if (typeof held !== 'boolean') throw invalid('"held" must be a boolean')
   if (expiresAt !== null && !(typeof expiresAt === 'number' && Number.isFinite(expiresAt))) {

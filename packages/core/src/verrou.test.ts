@@ -59,3 +59,39 @@ describe('Verrou', () => {
     expectTypeOf(verrou.use).parameter(0).toEqualTypeOf<'first' | 'second'>()
   })
 })
+
+describe('Verrou validates its config at construction, as LockFactory does', () => {
+  const captured = (build: () => unknown) => {
+    try {
+      build()
+    } catch (error) {
+      return error as Error
+    }
+    return undefined
+  }
+
+  test.each([
+    ['attempts: 0', { retry: { attempts: 0 } }],
+    ['defaultTtl: -5', { defaultTtl: -5 }],
+    ['operationTimeout: NaN', { operationTimeout: Number.NaN }],
+    ['a logger without methods', { logger: {} }],
+  ])('%s throws the same E_INVALID_ARGUMENT as LockFactory', (_, options) => {
+    const fromFactory = captured(() => new LockFactory(new MemoryStore(), options as never))
+    const fromVerrou = captured(
+      () => new Verrou({ default: 'memory', stores: { memory: { driver: new MemoryStore() } }, ...(options as object) }),
+    )
+    expect(fromFactory).toBeInstanceOf(E_INVALID_ARGUMENT)
+    expect(fromVerrou).toBeInstanceOf(E_INVALID_ARGUMENT)
+    expect(fromVerrou?.message).toBe(fromFactory?.message)
+  })
+
+  test('a store that is null or not a store fails at construction, not at use()', () => {
+    for (const driver of [null, {}, { acquire: () => {} }]) {
+      const build = () =>
+        new Verrou({ default: 'good', stores: { good: { driver: new MemoryStore() }, broken: { driver: driver as never } } })
+      expect(build).toThrow(E_INVALID_ARGUMENT)
+      expect(build).toThrow(/broken/)
+    }
+    expect(() => new Verrou({ default: 'a', stores: { a: null as never } })).toThrow(E_INVALID_ARGUMENT)
+  })
+})

@@ -1,7 +1,8 @@
+import { describeValue } from './describe_value.js'
 import type { Duration } from './duration.js'
-import { describeValue, E_INVALID_ARGUMENT } from './errors.js'
+import { E_INVALID_ARGUMENT } from './errors.js'
 import type { Lock } from './lock.js'
-import { type CreateLockOptions, LockFactory, type LockFactoryOptions } from './lock_factory.js'
+import { type CreateLockOptions, LockFactory, type LockFactoryOptions, validateStore } from './lock_factory.js'
 import type { LockStore } from './store.js'
 
 export interface StoreEntry {
@@ -15,42 +16,50 @@ export interface VerrouConfig<Stores extends Record<string, StoreEntry>> extends
   stores: Stores
 }
 
-/** Named stores with one default: every `LockFactory` method, on the default store or on `use(name)`. */
+/**
+ * Named stores with one default: every `LockFactory` method, on the default store or on `use(name)`.
+ * The whole config is validated at construction, with the same checks and errors as `LockFactory`.
+ */
 export class Verrou<Stores extends Record<string, StoreEntry>> {
-  readonly #config: VerrouConfig<Stores>
-  readonly #factories = new Map<keyof Stores, LockFactory>()
+  readonly #default: keyof Stores & string
+  readonly #factories = new Map<string, LockFactory>()
 
   constructor(config: VerrouConfig<Stores>) {
     if (config === null || typeof config !== 'object' || config.stores === null || typeof config.stores !== 'object') {
       throw new E_INVALID_ARGUMENT('Verrou needs a config with a "stores" object')
     }
-    if (!Object.hasOwn(config.stores, config.default)) {
-      throw new E_INVALID_ARGUMENT(`The default store ${describeValue(config.default)} is not one of the configured stores`)
+    const { default: defaultName, stores, ...options } = config
+    if (typeof defaultName !== 'string' || !Object.hasOwn(stores, defaultName)) {
+      throw new E_INVALID_ARGUMENT(`The default store ${describeValue(defaultName)} is not one of the configured stores`)
     }
-    this.#config = config
+    for (const [name, entry] of Object.entries(stores)) {
+      if (entry === null || typeof entry !== 'object') {
+        throw new E_INVALID_ARGUMENT(`stores.${name} must be { driver: <a lock store> }, got ${describeValue(entry)}`)
+      }
+      validateStore(entry.driver, `stores.${name}.driver`)
+      // Bad options throw here, at construction, exactly as LockFactory throws them.
+      this.#factories.set(name, new LockFactory(entry.driver, options))
+    }
+    this.#default = defaultName
   }
 
-  /** The factory of the named store (created once, then reused). */
+  /** The factory of the named store. */
   use(name: keyof Stores & string): LockFactory {
-    const cached = this.#factories.get(name)
-    if (cached) return cached
-    if (!Object.hasOwn(this.#config.stores, name)) {
-      const known = Object.keys(this.#config.stores).join(', ')
+    const factory = this.#factories.get(name)
+    if (factory === undefined) {
+      const known = [...this.#factories.keys()].join(', ')
       throw new E_INVALID_ARGUMENT(`Unknown lock store ${describeValue(name)} (configured: ${known})`)
     }
-    const { default: _default, stores, ...options } = this.#config
-    const factory = new LockFactory(stores[name]!.driver, options)
-    this.#factories.set(name, factory)
     return factory
   }
 
   /** `LockFactory.createLock` on the default store. */
   createLock(key: string, ttl?: Duration | null, options?: CreateLockOptions): Lock {
-    return this.use(this.#config.default).createLock(key, ttl, options)
+    return this.use(this.#default).createLock(key, ttl, options)
   }
 
   /** `LockFactory.restoreLock` on the default store. */
   restoreLock(serialized: string): Lock {
-    return this.use(this.#config.default).restoreLock(serialized)
+    return this.use(this.#default).restoreLock(serialized)
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { E_LOCK_NOT_OWNED } from '../errors.js'
+import { E_LOCK_LOST } from '../errors.js'
 import type { Suite } from './context.js'
 
 export function runTests({ test, setup }: Suite): void {
@@ -76,7 +76,7 @@ export function runTests({ test, setup }: Suite): void {
         await otherFactory.createLock(key).forceRelease()
         return 'finished without exclusion'
       }),
-      E_LOCK_NOT_OWNED,
+      E_LOCK_LOST,
     )
   })
 }

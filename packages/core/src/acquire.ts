@@ -1,0 +1,92 @@
+import type { Logger } from './logger.js'
+import { handoffPending, joinReleaseQueue, type ReleaseWaiter } from './release_queue.js'
+import { pauseAfter, type RetryPolicy } from './retry_policy.js'
+import type { AcquireResult, LockStore } from './store.js'
+import { type CallBounds, GAVE_UP } from './store_call.js'
+import { monotonicNow, sleep } from './timer.js'
+
+/** What the acquire loop needs from a Lock. */
+export interface AcquireTarget {
+  store: LockStore
+  key: string
+  logger: Logger
+  /** One round trip; records a grant. GAVE_UP when abandoned at `bounds.deadline` (a late grant is released). */
+  attempt(bounds: CallBounds): Promise<AcquireResult | typeof GAVE_UP>
+  /** Whether this Lock holds the lock now: a concurrent acquire of the same Lock may have won it. */
+  holds(): boolean
+}
+
+/** Waits for the key's release subscription to be active; false when the deadline came first. */
+async function subscriptionReady(waiter: ReleaseWaiter, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+  let ready = false
+  const settled = waiter.ready.then(() => {
+    ready = true
+  })
+  await sleep(Math.max(0, deadline - monotonicNow()), signal, settled)
+  return ready
+}
+
+/**
+ * The acquire loop: attempts at the store, pauses as the retry policy says, woken early by releases
+ * (through the in-process release queue) and by the holder's lease running out.
+ *
+ * The signal and the deadline bound all of it: subscribing, sleeping, and every attempt after the first
+ * (an attempt in flight at the deadline is abandoned and its late grant released). The first attempt is
+ * always made and awaited, bounded only by the signal and the operation timeout, so `timeout: 0` is
+ * exactly one attempt.
+ */
+export async function acquireWithRetry(
+  target: AcquireTarget,
+  policy: RetryPolicy,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  signal?.throwIfAborted()
+  const deadline = monotonicNow() + policy.timeout
+  const { store, key, logger } = target
+  let waiter: ReleaseWaiter | undefined
+  let subscribed = false
+  let hinted = false
+  try {
+    if (policy.timeout > 0 && policy.attempts > 1 && handoffPending(store, key)) {
+      // The lock is being handed to a waiter that was here first: queue behind it rather than barge in.
+      subscribed = true
+      waiter = joinReleaseQueue(store, key, logger)
+      if (waiter !== undefined) {
+        if (!(await subscriptionReady(waiter, deadline, signal))) return false
+        await waiter.sleep(Math.max(0, Math.min(pauseAfter(policy, 1), deadline - monotonicNow())), signal)
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      const result = await target.attempt(attempt === 1 ? { signal } : { signal, deadline })
+      waiter?.attempted()
+      if (result === GAVE_UP) return false
+      if (result.acquired) return true
+      if (attempt >= policy.attempts || target.holds()) return false
+      const remaining = deadline - monotonicNow()
+      if (remaining <= 0) return false
+      if (!subscribed) {
+        // Subscribe once we know we must wait, then try again at once: the lock may have been released
+        // between the attempt and the subscription becoming active.
+        subscribed = true
+        waiter = joinReleaseQueue(store, key, logger)
+        if (waiter !== undefined) {
+          if (!(await subscriptionReady(waiter, deadline, signal))) return false
+          continue
+        }
+      }
+      let pause = Math.min(pauseAfter(policy, attempt), remaining)
+      // Wake when the holder's lease is due to end rather than sleep past it; but not twice in a row, so a
+      // store whose hint keeps saying "now" cannot make the waiter spin.
+      const hint = result.expiresIn === undefined ? undefined : result.expiresIn + 1
+      if (hint !== undefined && hint < pause && !hinted) {
+        pause = hint
+        hinted = true
+      } else {
+        hinted = false
+      }
+      await (waiter ? waiter.sleep(pause, signal) : sleep(pause, signal))
+    }
+  } finally {
+    waiter?.leave()
+  }
+}

@@ -1,0 +1,54 @@
+import { describe, expect, test, vi } from 'vitest'
+import { errors } from './index.js'
+
+describe('errors', () => {
+  test('internal helpers are not public API', () => {
+    const surface = errors as Record<string, unknown>
+    expect(surface.describeValue).toBeUndefined()
+    expect(surface.toStorageError).toBeUndefined()
+  })
+
+  test('every error class has one constructor shape: (message, { cause, key, operation })', () => {
+    const cause = new Error('boom')
+    for (const Class of [errors.E_LOCK_NOT_OWNED, errors.E_LOCK_LOST, errors.E_LOCK_STORAGE_ERROR, errors.E_INVALID_ARGUMENT]) {
+      const error = new Class('it failed', { cause, key: 'k', operation: 'release' })
+      expect(error.message).toBe('it failed')
+      expect(error.cause).toBe(cause)
+      expect(error.key).toBe('k')
+      expect(error.operation).toBe('release')
+      expect(error.name).toBe(Class.name)
+      expect(error.code).toBe(Class.name)
+      expect(error).toBeInstanceOf(errors.VerrouError)
+    }
+  })
+
+  test('isVerrouError recognises errors by code, also from a second copy of core', async () => {
+    // A second, separately loaded copy of the module, as when an application and a driver each bundle core.
+    vi.resetModules()
+    const copy = (await import('./errors.js')) as typeof errors
+    expect(copy.E_LOCK_NOT_OWNED).not.toBe(errors.E_LOCK_NOT_OWNED)
+    const foreign = new copy.E_LOCK_NOT_OWNED('not yours', { key: 'k' })
+    expect(errors.isVerrouError(foreign)).toBe(true)
+    expect(errors.isVerrouError(foreign, 'E_LOCK_NOT_OWNED')).toBe(true)
+    expect(errors.isVerrouError(foreign, 'E_LOCK_LOST')).toBe(false)
+    expect(foreign instanceof errors.E_LOCK_NOT_OWNED).toBe(true)
+    expect(foreign instanceof errors.VerrouError).toBe(true)
+    expect(foreign instanceof errors.E_LOCK_STORAGE_ERROR).toBe(false)
+  })
+
+  test('look-alikes without the brand are not Verrou errors', () => {
+    const fake = Object.assign(new Error('x'), { code: 'E_LOCK_NOT_OWNED' })
+    expect(errors.isVerrouError(fake)).toBe(false)
+    expect(fake instanceof errors.E_LOCK_NOT_OWNED).toBe(false)
+    expect(errors.isVerrouError(null)).toBe(false)
+    expect(errors.isVerrouError('E_LOCK_NOT_OWNED')).toBe(false)
+  })
+
+  test('a subclass a driver defines keeps ordinary instanceof', () => {
+    class DriverError extends errors.E_LOCK_STORAGE_ERROR {}
+    const plain = new errors.E_LOCK_STORAGE_ERROR('plain')
+    expect(new DriverError('x') instanceof DriverError).toBe(true)
+    expect(plain instanceof DriverError).toBe(false)
+    expect(new DriverError('x') instanceof errors.E_LOCK_STORAGE_ERROR).toBe(true)
+  })
+})

@@ -1,0 +1,173 @@
+import type { Logger } from './logger.js'
+import type { LockStore, Unsubscribe } from './store.js'
+import { sleep } from './timer.js'
+
+/**
+ * In-process waiters and wake-ups. The store's release notification wakes only the first waiter of this
+ * process that is not already awake: one round trip per release from this process, not one per waiter.
+ * Across processes, the backend's own notifications (and polling) do the rest.
+ */
+
+/** A waiter's place in the in-process queue of one key. */
+export class ReleaseWaiter {
+  #notified = false
+  #handoff = false
+  #wake: (() => void) | undefined
+  readonly #queue: KeyQueue
+
+  constructor(queue: KeyQueue) {
+    this.#queue = queue
+  }
+
+  /** Settles once the key's subscription is active, or has failed (then this waiter just polls). */
+  get ready(): Promise<void> {
+    return this.#queue.ready
+  }
+
+  /** Sleeps at most `ms`, less if the key is released meanwhile (or was since the last attempt). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#notified) {
+      this.#notified = false
+      return Promise.resolve()
+    }
+    const woken = new Promise<void>((resolve) => {
+      this.#wake = resolve
+    })
+    return sleep(ms, signal, woken).finally(() => {
+      this.#wake = undefined
+      this.#notified = false
+    })
+  }
+
+  /** Woken by a release and not yet back at the store: a hand-off to this waiter is under way. */
+  get handoffPending(): boolean {
+    return this.#handoff
+  }
+
+  /** Called after each attempt at the store: the hand-off, if any, is over (won or lost). */
+  attempted(): void {
+    this.#handoff = false
+  }
+
+  /** Returns true if this waiter took the notification. */
+  notify(): boolean {
+    if (this.#notified) return false
+    this.#notified = true
+    this.#handoff = true
+    this.#wake?.()
+    return true
+  }
+
+  leave(): void {
+    this.#queue.remove(this)
+  }
+}
+
+class KeyQueue {
+  readonly waiters: ReleaseWaiter[] = []
+  /** The subscription's end, once active; `undefined` when subscribing failed or was given up. */
+  unsubscribe: Promise<Unsubscribe | undefined> = Promise.resolve(undefined)
+  ready: Promise<void> = Promise.resolve()
+
+  constructor(readonly onEmpty: () => void) {}
+
+  notifyOne(): void {
+    for (const waiter of this.waiters) {
+      if (waiter.notify()) return
+    }
+  }
+
+  remove(waiter: ReleaseWaiter): void {
+    const index = this.waiters.indexOf(waiter)
+    if (index === -1) return
+    this.waiters.splice(index, 1)
+    if (this.waiters.length === 0) this.onEmpty()
+  }
+}
+
+const queues = new WeakMap<LockStore, Map<string, KeyQueue>>()
+
+/**
+ * Whether a release of `key` was just announced to a waiter of this process that has not tried yet. A new
+ * acquirer then queues behind it instead of barging in: without this, a worker that releases and acquires
+ * again in a loop wins every time and starves the waiters it just woke.
+ */
+export function handoffPending(store: LockStore, key: string): boolean {
+  const queue = queues.get(store)?.get(key)
+  return queue?.waiters.some((waiter) => waiter.handoffPending) ?? false
+}
+
+/** A subscription slower than this is given up on: the waiter polls rather than stall. */
+const SUBSCRIBE_TIMEOUT_MS = 2_000
+
+/** Ends a subscription; a throwing or rejecting unsubscribe is logged, never an unhandled rejection. */
+function endSubscription(unsubscribe: Unsubscribe | undefined, key: string, logger: Logger): void {
+  const warn = (error: unknown) => logger.warn({ key, err: error }, 'verrou: ending a release subscription failed')
+  try {
+    Promise.resolve(unsubscribe?.()).catch(warn)
+  } catch (error) {
+    warn(error)
+  }
+}
+
+/** Resolves with the subscription, or `undefined` after `ms`; one that becomes active later is ended at once. */
+function subscribeWithin(subscribing: Promise<Unsubscribe>, ms: number, key: string, logger: Logger) {
+  return new Promise<Unsubscribe | undefined>((resolve) => {
+    let late = false
+    const timer = setTimeout(() => {
+      late = true
+      logger.warn({ key }, `verrou: subscribing to releases took longer than ${ms} ms, polling instead`)
+      resolve(undefined)
+    }, ms)
+    subscribing.then(
+      (unsubscribe) => {
+        clearTimeout(timer)
+        if (late) endSubscription(unsubscribe, key, logger)
+        else resolve(unsubscribe)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        // Waiting still works without notifications: it falls back to polling at the retry delay.
+        if (!late) logger.warn({ key, err: error }, 'verrou: subscribing to releases failed, polling instead')
+        resolve(undefined)
+      },
+    )
+  })
+}
+
+/**
+ * Joins the queue of waiters for `key` on `store`, subscribing to the store's release notifications when
+ * this is the first waiter. Returns at once; `waiter.ready` settles when the subscription is active.
+ * Returns `undefined` when the store cannot notify: the caller then just polls.
+ */
+export function joinReleaseQueue(store: LockStore, key: string, logger: Logger): ReleaseWaiter | undefined {
+  const subscribe = store.subscribeToReleases
+  if (subscribe === undefined) return undefined
+
+  let byKey = queues.get(store)
+  if (byKey === undefined) {
+    byKey = new Map()
+    queues.set(store, byKey)
+  }
+  let queue = byKey.get(key)
+  if (queue === undefined) {
+    const keyQueues = byKey
+    const created: KeyQueue = new KeyQueue(() => {
+      if (keyQueues.get(key) === created) keyQueues.delete(key)
+      void created.unsubscribe.then((unsubscribe) => endSubscription(unsubscribe, key, logger))
+    })
+    let subscribing: Promise<Unsubscribe>
+    try {
+      subscribing = Promise.resolve(subscribe.call(store, key, () => created.notifyOne()))
+    } catch (error) {
+      subscribing = Promise.reject(error)
+    }
+    created.unsubscribe = subscribeWithin(subscribing, SUBSCRIBE_TIMEOUT_MS, key, logger)
+    created.ready = created.unsubscribe.then(() => {})
+    byKey.set(key, created)
+    queue = created
+  }
+  const waiter = new ReleaseWaiter(queue)
+  queue.waiters.push(waiter)
+  return waiter
+}

@@ -1,0 +1,113 @@
+import { describe, expect, test } from 'vitest'
+import { E_LOCK_STORAGE_ERROR } from './errors.js'
+import { LockFactory } from './lock_factory.js'
+import { MemoryStore } from './memory_store.js'
+import type { AcquireResult } from './store.js'
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+async function storageError(promise: Promise<unknown>): Promise<E_LOCK_STORAGE_ERROR> {
+  const error = await promise.then(
+    () => expect.fail('expected E_LOCK_STORAGE_ERROR'),
+    (caught: unknown) => caught,
+  )
+  expect(error).toBeInstanceOf(E_LOCK_STORAGE_ERROR)
+  return error as E_LOCK_STORAGE_ERROR
+}
+
+/** A memory store whose acquire grants for real, then answers `reply` instead. */
+function lyingStore(reply: (real: AcquireResult) => unknown) {
+  const store = new MemoryStore()
+  const acquire = store.acquire.bind(store)
+  let attempts = 0
+  store.acquire = async (...args) => {
+    attempts++
+    return reply(await acquire(...args)) as AcquireResult
+  }
+  return { store, attempts: () => attempts }
+}
+
+describe('every store reply is checked', () => {
+  test.each([
+    ['a string token', { acquired: true, fencingToken: 'abc' }],
+    ['a zero token', { acquired: true, fencingToken: 0 }],
+    ['a fractional token', { acquired: true, fencingToken: 1.5 }],
+    ['an unsafe token', { acquired: true, fencingToken: 2 ** 60 }],
+    ['a missing reply', undefined],
+    ['acquired as a string', { acquired: 'true', fencingToken: 1 }],
+  ])('%s is a storage error and the grant is released', async (_, reply) => {
+    const { store } = lyingStore(() => reply)
+    const error = await storageError(new LockFactory(store).createLock('k', '10s').acquire())
+    expect(error.operation).toBe('acquire')
+    expect(error.message).toMatch(/invalid reply/)
+    await sleep(5)
+    expect(await store.isLocked('k')).toBe(false)
+  })
+
+  test.each([Number.NaN, Number.POSITIVE_INFINITY, -5, '100'])(
+    'expiresIn %j is a storage error after one attempt, not a busy loop',
+    async (expiresIn) => {
+      const { store, attempts } = lyingStore((real) => (real.acquired ? real : { acquired: false, expiresIn }))
+      const factory = new LockFactory(store)
+      await factory.createLock('k', '10s').acquire()
+      const before = attempts()
+      await storageError(factory.createLock('k').acquire({ retry: { timeout: 500 } }))
+      expect(attempts() - before).toBe(1)
+    },
+  )
+
+  test('release, extend and isLocked must answer real booleans', async () => {
+    const store = new MemoryStore()
+    const lock = new LockFactory(store).createLock('k', '10s')
+    await lock.acquire()
+    store.release = async () => 'yes' as never
+    store.extend = async () => 1 as never
+    store.isLocked = async () => null as never
+    expect((await storageError(lock.release())).operation).toBe('release')
+    expect((await storageError(lock.extend())).operation).toBe('extend')
+    expect((await storageError(lock.isLocked())).message).toMatch(/invalid reply/)
+  })
+})
+
+describe('operation timeouts of any accepted length', () => {
+  test("operationTimeout '30d' does not fail calls after a millisecond", async () => {
+    const store = new MemoryStore()
+    const acquire = store.acquire.bind(store)
+    store.acquire = async (...args) => {
+      await sleep(20)
+      return acquire(...args)
+    }
+    const lock = new LockFactory(store, { operationTimeout: '30d' }).createLock('k')
+    expect(await lock.acquire()).toBe(true)
+    await lock.release()
+  })
+})
+
+describe('storage error messages', () => {
+  class FlakyStore extends MemoryStore {
+    override async acquire(): Promise<AcquireResult> {
+      throw { status: 503, detail: 'overloaded' }
+    }
+  }
+
+  test('name the store, the operation and a shortened key, and describe a non-Error cause', async () => {
+    const key = `invoice:${'x'.repeat(3_000)}`
+    const error = await storageError(new LockFactory(new FlakyStore()).createLock(key).acquire())
+    expect(error.message.length).toBeLessThan(300)
+    expect(error.message).toContain('FlakyStore')
+    expect(error.message).toContain('acquire')
+    expect(error.message).toContain('invoice:xxx')
+    expect(error.message).toContain('3008 chars')
+    expect(error.message).not.toContain('[object Object]')
+    expect(error.message).toContain('status')
+    expect(error.key).toBe(key)
+    expect(error.cause).toEqual({ status: 503, detail: 'overloaded' })
+  })
+
+  test('a timed-out call says which store and how long', async () => {
+    const store = new MemoryStore()
+    store.isLocked = () => new Promise<boolean>(() => {})
+    const error = await storageError(new LockFactory(store, { operationTimeout: 20 }).createLock('k').isLocked())
+    expect(error.message).toMatch(/MemoryStore did not answer .* "k" within 20 ms/)
+  })
+})
