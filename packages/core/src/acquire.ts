@@ -1,9 +1,32 @@
+import { describeValue } from './describe_value.js'
+import { E_INVALID_ARGUMENT } from './errors.js'
 import type { Logger } from './logger.js'
 import { handoffPending, joinReleaseQueue, type ReleaseWaiter } from './release_queue.js'
-import { pauseAfter, type RetryPolicy } from './retry_policy.js'
+import { pauseAfter, type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry_policy.js'
 import type { AcquireResult, LockStore } from './store.js'
 import { type CallBounds, GAVE_UP } from './store_call.js'
 import { monotonicNow, sleep } from './timer.js'
+
+export interface AcquireOptions {
+  retry?: RetryOptions
+  /** Stops waiting at once: `acquire` rejects with the signal's reason and leaves nothing held. */
+  signal?: AbortSignal
+}
+
+/** Validates `acquire` / `run` options before anything reaches the store; retry defaults come from `base`. */
+export function resolveAcquireOptions(
+  options: AcquireOptions,
+  base: RetryPolicy,
+): { policy: RetryPolicy; signal: AbortSignal | undefined } {
+  if (options === null || typeof options !== 'object') {
+    throw new E_INVALID_ARGUMENT(`options must be an object, got ${describeValue(options)}`)
+  }
+  const { signal } = options
+  if (signal !== undefined && !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean')) {
+    throw new E_INVALID_ARGUMENT(`signal must be an AbortSignal, got ${describeValue(signal)}`)
+  }
+  return { policy: resolveRetryPolicy(options.retry, base), signal }
+}
 
 /** What the acquire loop needs from a Lock. */
 export interface AcquireTarget {

@@ -1,7 +1,7 @@
-import { acquireWithRetry } from './acquire.js'
-import { describeValue, quoteKey } from './describe_value.js'
+import { type AcquireOptions, acquireWithRetry, resolveAcquireOptions } from './acquire.js'
+import { quoteKey } from './describe_value.js'
 import { type Duration, toTtl } from './duration.js'
-import { E_INVALID_ARGUMENT, E_LOCK_LOST, E_LOCK_NOT_OWNED, isVerrouError } from './errors.js'
+import { E_LOCK_NOT_OWNED } from './errors.js'
 import {
   type KeepAlive,
   type KeepAliveOptions,
@@ -10,38 +10,14 @@ import {
   resolveKeepAlivePolicy,
   startKeepAlive,
 } from './keep_alive.js'
+import { LeaseRecord } from './lease_record.js'
 import type { Logger } from './logger.js'
-import { type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry_policy.js'
+import type { RetryPolicy } from './retry_policy.js'
+import { type RunCallback, type RunOptions, type RunResult, type RunTarget, resolveRunOptions, runWhileHeld } from './run.js'
 import { serializeLock } from './serialized_lock.js'
 import type { AcquireResult, LockStore } from './store.js'
 import { type CallBounds, GAVE_UP, StoreCalls } from './store_call.js'
 import { monotonicNow } from './timer.js'
-
-export interface AcquireOptions {
-  retry?: RetryOptions
-  /** Stops waiting at once: `acquire` rejects with the signal's reason and leaves nothing held. */
-  signal?: AbortSignal
-}
-
-export interface RunOptions extends AcquireOptions {
-  /**
-   * Keep extending the lock while the callback runs (default `false`). `true` extends by the lock's ttl
-   * when half of it is left; pass options to tune it.
-   */
-  autoExtend?: boolean | KeepAliveOptions
-}
-
-/**
- * What the `run` callback receives: `signal` aborts with E_LOCK_LOST the moment the lock is known lost (an
- * extension was refused, or the lease ran out before one succeeded); pass it to the work so it can stop.
- * `fencingToken` is the token of this acquisition: send it with every write to the resource you protect.
- */
-export interface LockContext {
-  signal: AbortSignal
-  fencingToken: number
-}
-
-export type RunResult<T> = [executed: true, result: T] | [executed: false, result: null]
 
 /** Everything a Lock needs besides its key; created by `LockFactory`. */
 export interface LockInit {
@@ -54,13 +30,6 @@ export interface LockInit {
   /** When restoring a held lock: the lease end estimate, epoch ms (`null`: never expires). */
   expiresAt?: number | null
   fencingToken?: number
-}
-
-/** One acquisition as this Lock knows it. `ended` says how it stopped being this Lock's. */
-interface Holding {
-  /** Local lease end on the monotonic clock; `null` never expires. */
-  leaseEnd: number | null
-  ended?: 'released' | 'lost'
 }
 
 /**
@@ -78,9 +47,7 @@ export class Lock {
   readonly #logger: Logger
   readonly #calls: StoreCalls
   readonly #store: LockStore
-  #holding: Holding | undefined
-  /** Bumped on every change of #holding: a reply sent before a change must not undo it. */
-  #changes = 0
+  readonly #lease: LeaseRecord
   #fencingToken: number | undefined
 
   constructor(key: string, init: LockInit) {
@@ -92,11 +59,7 @@ export class Lock {
     this.#logger = init.logger
     this.#calls = new StoreCalls({ ...init, key })
     this.#fencingToken = init.fencingToken
-    if (init.expiresAt !== undefined) {
-      // Serialized locks carry the wall clock (the only one two processes share); from here on, monotonic.
-      const leaseEnd = init.expiresAt === null ? null : monotonicNow() + (init.expiresAt - Date.now())
-      this.#holding = { leaseEnd }
-    }
+    this.#lease = new LeaseRecord(init.expiresAt)
   }
 
   /** The lease given to `acquire` and the default of `extend`, in ms; `null` never expires. */
@@ -123,13 +86,13 @@ export class Lock {
    * ever, every 250 ms). Returns whether it was acquired. `retry.timeout` and `signal` bound the whole call.
    */
   async acquire(options: AcquireOptions = {}): Promise<boolean> {
-    const { policy, signal } = this.#acquireOptions(options)
+    const { policy, signal } = resolveAcquireOptions(options, this.#retry)
     return this.#acquire(policy, signal)
   }
 
   /** Exactly one attempt: returns `false` at once if the lock is held. */
   async acquireImmediately(): Promise<boolean> {
-    if (this.#holds()) return false
+    if (this.#lease.holds()) return false
     const result = await this.#attempt({})
     return result !== GAVE_UP && result.acquired
   }
@@ -137,7 +100,7 @@ export class Lock {
   /** Releases the lock. Throws `E_LOCK_NOT_OWNED` unless this owner holds it and its lease has not expired. */
   async release(): Promise<void> {
     const released = await this.#calls.release()
-    this.#end(released ? 'released' : 'lost')
+    this.#lease.end(released ? 'released' : 'lost')
     if (!released) throw this.#notOwned('release')
     this.#logger.debug({ key: this.key }, 'verrou: lock released')
   }
@@ -145,7 +108,7 @@ export class Lock {
   /** Releases the lock whoever holds it. For administration and recovery, not for normal flow. */
   async forceRelease(): Promise<void> {
     await this.#calls.forceRelease()
-    this.#end('released')
+    this.#lease.end('released')
     this.#logger.debug({ key: this.key }, 'verrou: lock force-released')
   }
 
@@ -157,23 +120,13 @@ export class Lock {
   async extend(ttl?: Duration | null): Promise<void> {
     const lease = ttl === undefined ? this.#ttl : toTtl(ttl, 'extend ttl')
     const sentAt = monotonicNow()
-    const holding = this.#holding
-    const changes = this.#changes
+    const version = this.#lease.version
     const extended = await this.#calls.extend(lease)
-    const unchanged = this.#changes === changes
     if (!extended) {
-      if (unchanged) this.#end('lost')
+      this.#lease.refused(version)
       throw this.#notOwned('extend')
     }
-    if (!unchanged) return
-    const leaseEnd = lease === null ? null : sentAt + lease
-    if (holding !== undefined) {
-      holding.leaseEnd = leaseEnd
-    } else {
-      // Another Lock of the same owner acquired it: the store says this owner holds it, so this Lock does.
-      this.#holding = { leaseEnd }
-      this.#changes++
-    }
+    this.#lease.extended(version, sentAt, lease)
   }
 
   /** Whether anyone holds an unexpired lease on this key (asks the store). */
@@ -195,10 +148,7 @@ export class Lock {
    * `null` when held without expiry.
    */
   getRemainingTime(): number | null {
-    const holding = this.#holding
-    if (holding === undefined) return 0
-    if (holding.leaseEnd === null) return null
-    return Math.max(0, Math.floor(holding.leaseEnd - monotonicNow()))
+    return this.#lease.remaining()
   }
 
   /**
@@ -208,19 +158,24 @@ export class Lock {
    * while the callback ran (the signal aborted, or the final release found it gone), `run` rejects with
    * E_LOCK_LOST: the callback's work was done without exclusion.
    */
-  async run<T>(callback: (context: LockContext) => T | Promise<T>, options: RunOptions = {}): Promise<RunResult<T>> {
-    const { policy, signal } = this.#acquireOptions(options)
-    const keepAlive = this.#runOptions(callback, options)
-    return this.#run(callback, keepAlive, () => this.#acquire(policy, signal))
+  async run<T>(callback: RunCallback<T>, options: RunOptions = {}): Promise<RunResult<T>> {
+    const { policy, signal } = resolveAcquireOptions(options, this.#retry)
+    const keepAlive = resolveRunOptions(callback, options)
+    return runWhileHeld(
+      this.#runTarget(() => this.#acquire(policy, signal)),
+      callback,
+      keepAlive,
+    )
   }
 
   /** `run` with a single attempt: `[false, null]` at once if the lock is held. */
-  async runImmediately<T>(
-    callback: (context: LockContext) => T | Promise<T>,
-    options: Pick<RunOptions, 'autoExtend'> = {},
-  ): Promise<RunResult<T>> {
-    const keepAlive = this.#runOptions(callback, options)
-    return this.#run(callback, keepAlive, () => this.acquireImmediately())
+  async runImmediately<T>(callback: RunCallback<T>, options: Pick<RunOptions, 'autoExtend'> = {}): Promise<RunResult<T>> {
+    const keepAlive = resolveRunOptions(callback, options)
+    return runWhileHeld(
+      this.#runTarget(() => this.acquireImmediately()),
+      callback,
+      keepAlive,
+    )
   }
 
   /**
@@ -234,30 +189,19 @@ export class Lock {
 
   /** A string another process can turn back into this lock with `LockFactory.restoreLock`. */
   serialize(): string {
-    const remaining = this.getRemainingTime()
     return serializeLock({
       key: this.key,
       owner: this.#owner,
       ttl: this.#ttl,
-      expiresAt: this.#holding === undefined || remaining === null ? null : Date.now() + remaining,
-      held: this.#holding !== undefined,
+      expiresAt: this.#lease.expiresAtEpoch(),
+      held: this.#lease.recorded,
       fencingToken: this.#fencingToken ?? null,
     })
   }
 
   /** `await using lock = ...`: releases at the end of the scope if still held. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#holding !== undefined) await this.release()
-  }
-
-  #holds(): boolean {
-    return this.getRemainingTime() !== 0
-  }
-
-  #end(how: 'released' | 'lost'): void {
-    if (this.#holding !== undefined) this.#holding.ended = how
-    this.#holding = undefined
-    this.#changes++
+    if (this.#lease.recorded) await this.release()
   }
 
   #notOwned(operation: string): E_LOCK_NOT_OWNED {
@@ -265,38 +209,16 @@ export class Lock {
     return new E_LOCK_NOT_OWNED(message, { key: this.key, operation })
   }
 
-  #acquireOptions(options: AcquireOptions): { policy: RetryPolicy; signal: AbortSignal | undefined } {
-    if (options === null || typeof options !== 'object') {
-      throw new E_INVALID_ARGUMENT(`options must be an object, got ${describeValue(options)}`)
-    }
-    const { signal } = options
-    if (signal !== undefined && !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean')) {
-      throw new E_INVALID_ARGUMENT(`signal must be an AbortSignal, got ${describeValue(signal)}`)
-    }
-    return { policy: resolveRetryPolicy(options.retry, this.#retry), signal }
-  }
-
-  /** Checks what `run` takes besides the retry options; returns the keep-alive policy. */
-  #runOptions(callback: unknown, options: Pick<RunOptions, 'autoExtend'>): KeepAlivePolicy {
-    if (typeof callback !== 'function') throw new E_INVALID_ARGUMENT(`run needs a callback, got ${describeValue(callback)}`)
-    if (options === null || typeof options !== 'object') {
-      throw new E_INVALID_ARGUMENT(`options must be an object, got ${describeValue(options)}`)
-    }
-    const { autoExtend = false } = options
-    if (typeof autoExtend === 'boolean') return resolveKeepAlivePolicy({ extend: autoExtend })
-    return resolveKeepAlivePolicy(autoExtend, 'autoExtend')
-  }
-
   async #acquire(policy: RetryPolicy, signal: AbortSignal | undefined): Promise<boolean> {
     signal?.throwIfAborted()
-    if (this.#holds()) return false
+    if (this.#lease.holds()) return false
     return acquireWithRetry(
       {
         store: this.#store,
         key: this.key,
         logger: this.#logger,
         attempt: (bounds) => this.#attempt(bounds),
-        holds: () => this.#holds(),
+        holds: () => this.#lease.holds(),
       },
       policy,
       signal,
@@ -308,8 +230,7 @@ export class Lock {
     const sentAt = monotonicNow()
     const result = await this.#calls.acquire(this.#ttl, bounds)
     if (result !== GAVE_UP && result.acquired) {
-      this.#end('lost')
-      this.#holding = { leaseEnd: this.#ttl === null ? null : sentAt + this.#ttl }
+      this.#lease.granted(sentAt, this.#ttl)
       this.#fencingToken = result.fencingToken
       this.#logger.debug({ key: this.key, fencingToken: result.fencingToken }, 'verrou: lock acquired')
     }
@@ -317,8 +238,7 @@ export class Lock {
   }
 
   #keepAlive(policy: KeepAlivePolicy): KeepAlive {
-    const holding = this.#holding
-    if (holding === undefined || !this.#holds()) {
+    if (!this.#lease.holds()) {
       const message = `Cannot keep lock ${quoteKey(this.key)} alive: it is not held by this owner (never acquired, released or its lease ran out)`
       throw new E_LOCK_NOT_OWNED(message, { key: this.key, operation: 'keep alive' })
     }
@@ -328,46 +248,20 @@ export class Lock {
       logger: this.#logger,
       extend: () => this.extend(),
       remaining: () => this.getRemainingTime(),
-      status: () => (this.#holding === holding ? 'held' : holding.ended === 'released' ? 'released' : 'lost'),
+      status: this.#lease.watch(),
     }
     return startKeepAlive(target, policy)
   }
 
-  /** Acquires with `acquire`, then runs the callback while held; any failure after a grant releases it. */
-  async #run<T>(
-    callback: (context: LockContext) => T | Promise<T>,
-    keepAlivePolicy: KeepAlivePolicy,
-    acquire: () => Promise<boolean>,
-  ): Promise<RunResult<T>> {
-    const changes = this.#changes
-    let keeper: KeepAlive | undefined
-    let result: T
-    try {
-      if (!(await acquire())) return [false, null]
-      keeper = this.#keepAlive(keepAlivePolicy)
-      result = await callback({ signal: keeper.signal, fencingToken: this.#fencingToken! })
-    } catch (error) {
-      void keeper?.stop()
-      if (this.#changes !== changes && this.#holding !== undefined) {
-        await this.release().catch((releaseError: unknown) => {
-          this.#logger.warn({ key: this.key, err: releaseError }, 'verrou: release after a failed run failed')
-        })
-      }
-      throw error
+  #runTarget(acquire: () => Promise<boolean>): RunTarget {
+    return {
+      key: this.key,
+      logger: this.#logger,
+      acquire,
+      hasHolding: () => this.#lease.recorded,
+      keepAlive: (policy) => this.#keepAlive(policy),
+      fencingToken: () => this.#fencingToken!,
+      release: () => this.release(),
     }
-    void keeper.stop()
-    if (keeper.signal.aborted) {
-      // Lost while the callback ran. If only our estimate ran out, the store may still hold it: free it.
-      if (this.#holding !== undefined) await this.release().catch(() => {})
-      throw keeper.signal.reason
-    }
-    try {
-      await this.release()
-    } catch (error) {
-      if (!isVerrouError(error, 'E_LOCK_NOT_OWNED')) throw error
-      const message = `Lock ${quoteKey(this.key)} was lost while run's callback ran: the final release found it expired or taken over`
-      throw new E_LOCK_LOST(message, { key: this.key, operation: 'run', cause: error })
-    }
-    return [true, result]
   }
 }
