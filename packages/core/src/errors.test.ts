@@ -52,3 +52,16 @@ describe('errors', () => {
     expect(new DriverError('x') instanceof errors.E_LOCK_STORAGE_ERROR).toBe(true)
   })
 })
+
+test('E_LOCK_STORAGE_ERROR.from gives drivers the message style core uses', () => {
+  const error = errors.E_LOCK_STORAGE_ERROR.from(
+    { errno: -104 },
+    { operation: 'acquire', key: 'k'.repeat(500), store: 'RedisStore' },
+  )
+  expect(error.message).toMatch(/^RedisStore failed to acquire lock "k{64}…\(500 chars\)": an object with errno$/)
+  expect(error.cause).toEqual({ errno: -104 })
+  expect(error.operation).toBe('acquire')
+  expect(errors.E_LOCK_STORAGE_ERROR.from(new Error('down'), { operation: 'prune' }).message).toBe(
+    'Lock store failed to prune: down',
+  )
+})

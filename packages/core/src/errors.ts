@@ -1,3 +1,5 @@
+import { describeCause, quoteKey } from './describe_value.js'
+
 /** Stable machine-readable codes, one per error class. */
 export type VerrouErrorCode = 'E_LOCK_NOT_OWNED' | 'E_LOCK_LOST' | 'E_LOCK_STORAGE_ERROR' | 'E_INVALID_ARGUMENT'
 
@@ -86,6 +88,17 @@ export class E_LOCK_LOST extends VerrouError {
 /** The backend failed (unreachable, timed out, refused, answered something unexpected). `cause` holds its error. */
 export class E_LOCK_STORAGE_ERROR extends VerrouError {
   static override readonly code = 'E_LOCK_STORAGE_ERROR'
+
+  /**
+   * For drivers: a backend failure as a storage error in the message style core uses ("RedisStore failed
+   * to acquire lock "k": ECONNRESET"), with long keys shortened and non-Error causes described.
+   * `store` names the driver (default "Lock store").
+   */
+  static from(cause: unknown, context: { operation: string; key?: string; store?: string }): E_LOCK_STORAGE_ERROR {
+    const { operation, key, store = 'Lock store' } = context
+    const lock = key === undefined ? '' : ` lock ${quoteKey(key)}`
+    return new E_LOCK_STORAGE_ERROR(`${store} failed to ${operation}${lock}: ${describeCause(cause)}`, { cause, key, operation })
+  }
 }
 
 /** An argument was rejected before anything reached the store. */

@@ -1,4 +1,4 @@
-import { describeCause, describeStore, describeValue, quoteKey } from './describe_value.js'
+import { describeStore, describeValue, quoteKey } from './describe_value.js'
 import { E_LOCK_STORAGE_ERROR, isVerrouError, type VerrouError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { AcquireResult, LockStore } from './store.js'
@@ -106,10 +106,7 @@ export class StoreCalls {
   /** What a store threw, as a storage error; a Verrou error the driver threw on purpose is kept as it is. */
   #storageError(error: unknown, operation: string): VerrouError {
     if (isVerrouError(error)) return error
-    return new E_LOCK_STORAGE_ERROR(
-      `${this.#storeName} failed to ${operation} lock ${quoteKey(this.#key)}: ${describeCause(error)}`,
-      { cause: error, key: this.#key, operation },
-    )
+    return E_LOCK_STORAGE_ERROR.from(error, { operation, key: this.#key, store: this.#storeName })
   }
 
   /**

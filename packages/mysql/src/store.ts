@@ -145,7 +145,9 @@ export class MysqlStore implements LockStore {
       await this.#ensureTables()
       return await body()
     } catch (error) {
-      throw errors.toStorageError(error, operation, key)
+      throw errors.isVerrouError(error)
+        ? error
+        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: 'MySQL lock store' })
     }
   }
 

@@ -77,7 +77,9 @@ export abstract class ScriptedLockStore implements LockStore {
     try {
       return parseExistsReply(await this.keyExists(this.lockKeys(key).lock))
     } catch (error) {
-      throw errors.toStorageError(error, 'check', key)
+      throw errors.isVerrouError(error)
+        ? error
+        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'check', key, store: 'Redis lock store' })
     }
   }
 
@@ -85,7 +87,9 @@ export abstract class ScriptedLockStore implements LockStore {
     try {
       return read(await this.runScript(script, keys, args))
     } catch (error) {
-      throw errors.toStorageError(error, script, key)
+      throw errors.isVerrouError(error)
+        ? error
+        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: script, key, store: 'Redis lock store' })
     }
   }
 }

@@ -87,7 +87,9 @@ export class RedisStore extends ScriptedLockStore {
       await withTimeout(subscription.ready, SUBSCRIBE_TIMEOUT_MS, 'subscribing to releases timed out')
     } catch (error) {
       unsubscribe()
-      throw errors.toStorageError(error, 'subscribe to releases of', key)
+      throw errors.isVerrouError(error)
+        ? error
+        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'subscribe to releases of', key, store: 'Redis lock store' })
     }
     return unsubscribe
   }
