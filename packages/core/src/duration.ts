@@ -10,9 +10,9 @@ export type Duration = number | string
  * every accepted duration is an exact integer that survives JSON (serialize/restoreLock) and every store.
  * Timers accept it too: `startTimer` chains past setTimeout's 2^31-1 ms cap.
  */
-export const MAX_DURATION_MS = Number.MAX_SAFE_INTEGER
+const MAX_DURATION_MS = Number.MAX_SAFE_INTEGER
 
-export interface DurationRules {
+interface DurationRules {
   allowZero?: boolean
   allowInfinity?: boolean
 }

@@ -59,14 +59,14 @@ function validateLogger(logger: unknown): Logger {
 }
 
 /** The factory options, validated once (by LockFactory and, for every store at once, by Verrou). */
-export interface FactoryDefaults {
+interface FactoryDefaults {
   retry: RetryPolicy
   defaultTtl: number | null
   operationTimeout: number
   logger: Logger
 }
 
-export function resolveFactoryOptions(options: LockFactoryOptions): FactoryDefaults {
+function resolveFactoryOptions(options: LockFactoryOptions): FactoryDefaults {
   if (options === null || typeof options !== 'object') {
     throw new E_INVALID_ARGUMENT(`LockFactory options must be an object, got ${describeValue(options)}`)
   }

@@ -14,7 +14,7 @@ export interface CallBounds {
 /** An acquire abandoned at its deadline: the caller answers "not acquired"; a late grant is released. */
 export const GAVE_UP = Symbol('gave up')
 
-export interface StoreCallsInit {
+interface StoreCallsInit {
   store: LockStore
   key: string
   owner: string
