@@ -167,9 +167,9 @@ export class StoreCalls {
           try {
             resolve(check(reply))
           } catch (error) {
-            if (!(error instanceof InvalidReply)) throw error
             giveBack?.(reply)
-            const message = `${this.#storeName} gave an invalid reply to ${operation} of lock ${quoteKey(this.#key)}: ${error.reason}`
+            const reason = error instanceof InvalidReply ? error.reason : describeValue(error)
+            const message = `${this.#storeName} gave an invalid reply to ${operation} of lock ${quoteKey(this.#key)}: ${reason}`
             reject(new E_LOCK_STORAGE_ERROR(message, { key: this.#key, operation }))
           }
         },
