@@ -4,7 +4,11 @@ import { E_INVALID_ARGUMENT } from './errors.js'
 
 /** How `acquire` keeps trying while the lock is held by someone else. */
 export interface RetryOptions {
-  /** Longest time to keep trying, all attempts together. Default: `Infinity` (no cap). */
+  /**
+   * Longest time `acquire` may take, all of it: subscribing, pauses and retries (a retry in flight at the
+   * deadline is abandoned, its late grant released). The first attempt is always awaited, so 0 means one
+   * attempt. Default: `Infinity` (no cap).
+   */
   timeout?: Duration
   /** Pause between attempts; with `backoff: 'exponential'`, the first pause. Default: 250 ms. */
   delay?: Duration
