@@ -80,6 +80,8 @@ export async function acquireWithRetry(
       }
     }
     for (let attempt = 1; ; attempt++) {
+      // Past the deadline, a retry could only be abandoned at once (and its grant, if any, given back).
+      if (attempt > 1 && monotonicNow() >= deadline) return false
       const result = await target.attempt(attempt === 1 ? { signal } : { signal, deadline })
       waiter?.attempted()
       if (result === GAVE_UP) return false
