@@ -3,7 +3,7 @@ import { MemoryStore } from '../memory_store.js'
 import type { LockStore } from '../store.js'
 import * as broken from './broken_stores.js'
 import type { StoreCapabilities } from './capabilities.js'
-import { type ConformanceOptions, runLockStoreConformance } from './index.js'
+import { CONFORMANCE_GROUPS, type ConformanceOptions, runLockStoreConformance } from './index.js'
 
 // The suite is only worth something if it fails broken drivers. Each store in broken_stores.ts has one
 // classic bug; the suite runs against it through a collecting runner and must flag that bug by name.
@@ -182,4 +182,28 @@ test('every test is bounded by the per-test timeout, which the runner is given t
   expect(new Set(timeouts).size).toBe(1)
   expect(timeouts[0]).toBeGreaterThan(200)
   await expect(hung!()).rejects.toThrow(/"acquires a free lock.*did not finish within 200 ms/)
+})
+
+test('every group is registered whatever the switches say, in the documented order', () => {
+  for (const capabilities of [MEMORY, { releaseNotifications: false, close: false }]) {
+    const groups: string[] = []
+    let depth = 0
+    runLockStoreConformance({
+      name: 'groups',
+      createStore: () => new MemoryStore(),
+      createUnreachableStore: () => broken.swallowsErrors,
+      capabilities,
+      runner: {
+        describe: (name, body) => {
+          if (depth === 1) groups.push(name)
+          depth++
+          body()
+          depth--
+        },
+        test: () => {},
+      },
+    })
+    expect(groups).toEqual([...CONFORMANCE_GROUPS])
+    expect(groups).toContain('fencing tokens after the key sat idle')
+  }
 })

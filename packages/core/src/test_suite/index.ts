@@ -3,7 +3,7 @@ import { attemptTests } from './attempts.js'
 import { type StoreCapabilities, validateCapabilities } from './capabilities.js'
 import { capabilityTests, closingTests } from './closing.js'
 import { concurrencyTests } from './concurrency.js'
-import { createSuite } from './context.js'
+import { createSuite, type Suite } from './context.js'
 import { expiryTests } from './expiry.js'
 import { failureTests } from './failures.js'
 import { fencingAfterIdleTests, fencingTests } from './fencing.js'
@@ -71,24 +71,31 @@ export interface ConformanceOptions {
   closeStore?: (store: LockStore) => Promise<void> | void
 }
 
-/** The groups the suite registers, in order; the ones that need a capability name it. */
-export const CONFORMANCE_GROUPS = [
-  { name: 'capabilities' },
-  { name: 'ownership' },
-  { name: 'expiry' },
-  { name: 'concurrency' },
-  { name: 'fencing tokens' },
-  { name: 'fencing tokens after the key sat idle' },
-  { name: 'run' },
-  { name: 'serialization' },
-  { name: 'attempts' },
-  { name: 'waiting' },
-  { name: 'holding' },
-  { name: 'waking waiters' },
-  { name: 'release notifications', capability: 'releaseNotifications' },
-  { name: 'backend failures', requires: 'createUnreachableStore' },
-  { name: 'closing', capability: 'close' },
-] as const
+/**
+ * The groups, in the order they are registered. None is left out silently: a group needing a capability the
+ * store declared off registers one test checking the store really lacks it. "backend failures" runs when
+ * `createUnreachableStore` is given; "closing" comes last, as it closes stores.
+ */
+const GROUPS: readonly (readonly [string, (suite: Suite) => void])[] = [
+  ['capabilities', capabilityTests],
+  ['ownership', ownershipTests],
+  ['expiry', expiryTests],
+  ['concurrency', concurrencyTests],
+  ['fencing tokens', fencingTests],
+  ['fencing tokens after the key sat idle', fencingAfterIdleTests],
+  ['run', runTests],
+  ['serialization', serializationTests],
+  ['attempts', attemptTests],
+  ['waiting', waitingTests],
+  ['holding', holdingTests],
+  ['waking waiters', wakingTests],
+  ['release notifications', releaseNotificationTests],
+  ['backend failures', failureTests],
+  ['closing', closingTests],
+]
+
+/** The names of the suite's groups, as they appear in test names. */
+export const CONFORMANCE_GROUPS: readonly string[] = GROUPS.map(([name]) => name)
 
 /**
  * Registers the conformance suite of the LockStore contract with your test runner. Passing it is what
@@ -119,22 +126,10 @@ export function runLockStoreConformance(options: ConformanceOptions): void {
   const { describe, afterAll } = options.runner
 
   describe(`LockStore conformance: ${options.name}`, () => {
-    describe('capabilities', () => capabilityTests(suite))
-    describe('ownership', () => ownershipTests(suite))
-    describe('expiry', () => expiryTests(suite))
-    describe('concurrency', () => concurrencyTests(suite))
-    describe('fencing tokens', () => fencingTests(suite))
-    describe('fencing tokens after the key sat idle', () => fencingAfterIdleTests(suite))
-    describe('run', () => runTests(suite))
-    describe('serialization', () => serializationTests(suite))
-    describe('attempts', () => attemptTests(suite))
-    describe('waiting', () => waitingTests(suite))
-    describe('holding', () => holdingTests(suite))
-    describe('waking waiters', () => wakingTests(suite))
-    describe('release notifications', () => releaseNotificationTests(suite))
-    if (options.createUnreachableStore) describe('backend failures', () => failureTests(suite))
-    // Last: it closes stores, and runners run a file's tests in the order they were registered.
-    describe('closing', () => closingTests(suite))
+    for (const [name, register] of GROUPS) {
+      if (name === 'backend failures' && !options.createUnreachableStore) continue
+      describe(name, () => register(suite))
+    }
     afterAll?.(async () => {
       const close = options.closeStore ?? ((store: LockStore) => store.close?.())
       for (const store of stores) await close(store)
