@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, test } from 'vitest'
+import { afterAll, describe, test } from 'vitest'
 import { MemoryStore } from './memory_store.js'
 import type { LockStore } from './store.js'
 import { runLockStoreConformance } from './test_suite/index.js'
@@ -16,5 +16,6 @@ runLockStoreConformance({
   name: 'memory',
   createStore: () => shared,
   createUnreachableStore: refusingStore,
-  runner: { describe, test, beforeAll, afterAll },
+  capabilities: { releaseNotifications: true, close: false },
+  runner: { describe, test, afterAll },
 })

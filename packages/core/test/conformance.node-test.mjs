@@ -1,6 +1,6 @@
 // The conformance suite under node:test, against the built package: proves the suite works outside vitest
 // and that the published entry points (`@verrou/core`, `@verrou/core/test-suite`) resolve.
-import { after, before, describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { MemoryStore } from '@verrou/core'
 import { runLockStoreConformance } from '@verrou/core/test-suite'
 
@@ -9,5 +9,7 @@ const shared = new MemoryStore()
 runLockStoreConformance({
   name: 'memory (node:test)',
   createStore: () => shared,
-  runner: { describe, test, beforeAll: before, afterAll: after },
+  capabilities: { releaseNotifications: true, close: false },
+  // node:test takes the timeout as an option before the body.
+  runner: { describe, test: (name, body, timeoutMs) => test(name, { timeout: timeoutMs }, body), afterAll: after },
 })

@@ -1,13 +1,14 @@
 import { runLockStoreConformance } from '@verrou/core/test-suite'
 import type { Connection, Pool } from 'mysql2/promise'
-import { afterAll, beforeAll, describe, test } from 'vitest'
+import { afterAll, describe, test } from 'vitest'
 import { closedPort, createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { mysqlStore } from './index.js'
 
 const pool = createTestPool()
 const tableName = uniqueTableName('conformance')
 const opened: Array<Pool | Connection> = [pool]
-const runner = { describe, test, beforeAll, afterAll }
+const runner = { describe, test, afterAll }
+const capabilities = { releaseNotifications: false, close: false }
 
 const unreachableStore = async () => {
   const unreachable = createTestPool({ port: await closedPort(), connectTimeout: 2_000 })
@@ -20,6 +21,7 @@ runLockStoreConformance({
   createStore: () => mysqlStore({ connection: pool, tableName }),
   createUnreachableStore: unreachableStore,
   runner,
+  capabilities,
 })
 
 // Each store on its own connection: two stores in one test stand for two processes.
@@ -33,6 +35,7 @@ runLockStoreConformance({
   // A lone connection to a dead server cannot even be created, so this one is a pool too.
   createUnreachableStore: unreachableStore,
   runner,
+  capabilities,
 })
 
 afterAll(async () => {

@@ -1,5 +1,5 @@
 import { runLockStoreConformance } from '@verrou/core/test-suite'
-import { afterAll, beforeAll, describe, test } from 'vitest'
+import { afterAll, describe, test } from 'vitest'
 import { connectionConfig, createPool, dropTable, uniqueTableName } from '../test/postgres.js'
 import { PostgresStore } from './store.js'
 
@@ -19,5 +19,6 @@ runLockStoreConformance({
   createStore: () => new PostgresStore({ connection: pool, tableName }),
   createUnreachableStore: () => new PostgresStore({ connection: unreachablePool, tableName }),
   closeStore: (store) => (store as PostgresStore).close(),
-  runner: { describe, test, beforeAll, afterAll },
+  runner: { describe, test, afterAll },
+  capabilities: { releaseNotifications: true, close: true },
 })

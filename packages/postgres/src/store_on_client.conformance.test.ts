@@ -31,5 +31,6 @@ runLockStoreConformance({
     return new PostgresStore({ connection: doomed, tableName })
   },
   closeStore: (store) => (store as PostgresStore).close(),
-  runner: { describe, test, beforeAll, afterAll },
+  runner: { describe, test, afterAll },
+  capabilities: { releaseNotifications: true, close: true },
 })

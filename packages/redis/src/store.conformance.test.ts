@@ -21,7 +21,8 @@ afterAll(async () => {
 
 runLockStoreConformance({
   name: 'RedisStore (ioredis)',
-  runner: { describe, test, beforeAll, afterAll },
+  runner: { describe, test, afterAll },
+  capabilities: { releaseNotifications: true, close: true },
   createStore: () => new RedisStore({ connection: connections[created++ % 2]!, prefix: 'verrou-test:' }),
   createUnreachableStore: async () => {
     const connection = await unreachableConnection()

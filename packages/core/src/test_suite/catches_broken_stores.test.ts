@@ -1,64 +1,29 @@
 import { describe, expect, test } from 'vitest'
 import { MemoryStore } from '../memory_store.js'
-import type { AcquireResult, LockStore } from '../store.js'
-import { runLockStoreConformance } from './index.js'
+import type { LockStore } from '../store.js'
+import * as broken from './broken_stores.js'
+import type { StoreCapabilities } from './capabilities.js'
+import { CONFORMANCE_GROUPS, type ConformanceOptions, runLockStoreConformance } from './index.js'
 
-// The suite is only worth something if it fails broken drivers. Each store below has one classic bug;
-// the suite runs against it through a collecting runner and must flag that bug by name.
+// The suite is only worth something if it fails broken drivers. Each store in broken_stores.ts has one
+// classic bug; the suite runs against it through a collecting runner and must flag that bug by name.
 
-class ReleasesForAnyOwner extends MemoryStore {
-  override async release(key: string): Promise<boolean> {
-    const held = await this.isLocked(key)
-    await this.forceRelease(key)
-    return held
-  }
+const MEMORY: StoreCapabilities = { releaseNotifications: true, close: false }
+
+interface Run {
+  capabilities?: StoreCapabilities
+  unreachable?: LockStore
 }
 
-class IgnoresTtl extends MemoryStore {
-  override acquire(key: string, owner: string): Promise<AcquireResult> {
-    return super.acquire(key, owner, null)
-  }
-}
-
-class RestartsTokens extends MemoryStore {
-  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await super.acquire(key, owner, ttl)
-    return result.acquired ? { acquired: true, fencingToken: 1 } : result
-  }
-}
-
-class RevivesExpiredLeases extends MemoryStore {
-  readonly #owners = new Map<string, string>()
-  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await super.acquire(key, owner, ttl)
-    if (result.acquired) this.#owners.set(key, owner)
-    return result
-  }
-  override async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
-    if (await super.extend(key, owner, ttl)) return true
-    if (this.#owners.get(key) !== owner) return false
-    // The bug: re-creating a lease the owner no longer has.
-    await super.acquire(key, owner, ttl)
-    return true
-  }
-}
-
-/** Reports an unreachable backend as "not acquired" / "not owned". */
-const swallowsErrors: LockStore = {
-  acquire: async () => ({ acquired: false }),
-  release: async () => false,
-  extend: async () => false,
-  forceRelease: async () => {},
-  isLocked: async () => false,
-}
-
-async function failuresOf(store: LockStore, unreachable?: LockStore): Promise<string[]> {
+/** Registers the suite with a runner that collects the tests, runs them and returns the failed names. */
+async function failuresOf(store: LockStore, run: Run = {}): Promise<string[]> {
   const tests: { name: string; body: () => Promise<void> }[] = []
   const path: string[] = []
-  runLockStoreConformance({
+  const options: ConformanceOptions = {
     name: 'broken',
     createStore: () => store,
-    createUnreachableStore: unreachable ? () => unreachable : undefined,
+    capabilities: run.capabilities ?? MEMORY,
+    createUnreachableStore: run.unreachable ? () => run.unreachable! : undefined,
     runner: {
       describe: (name, body) => {
         path.push(name)
@@ -69,13 +34,14 @@ async function failuresOf(store: LockStore, unreachable?: LockStore): Promise<st
         tests.push({ name: [...path, name].join(' > '), body })
       },
     },
-  })
+  }
+  runLockStoreConformance(options)
   const failed: string[] = []
-  await Promise.all(
-    tests.map(async ({ name, body }) => {
-      await body().catch(() => failed.push(name))
-    }),
-  )
+  const runAll = (selected: typeof tests) => Promise.all(selected.map(({ name, body }) => body().catch(() => failed.push(name))))
+  // All at once to keep this file fast, except "closing", which closes stores and so comes last as in a runner.
+  const isClosing = (name: string) => name.includes(' > closing > ')
+  await runAll(tests.filter(({ name }) => !isClosing(name)))
+  await runAll(tests.filter(({ name }) => isClosing(name)))
   return failed
 }
 
@@ -84,17 +50,65 @@ describe('the conformance suite catches broken stores', () => {
     expect(await failuresOf(new MemoryStore())).toEqual([])
   })
 
-  test.each([
-    ['release ignores the owner', () => new ReleasesForAnyOwner(), 'only the owner can release'],
-    ['leases never expire', () => new IgnoresTtl(), 'an expired lock belongs to nobody'],
-    ['fencing tokens restart', () => new RestartsTokens(), 'fencing tokens strictly increase'],
+  test('a correct store with its own announcements and a close() fails nothing', { timeout: 60_000 }, async () => {
+    const store = Object.assign(new broken.AnnouncingStore(), { close: async () => {} })
+    expect(await failuresOf(store, { capabilities: { releaseNotifications: true, close: true } })).toEqual([])
+  })
+
+  test.each<[string, () => LockStore, string, StoreCapabilities?]>([
+    ['release ignores the owner', () => new broken.ReleasesForAnyOwner(), 'only the owner can release'],
+    ['leases never expire', () => new broken.IgnoresTtl(), 'an expired lock belongs to nobody'],
+    ['fencing tokens restart', () => new broken.RestartsTokens(), 'fencing tokens strictly increase'],
     [
       'extend revives an expired lease',
-      () => new RevivesExpiredLeases(),
+      () => new broken.RevivesExpiredLeases(),
       'the owner of an expired lock cannot release or extend it',
     ],
-  ])('%s', { timeout: 60_000 }, async (_bug, createStore, expectedFailure) => {
-    const failed = await failuresOf(createStore())
+    ['long keys are truncated', broken.truncatesLongKeys, 'keys that share a long prefix are different locks'],
+    ['long keys are hashed lossily', broken.hashesLongKeysLossily, 'keys that share a long prefix are different locks'],
+    [
+      'the fencing counter is forgotten after 2 s idle',
+      () => new broken.ForgetsIdleCounters(2_000),
+      'fencing tokens after the key sat idle > tokens keep increasing after the key sat free',
+    ],
+    [
+      'a force release is not announced',
+      () => new broken.AnnouncingStore({ silentOnForceRelease: true }),
+      'release notifications > release and force release are both announced',
+    ],
+    [
+      'unsubscribe does nothing',
+      () => new broken.AnnouncingStore({ unsubscribeDoesNothing: true }),
+      'release notifications > a listener that unsubscribed hears nothing more',
+    ],
+    [
+      'a release wakes the waiters of every key',
+      () => new broken.AnnouncingStore({ wakesEveryKey: true }),
+      'release notifications > a release wakes only the subscribers of that key',
+    ],
+    [
+      'subscribeToReleases resolves 100 ms before it listens',
+      () => new broken.AnnouncingStore({ activeAfterMs: 100 }),
+      'release notifications > a subscription is active as soon as subscribeToReleases resolves',
+    ],
+    [
+      'expiresIn in seconds',
+      () => new broken.ExpiresInWrongUnit(0.001),
+      'a refused acquire tells the lease left in milliseconds',
+    ],
+    [
+      'expiresIn in microseconds',
+      () => new broken.ExpiresInWrongUnit(1000),
+      'a refused acquire tells the lease left in milliseconds',
+    ],
+    [
+      'a second close() throws',
+      () => new broken.BreaksOnSecondClose(),
+      'closing > close() can be called twice',
+      { releaseNotifications: true, close: true },
+    ],
+  ])('%s', { timeout: 60_000 }, async (_bug, createStore, expectedFailure, capabilities) => {
+    const failed = await failuresOf(createStore(), { capabilities })
     expect(
       failed.some((name) => name.includes(expectedFailure)),
       failed.join('\n'),
@@ -102,10 +116,94 @@ describe('the conformance suite catches broken stores', () => {
   })
 
   test('backend errors reported as "not acquired"', { timeout: 60_000 }, async () => {
-    const failed = await failuresOf(new MemoryStore(), swallowsErrors)
+    const failed = await failuresOf(new MemoryStore(), { unreachable: broken.swallowsErrors })
     expect(failed.sort()).toEqual([
       expect.stringContaining('an unreachable backend is a storage error'),
       expect.stringContaining('the driver reports the backend failure itself'),
     ])
   })
+})
+
+describe('capability switches are explicit', () => {
+  test('a store that announces releases but declares it does not fails every test, loudly', { timeout: 60_000 }, async () => {
+    const failed = await failuresOf(new MemoryStore(), { capabilities: { releaseNotifications: false, close: false } })
+    expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
+    expect(failed).toContain('LockStore conformance: broken > ownership > release frees the lock for the next acquirer')
+  })
+
+  test('declaring a capability the store lacks fails too', { timeout: 60_000 }, async () => {
+    const failed = await failuresOf(new MemoryStore(), { capabilities: { releaseNotifications: true, close: true } })
+    expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
+    expect(failed).toContain(
+      'LockStore conformance: broken > closing > close() can be called twice, and other stores on the same connection keep working',
+    )
+  })
+
+  test('missing, misspelt or non-boolean switches are refused when the suite is registered', () => {
+    const register = (capabilities: unknown) => () =>
+      runLockStoreConformance({
+        name: 'bad',
+        createStore: () => new MemoryStore(),
+        capabilities: capabilities as StoreCapabilities,
+        runner: { describe: () => {}, test: () => {} },
+      })
+    expect(register(undefined)).toThrow(/capabilities` is required/)
+    expect(register({ close: false })).toThrow(/capabilities.releaseNotifications must be true or false/)
+    expect(register({ releaseNotifications: false, close: false, notifications: true })).toThrow(
+      /unknown capability "notifications"/,
+    )
+    expect(register({ releaseNotifications: 'no', close: false })).toThrow(/must be true or false/)
+    expect(register({ releaseNotifications: false, close: false })).not.toThrow()
+  })
+})
+
+class HangsOnAcquire extends MemoryStore {
+  override acquire(): Promise<never> {
+    return new Promise(() => {})
+  }
+}
+
+test('every test is bounded by the per-test timeout, which the runner is given too', async () => {
+  const timeouts: number[] = []
+  let hung: (() => Promise<void>) | undefined
+  runLockStoreConformance({
+    name: 'hangs',
+    createStore: () => new HangsOnAcquire(),
+    capabilities: MEMORY,
+    testTimeoutMs: 200,
+    runner: {
+      describe: (_name, body) => body(),
+      test: (name, body, timeoutMs) => {
+        timeouts.push(timeoutMs)
+        if (name.startsWith('acquires a free lock')) hung = body
+      },
+    },
+  })
+  expect(new Set(timeouts).size).toBe(1)
+  expect(timeouts[0]).toBeGreaterThan(200)
+  await expect(hung!()).rejects.toThrow(/"acquires a free lock.*did not finish within 200 ms/)
+})
+
+test('every group is registered whatever the switches say, in the documented order', () => {
+  for (const capabilities of [MEMORY, { releaseNotifications: false, close: false }]) {
+    const groups: string[] = []
+    let depth = 0
+    runLockStoreConformance({
+      name: 'groups',
+      createStore: () => new MemoryStore(),
+      createUnreachableStore: () => broken.swallowsErrors,
+      capabilities,
+      runner: {
+        describe: (name, body) => {
+          if (depth === 1) groups.push(name)
+          depth++
+          body()
+          depth--
+        },
+        test: () => {},
+      },
+    })
+    expect(groups).toEqual([...CONFORMANCE_GROUPS])
+    expect(groups).toContain('fencing tokens after the key sat idle')
+  }
 })

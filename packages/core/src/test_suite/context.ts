@@ -1,5 +1,6 @@
 import { LockFactory } from '../lock_factory.js'
 import type { LockStore } from '../store.js'
+import { assertCapabilitiesMatch, type StoreCapabilities } from './capabilities.js'
 import type { ConformanceOptions } from './index.js'
 
 /** What each test gets: two stores on the same backend (two "processes"), a factory on each, a fresh key. */
@@ -11,32 +12,50 @@ export interface TestContext {
   key: string
 }
 
+export interface TestOptions {
+  /** Overrides the suite's per-test timeout for a test that needs longer. */
+  timeoutMs?: number
+}
+
 export interface Suite {
-  test: (name: string, body: () => Promise<void>) => void
+  test: (name: string, body: () => Promise<void>, options?: TestOptions) => void
   setup: () => Promise<TestContext>
+  /** One more store from `createStore`, checked against the declared capabilities and closed after the suite. */
+  createStore: () => Promise<LockStore>
   /** Milliseconds after which a lease of `ttl` has surely ended on this store. */
   afterExpiry: (ttl: number) => number
+  capabilities: StoreCapabilities
   options: ConformanceOptions
 }
 
-export function createSuite(options: ConformanceOptions, stores: Set<LockStore>): Suite {
+/** Each test's own bound when the driver sets none: generous, the slowest test needs about 5 s. */
+export const DEFAULT_TEST_TIMEOUT_MS = 30_000
+/** Extra time given to the runner's own timeout, so the suite's message (naming the test) comes first. */
+const RUNNER_GRACE_MS = 5_000
+
+export function createSuite(options: ConformanceOptions, capabilities: StoreCapabilities, stores: Set<LockStore>): Suite {
   const tolerance = options.expiryToleranceMs ?? 0
+  const defaultTimeout = options.testTimeoutMs ?? DEFAULT_TEST_TIMEOUT_MS
   let counter = 0
   const runId = Math.random().toString(36).slice(2, 10)
-  const track = async (): Promise<LockStore> => {
+  const createStore = async (): Promise<LockStore> => {
     const store = await options.createStore()
     stores.add(store)
+    assertCapabilitiesMatch(store, capabilities)
     return store
   }
   return {
     options,
-    test: (name, body) => {
-      options.runner.test(name, body)
+    capabilities,
+    createStore,
+    test: (name, body, testOptions = {}) => {
+      const timeoutMs = testOptions.timeoutMs ?? defaultTimeout
+      options.runner.test(name, () => withTimeout(body(), timeoutMs, name), timeoutMs + RUNNER_GRACE_MS)
     },
     afterExpiry: (ttl) => ttl + tolerance + 60,
     setup: async () => {
-      const store = await track()
-      const otherStore = await track()
+      const store = await createStore()
+      const otherStore = await createStore()
       counter += 1
       return {
         store,
@@ -49,9 +68,31 @@ export function createSuite(options: ConformanceOptions, stores: Set<LockStore>)
   }
 }
 
+/** Bounds a test body by itself, so a runner that ignores the timeout it is given still ends a hung test. */
+async function withTimeout(work: Promise<void>, timeoutMs: number, name: string): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`"${name}" did not finish within ${timeoutMs} ms`)), timeoutMs)
+  })
+  try {
+    await Promise.race([work, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-/** A store wrapper that counts calls, to prove invalid input never reaches the store. */
+/** Resolves once `condition()` holds; fails with `what` if it does not within `timeoutMs`. */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`)
+    await sleep(5)
+  }
+}
+
+/** A store wrapper that counts calls, to prove how many attempts reach the store. */
 export function countingStore(store: LockStore): { store: LockStore; calls: () => number } {
   let calls = 0
   const counted: LockStore = {

@@ -65,3 +65,56 @@ export function fencingTests({ test, setup, afterExpiry }: Suite): void {
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, 'in the order the lock was held')
   })
 }
+
+/** How long a key sits free before it is taken again: longer than a "couple of seconds" clean-up. */
+const IDLE_MS = 2_500
+
+/**
+ * A store may drop what it keeps per free key (its footprint must stay bounded), but the next holder's
+ * token must still be higher than every token handed out before. This catches a store that forgets within
+ * a couple of seconds; a store whose grace is longer and configurable should also run the suite with that
+ * grace shortened below `IDLE_MS`, so the forgetting path itself is exercised here.
+ */
+export function fencingAfterIdleTests({ test, setup, afterExpiry }: Suite): void {
+  test('tokens keep increasing after the key sat free (released, expired or force-released)', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const ways = {
+      released: async (name: string) => {
+        const lock = factory.createLock(name, '10s')
+        await lock.acquire()
+        await lock.release()
+        return lock.fencingToken!
+      },
+      expired: async (name: string) => {
+        const lock = factory.createLock(name, 100)
+        await lock.acquire()
+        return lock.fencingToken!
+      },
+      'force-released': async (name: string) => {
+        const lock = factory.createLock(name, '10s')
+        await lock.acquire()
+        await otherFactory.createLock(name).forceRelease()
+        return lock.fencingToken!
+      },
+    }
+    const entries = Object.entries(ways)
+    const before = new Map<string, number>()
+    // Each key is taken a few times first, so a counter that restarts lands clearly below the last token.
+    for (const [way, free] of entries) {
+      for (let round = 0; round < 3; round++) {
+        const name = `${key}:${way}`
+        before.set(way, round < 2 ? await ways.released(name) : await free(name))
+      }
+    }
+    await sleep(IDLE_MS + afterExpiry(100))
+    for (const [way] of entries) {
+      const next = otherFactory.createLock(`${key}:${way}`, '10s')
+      assert.equal(await next.acquireImmediately(), true, `${way} key is free again`)
+      assert.ok(
+        next.fencingToken! > before.get(way)!,
+        `${way}: token ${next.fencingToken} after ${IDLE_MS} ms idle must exceed the last one, ${before.get(way)}`,
+      )
+      await next.release()
+    }
+  })
+}

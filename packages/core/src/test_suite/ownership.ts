@@ -136,4 +136,21 @@ export function ownershipTests({ test, setup }: Suite): void {
       assert.equal(await otherFactory.createLock(name).isLocked(), false)
     }
   })
+
+  // A driver that cuts keys to a column width, or hashes only part of a key, merges these into one lock.
+  test('keys that share a long prefix are different locks', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const prefix = `${key}:${'p'.repeat(1_200)}`
+    const middle = 'm'.repeat(600)
+    const names = [`${prefix}a`, `${prefix}b`, `${prefix}ab`, prefix, `${key}:${middle}x${middle}`, `${key}:${middle}y${middle}`]
+    const locks = names.map((name) => factory.createLock(name, '10s'))
+    for (const [i, lock] of locks.entries()) {
+      assert.equal(await lock.acquireImmediately(), true, `key ${i} is free although keys before it are held`)
+    }
+    await locks[0]!.release()
+    for (const [i, name] of names.entries()) {
+      assert.equal(await otherFactory.createLock(name).isLocked(), i !== 0, `key ${i} after releasing key 0`)
+    }
+    for (const lock of locks.slice(1)) await lock.release()
+  })
 }

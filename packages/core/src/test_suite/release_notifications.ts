@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict'
+import type { LockStore, Unsubscribe } from '../store.js'
+import { type Suite, sleep, waitFor } from './context.js'
+
+/**
+ * A store that announces releases must wake waiters with a long retry delay at once; one that cannot is
+ * held to its polling delay.
+ */
+export function wakingTests({ test, setup, capabilities }: Suite): void {
+  const retryDelay = capabilities.releaseNotifications ? '10s' : 100
+
+  test('a waiter gets a released lock promptly (woken by the release where the store announces it)', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const holder = factory.createLock(key, '10s')
+    await holder.acquire()
+    const waiter = otherFactory.createLock(key, '10s')
+    const waiting = waiter.acquire({ retry: { delay: retryDelay, timeout: '20s' } })
+    await sleep(300)
+    const releasedAt = performance.now()
+    await holder.release()
+    assert.equal(await waiting, true)
+    const handoff = performance.now() - releasedAt
+    assert.ok(handoff < 2_000, `handed over in ${Math.round(handoff)} ms, not after a 10 s delay`)
+    await waiter.release()
+  })
+
+  test('many waiters on one key: each release hands the lock to one of them', async () => {
+    const { factory, otherFactory, key } = await setup()
+    const holder = factory.createLock(key, '10s')
+    await holder.acquire()
+    let holders = 0
+    let maxHolders = 0
+    const waiters = Array.from({ length: 5 }, (_, i) =>
+      (i % 2 ? factory : otherFactory).createLock(key, '10s').run(
+        async () => {
+          holders += 1
+          maxHolders = Math.max(maxHolders, holders)
+          await sleep(5)
+          holders -= 1
+        },
+        { retry: { delay: retryDelay, timeout: '20s' } },
+      ),
+    )
+    await sleep(200)
+    const started = performance.now()
+    await holder.release()
+    const results = await Promise.all(waiters)
+    assert.ok(results.every(([ran]) => ran))
+    assert.equal(maxHolders, 1)
+    assert.ok(performance.now() - started < 5_000, 'all five were handed the lock without waiting out their delays')
+  })
+}
+
+/** How long an announcement that was missed is waited for after a later one arrived. */
+const STRAGGLER_MS = 150
+
+/**
+ * `subscribeToReleases` itself, heard from the other "process": every release and force release of the key
+ * is announced once the subscription is active (when the promise resolves), to that key's listeners only,
+ * and never after unsubscribing. Waiters still poll, so a notification lost to a dropped connection is
+ * allowed; one never sent is not.
+ */
+export function releaseNotificationTests({ test, setup, createStore, capabilities }: Suite): void {
+  if (!capabilities.releaseNotifications) {
+    test('declared without release notifications: the store has no subscribeToReleases', async () => {
+      assert.equal((await createStore()).subscribeToReleases, undefined)
+    })
+    return
+  }
+
+  const subscribe = (store: LockStore, key: string, listener: () => void): Promise<Unsubscribe> => {
+    assert.ok(store.subscribeToReleases, 'capabilities.releaseNotifications is true')
+    return store.subscribeToReleases(key, listener)
+  }
+
+  test('release and force release are both announced to the subscribers of the key', async () => {
+    const { factory, otherFactory, otherStore, key } = await setup()
+    let heard = 0
+    const unsubscribe = await subscribe(otherStore, key, () => heard++)
+    try {
+      const lock = factory.createLock(key, '10s')
+      await lock.acquire()
+      await lock.release()
+      await waitFor(() => heard >= 1, 'a release was announced')
+      const before = heard
+      await factory.createLock(key, '10s').acquire()
+      await otherFactory.createLock(key).forceRelease()
+      await waitFor(() => heard > before, 'a force release was announced')
+    } finally {
+      await unsubscribe()
+    }
+  })
+
+  test('a listener that unsubscribed hears nothing more', async () => {
+    const { factory, otherStore, key } = await setup()
+    let stale = 0
+    let live = 0
+    const unsubscribeStale = await subscribe(otherStore, key, () => stale++)
+    const unsubscribeLive = await subscribe(otherStore, key, () => live++)
+    try {
+      await unsubscribeStale()
+      const lock = factory.createLock(key, '10s')
+      await lock.acquire()
+      await lock.release()
+      await waitFor(() => live >= 1, 'the listener still subscribed heard the release')
+      await sleep(STRAGGLER_MS)
+      assert.equal(stale, 0, 'the unsubscribed listener was called')
+    } finally {
+      await unsubscribeLive()
+    }
+  })
+
+  test('a release wakes only the subscribers of that key', async () => {
+    const { factory, otherFactory, otherStore, key } = await setup()
+    const target = `${key}:a`
+    // Names a prefix match, a case-folding match or a pattern subscription would confuse with the target.
+    const bystanders = [key, `${key}:ab`, `${key}:A`, `${key}:*`]
+    let heard = 0
+    const woken: string[] = []
+    const unsubscribes = [await subscribe(otherStore, target, () => heard++)]
+    for (const name of bystanders) unsubscribes.push(await subscribe(otherStore, name, () => woken.push(name)))
+    try {
+      const lock = factory.createLock(target, '10s')
+      await lock.acquire()
+      await lock.release()
+      await factory.createLock(target, '10s').acquire()
+      await otherFactory.createLock(target).forceRelease()
+      await waitFor(() => heard >= 2, 'the release and force release of the target key were announced')
+      await sleep(STRAGGLER_MS)
+      assert.deepEqual(woken, [], 'listeners of other keys were woken')
+    } finally {
+      for (const unsubscribe of unsubscribes) await unsubscribe()
+    }
+  })
+
+  test('a subscription is active as soon as subscribeToReleases resolves', async () => {
+    const { factory, otherStore, key } = await setup()
+    for (let round = 0; round < 3; round++) {
+      const name = `${key}:${round}`
+      const lock = factory.createLock(name, '10s')
+      await lock.acquire()
+      let heard = 0
+      const unsubscribe = await subscribe(otherStore, name, () => heard++)
+      try {
+        // Released the moment the subscription says it is active: a store that resolves early misses it.
+        await lock.release()
+        await waitFor(() => heard >= 1, `the release right after subscribing was announced (round ${round + 1})`)
+      } finally {
+        await unsubscribe()
+      }
+    }
+  })
+}
