@@ -2,11 +2,10 @@ import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { LockFactory } from '@verrou/core'
+import { lockKeys, RELEASE_SCRIPT } from '@verrou/redis-scripts'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { connect, uniqueKey } from '../test/connections.js'
-import { lockKeys } from './keys.js'
-import { RELEASE_SCRIPT } from './scripts.js'
 import { RedisStore } from './store.js'
 
 const run = promisify(execFile)

@@ -1,8 +1,8 @@
 import { errors } from '@verrou/core'
+import { lockKeys } from '@verrou/redis-scripts'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { connect, uniqueKey, unreachableConnection } from '../test/connections.js'
-import { lockKeys } from './keys.js'
 import { type RedisStore, redisStore } from './store.js'
 
 const prefix = 'verrou-test:'

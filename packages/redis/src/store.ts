@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { errors, type Unsubscribe } from '@verrou/core'
+import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore } from '@verrou/redis-scripts'
 import type { Cluster, Redis } from 'ioredis'
-import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore } from './scripted_store.js'
 
 export interface RedisStoreOptions {
   /** An ioredis `Redis` or `Cluster` you own: the store never closes it. */

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { Redis as CloudflareRedis } from '@upstash/redis/cloudflare'
 import { errors } from '@verrou/core'
+import { lockKeys } from '@verrou/redis-scripts'
 import { Redis as IORedis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { lockKeys } from '../../redis/src/keys.js'
 import type { UpstashRestServer } from '../test/rest_server.js'
 import { client, redisUrl, startRestServer, uniqueKey } from '../test/setup.js'
 import { UpstashStore, upstashStore } from './store.js'
@@ -199,11 +199,13 @@ describe('runs where serverless code runs', () => {
   })
 
   test('the store and the scripts it bundles import nothing but core and the client, and no Node API', async () => {
-    for (const file of ['./store.ts', './index.ts', '../../redis/src/keys.ts', '../../redis/src/scripts.ts']) {
+    const shared = ['index.ts', 'keys.ts', 'scripts.ts', 'scripted_store.ts'].map((file) => `../../redis-scripts/src/${file}`)
+    for (const file of ['./store.ts', './index.ts', ...shared]) {
       const withComments = await readFile(new URL(file, import.meta.url), 'utf8')
       const source = withComments.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
       const imports = [...source.matchAll(/from '([^']+)'/g)].map((match) => match[1])
-      for (const specifier of imports) expect(specifier).toMatch(/^(@verrou\/core|@upstash\/redis|\.{1,2}\/.*)$/)
+      for (const specifier of imports)
+        expect(specifier).toMatch(/^(@verrou\/core|@verrou\/redis-scripts|@upstash\/redis|\.{1,2}\/.*)$/)
       expect(source).not.toMatch(/\b(process|Buffer|require)\b[.(]/)
       expect(source).not.toMatch(/node:/)
     }

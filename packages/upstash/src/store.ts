@@ -1,8 +1,7 @@
 import type { Redis } from '@upstash/redis'
 import { errors } from '@verrou/core'
-// One source of truth for both Redis stores; tsup bundles these dependency-free files into dist.
-import type { LockKeys } from '../../redis/src/keys.js'
-import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore } from '../../redis/src/scripted_store.js'
+// One source of truth for both Redis stores, a private workspace package that tsup bundles into dist.
+import { LOCK_SCRIPTS, type LockKeys, type LockScript, ScriptedLockStore } from '@verrou/redis-scripts'
 
 /** What the store uses of an `@upstash/redis` client: any of its `Redis` classes (Node, Cloudflare, Fastly) fits. */
 export type UpstashConnection = Pick<Redis, 'eval' | 'evalsha' | 'exists'>
