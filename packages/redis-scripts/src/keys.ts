@@ -11,7 +11,7 @@
 export interface LockKeys {
   /** Holds the owner; its expiry is the lease. */
   lock: string
-  /** The fencing counter: never expires, never deleted, so tokens only grow. */
+  /** The fencing counter: expires a grace after its lock; tokens still only grow (see scripts.ts). */
   fence: string
   /** Where releases of this key are announced. */
   channel: string
