@@ -3,6 +3,7 @@ import { consoleLogger, EVICTION_POLICY_ACTIONS, EvictionCheck, type EvictionPol
 import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
 import {
   ACQUIRE_SCRIPT,
+  describeValue,
   EXTEND_SCRIPT,
   FORCE_RELEASE_SCRIPT,
   parseAcquireReply,
@@ -57,12 +58,12 @@ export abstract class ScriptedLockStore implements LockStore {
     if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(`${storeName}: ${reason}`)
     if (!Number.isSafeInteger(fencingCounterGrace) || fencingCounterGrace < MIN_FENCING_COUNTER_GRACE) {
       throw new errors.E_INVALID_ARGUMENT(
-        `${storeName}: fencingCounterGrace must be a whole number of milliseconds, at least ${MIN_FENCING_COUNTER_GRACE}, got ${String(fencingCounterGrace)}`,
+        `${storeName}: fencingCounterGrace must be a whole number of milliseconds, at least ${MIN_FENCING_COUNTER_GRACE}, got ${describeValue(fencingCounterGrace)}`,
       )
     }
     if (!EVICTION_POLICY_ACTIONS.includes(onEvictionPolicy)) {
       throw new errors.E_INVALID_ARGUMENT(
-        `${storeName}: onEvictionPolicy must be 'throw' or 'warn', got ${String(onEvictionPolicy)}`,
+        `${storeName}: onEvictionPolicy must be 'throw' or 'warn', got ${describeValue(onEvictionPolicy)}`,
       )
     }
     const { logger = consoleLogger } = options

@@ -140,27 +140,28 @@ export function parseAcquireReply(reply: unknown): AcquireReply {
       return (value as number) >= 0 ? { acquired: false, expiresIn: value as number } : { acquired: false }
     }
   }
-  throw new Error(`unexpected reply to the acquire script: ${describeReply(reply)}`)
+  throw new Error(`unexpected reply to the acquire script: ${describeValue(reply)}`)
 }
 
 /** Reads the 0/1 reply of RELEASE_SCRIPT and EXTEND_SCRIPT. */
 export function parseFlagReply(reply: unknown, script: string): boolean {
   if (reply === 1) return true
   if (reply === 0) return false
-  throw new Error(`unexpected reply to the ${script} script: ${describeReply(reply)}`)
+  throw new Error(`unexpected reply to the ${script} script: ${describeValue(reply)}`)
 }
 
 /** Reads the reply of EXISTS on one key. */
 export function parseExistsReply(reply: unknown): boolean {
   if (reply === 1) return true
   if (reply === 0) return false
-  throw new Error(`unexpected reply to EXISTS: ${describeReply(reply)}`)
+  throw new Error(`unexpected reply to EXISTS: ${describeValue(reply)}`)
 }
 
-function describeReply(reply: unknown): string {
+/** A value as error messages show it; never throws, even for what String() cannot convert. */
+export function describeValue(value: unknown): string {
   try {
-    return JSON.stringify(reply) ?? String(reply)
+    return JSON.stringify(value) ?? String(value)
   } catch {
-    return String(reply)
+    return Object.prototype.toString.call(value)
   }
 }

@@ -135,6 +135,8 @@ describe('options', () => {
     { fencingCounterGrace: 1.5e3 + 0.5 },
     { fencingCounterGrace: '1h' },
     { fencingCounterGrace: Number.NaN },
+    { fencingCounterGrace: Object.create(null) },
+    { onEvictionPolicy: Object.create(null) },
     { onEvictionPolicy: 'ignore' },
     { logger: {} },
     { logger: null },
