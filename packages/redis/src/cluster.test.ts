@@ -1,10 +1,10 @@
-import type { LockStore } from '@verrou/core'
+import { errors, type LockStore } from '@verrou/core'
 import { runLockStoreConformance } from '@verrou/core/test-suite'
+import { lockKeys } from '@verrou/redis-scripts'
 import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { closedPort, uniqueKey } from '../test/connections.js'
 import { type RedisCluster, startRedisCluster } from '../test/redis_cluster.js'
-import { lockKeys } from './keys.js'
 import { RedisStore } from './store.js'
 
 const prefix = 'verrou-test:'
@@ -83,5 +83,26 @@ describe('Redis Cluster (3 masters)', () => {
     expect((await store.acquire(key, 'o', 10_000)).acquired).toBe(true)
     await Promise.all(connection.nodes('master').map((node) => node.script('FLUSH')))
     expect(await store.release(key, 'o')).toBe(true)
+  })
+
+  test('every master is asked about eviction: one evicting master stops a new store until it is fixed', async () => {
+    // The servers are this file's own: changing their settings touches nobody else.
+    const last = new Redis(cluster.nodes[2]!)
+    try {
+      await last.config('SET', 'maxmemory', '100mb')
+      await last.config('SET', 'maxmemory-policy', 'allkeys-lru')
+      const store = new RedisStore({ connection: connectCluster(), prefix })
+      const key = uniqueKey('cluster-eviction')
+      const failure = await store.acquire(key, 'o', 10_000).catch((error: unknown) => error)
+      expect(failure).toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+      expect((failure as Error).message).toContain('maxmemory-policy allkeys-lru')
+      await last.config('SET', 'maxmemory-policy', 'noeviction')
+      expect((await store.acquire(key, 'o', 10_000)).acquired).toBe(true)
+      expect(await store.release(key, 'o')).toBe(true)
+    } finally {
+      await last.config('SET', 'maxmemory-policy', 'noeviction')
+      await last.config('SET', 'maxmemory', '0')
+      last.disconnect()
+    }
   })
 })

@@ -2,11 +2,10 @@ import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { LockFactory } from '@verrou/core'
+import { lockKeys, RELEASE_SCRIPT } from '@verrou/redis-scripts'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { connect, uniqueKey } from '../test/connections.js'
-import { lockKeys } from './keys.js'
-import { RELEASE_SCRIPT } from './scripts.js'
 import { RedisStore } from './store.js'
 
 const run = promisify(execFile)
@@ -164,13 +163,13 @@ describe('release notifications (pub/sub)', () => {
     expect(id).toBeTruthy()
     // Kill, check nobody listens, and release with the store's own script, in one pipeline: Redis runs
     // the three back to back, so the subscriber cannot reconnect in between and the announcement is lost.
-    const { lock, channel } = lockKeys(prefix, key)
+    const { lock, fence, channel } = lockKeys(prefix, key)
     const releasedAt = performance.now()
     const replies = await admin
       .pipeline()
       .call('CLIENT', 'KILL', 'ID', id!)
       .pubsub('NUMSUB', channel)
-      .eval(RELEASE_SCRIPT, 1, lock, holder.getOwner(), channel)
+      .eval(RELEASE_SCRIPT, 2, lock, fence, holder.getOwner(), channel, '3600000')
       .exec()
     expect(replies?.map(([error]) => error)).toEqual([null, null, null])
     expect(replies?.[1]?.[1]).toEqual([channel, 0])

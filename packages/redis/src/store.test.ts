@@ -1,8 +1,8 @@
 import { errors } from '@verrou/core'
+import { lockKeys } from '@verrou/redis-scripts'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { connect, uniqueKey, unreachableConnection } from '../test/connections.js'
-import { lockKeys } from './keys.js'
 import { type RedisStore, redisStore } from './store.js'
 
 const prefix = 'verrou-test:'
@@ -48,12 +48,12 @@ describe('keys with a prefix', () => {
   test('the lock and its fencing counter live under the prefix, the default being "verrou:"', async () => {
     const key = uniqueKey('prefix')
     const result = await store.acquire(key, 'owner-1', 10_000)
-    expect(result).toEqual({ acquired: true, fencingToken: 1 })
+    if (!result.acquired) throw new Error('expected to acquire')
     expect(await redis.get(`verrou-test:{${key}}`)).toBe('owner-1')
-    expect(await redis.get(`verrou-test:{${key}}:fence`)).toBe('1')
+    expect(await redis.get(`verrou-test:{${key}}:fence`)).toBe(String(result.fencingToken))
 
     const plain = redisStore({ connection: redis })
-    expect(await plain.acquire(key, 'owner-2', 10_000)).toEqual({ acquired: true, fencingToken: 1 })
+    expect((await plain.acquire(key, 'owner-2', 10_000)).acquired).toBe(true)
     expect(await redis.get(`verrou:{${key}}`)).toBe('owner-2')
     await plain.forceRelease(key)
     await store.forceRelease(key)
@@ -65,7 +65,7 @@ describe('keys with a prefix', () => {
     const own = redisStore({ connection: prefixed, prefix })
     expect((await own.acquire(key, 'o', 10_000)).acquired).toBe(true)
     expect(await redis.get(`app:${prefix}{${key}}`)).toBe('o')
-    expect(await redis.get(`app:${prefix}{${key}}:fence`)).toBe('1')
+    expect(await redis.exists(`app:${prefix}{${key}}:fence`)).toBe(1)
     expect(await own.isLocked(key)).toBe(true)
     expect(await store.isLocked(key)).toBe(false)
     await own.forceRelease(key)
@@ -118,41 +118,140 @@ describe('expiry on the server', () => {
 })
 
 describe('fencing counter', () => {
-  test('never expires and survives release, force release and expiry', async () => {
+  const grace = 1_000
+  const graceful = () => redisStore({ connection: redis, prefix, fencingCounterGrace: grace })
+  const take = async (own: RedisStore, key: string, ttl: number | null) => {
+    const result = await own.acquire(key, 'o', ttl)
+    if (!result.acquired) throw new Error('expected to acquire')
+    return result.fencingToken
+  }
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+  test('tokens strictly increase across release, force release and expiry', async () => {
     const key = uniqueKey('fence')
-    const { fence } = lockKeys('verrou-test:', key)
-    const tokens: number[] = []
-    const take = async (ttl: number) => {
-      const result = await store.acquire(key, 'o', ttl)
-      if (!result.acquired) throw new Error('expected to acquire')
-      tokens.push(result.fencingToken)
-    }
-    await take(10_000)
+    const tokens = [await take(store, key, 10_000)]
     await store.release(key, 'o')
-    await take(10_000)
+    tokens.push(await take(store, key, 10_000))
     await store.forceRelease(key)
-    await take(50)
-    await new Promise((resolve) => setTimeout(resolve, 120))
-    await take(10_000)
-    expect(tokens).toEqual([1, 2, 3, 4])
+    tokens.push(await take(store, key, 50))
+    await sleep(120)
+    tokens.push(await take(store, key, 10_000))
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]!)
+    for (const token of tokens) expect(Number.isSafeInteger(token)).toBe(true)
+    await store.forceRelease(key)
+  })
+
+  test('the counter outlives its lock by the grace, then nothing is left; the next token is still higher', async () => {
+    const own = graceful()
+    const key = uniqueKey('fence-grace')
+    const { lock, fence } = lockKeys(prefix, key)
+    const first = await take(own, key, 500)
+    const held = await redis.pttl(fence)
+    expect(held).toBeGreaterThan(500 + grace - 200)
+    expect(held).toBeLessThanOrEqual(500 + grace)
+    expect(await own.release(key, 'o')).toBe(true)
+    const released = await redis.pttl(fence)
+    expect(released).toBeGreaterThan(0)
+    expect(released).toBeLessThanOrEqual(grace)
+    await sleep(grace + 200)
+    expect(await redis.exists(lock, fence)).toBe(0)
+    expect(await take(own, key, 10_000)).toBeGreaterThan(first)
+    await own.forceRelease(key)
+  })
+
+  test('a lease that never expires keeps its counter; extend and release move the counter with the lock', async () => {
+    const own = graceful()
+    const key = uniqueKey('fence-null')
+    const { fence } = lockKeys(prefix, key)
+    await take(own, key, null)
     expect(await redis.pttl(fence)).toBe(-1)
-    await store.forceRelease(key)
+    expect(await own.extend(key, 'o', 5_000)).toBe(true)
+    expect(await redis.pttl(fence)).toBeGreaterThan(5_000)
+    expect(await redis.pttl(fence)).toBeLessThanOrEqual(5_000 + grace)
+    expect(await own.extend(key, 'o', null)).toBe(true)
+    expect(await redis.pttl(fence)).toBe(-1)
+    expect(await own.release(key, 'o')).toBe(true)
+    expect(await redis.pttl(fence)).toBeLessThanOrEqual(grace)
+    await take(own, key, null)
+    await own.forceRelease(key)
+    expect(await redis.pttl(fence)).toBeGreaterThan(0)
+    expect(await redis.pttl(fence)).toBeLessThanOrEqual(grace)
+  })
+
+  test('a stale owner changes nothing about the counter', async () => {
+    const own = graceful()
+    const key = uniqueKey('fence-stale')
+    const { fence } = lockKeys(prefix, key)
+    await take(own, key, 10_000)
+    const before = await redis.pttl(fence)
+    expect(await own.extend(key, 'stranger', 60_000)).toBe(false)
+    expect(await own.release(key, 'stranger')).toBe(false)
+    expect(await redis.pttl(fence)).toBeLessThanOrEqual(before)
+    expect(await redis.pttl(fence)).toBeGreaterThan(10_000)
+    await own.forceRelease(key)
+  })
+
+  test('a counter ahead of the clock is kept until the clock has passed it by the grace', async () => {
+    const own = graceful()
+    const key = uniqueKey('fence-ahead')
+    const { fence } = lockKeys(prefix, key)
+    const [seconds, micros] = await redis.time()
+    const ahead = Number(seconds) * 1_000_000 + Number(micros) + 30_000_000
+    await redis.set(fence, String(ahead))
+    expect(await take(own, key, 1_000)).toBe(ahead + 1)
+    expect(await own.release(key, 'o')).toBe(true)
+    expect(await redis.pttl(fence)).toBeGreaterThan(30_000)
+    await redis.del(fence)
+  })
+
+  test('a counter from before (no expiry, small) gets an expiry, and tokens still rise', async () => {
+    const own = graceful()
+    const key = uniqueKey('fence-legacy')
+    const { fence } = lockKeys(prefix, key)
+    await redis.set(fence, '41')
+    expect(await take(own, key, 1_000)).toBeGreaterThan(41)
+    await own.release(key, 'o')
+    expect(await redis.pttl(fence)).toBeGreaterThan(0)
+    await redis.del(fence)
   })
 
   test('a foreign value in the counter is a storage error and leaves the lock free', async () => {
     const key = uniqueKey('fence-corrupt')
-    await redis.set(lockKeys('verrou-test:', key).fence, 'not a number')
-    await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
-    expect(await store.isLocked(key)).toBe(false)
-    await redis.del(lockKeys('verrou-test:', key).fence)
+    const { fence } = lockKeys(prefix, key)
+    for (const write of [() => redis.set(fence, 'not a number'), () => redis.set(fence, '1.5'), () => redis.sadd(fence, 'x')]) {
+      await redis.del(fence)
+      await write()
+      await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
+      expect(await store.isLocked(key)).toBe(false)
+    }
+    await redis.del(fence)
   })
 
-  test('a foreign type at the lock key is a storage error, never "not owned"', async () => {
+  test('a token past the largest safe integer is a storage error, and the lock stays free', async () => {
+    const key = uniqueKey('fence-max')
+    const { fence } = lockKeys(prefix, key)
+    await redis.set(fence, String(Number.MAX_SAFE_INTEGER))
+    await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
+    expect(await store.isLocked(key)).toBe(false)
+    await redis.del(fence)
+  })
+})
+
+describe("another application's value at a lock key", () => {
+  test.each([
+    ['a hash', (key: string) => redis.hset(key, 'field', 'value')],
+    ['a list', (key: string) => redis.rpush(key, 'item')],
+  ])('%s: every operation is a storage error, never "not acquired" or "not owned", and it is left alone', async (_, write) => {
     const key = uniqueKey('wrongtype')
-    await redis.hset(lockKeys('verrou-test:', key).lock, 'field', 'value')
+    const { lock } = lockKeys(prefix, key)
+    await write(lock)
+    await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
+    await expect(store.acquire(key, 'o', null)).rejects.toSatisfy(expectStorageError('acquire'))
     await expect(store.release(key, 'o')).rejects.toSatisfy(expectStorageError('release'))
     await expect(store.extend(key, 'o', 1_000)).rejects.toSatisfy(expectStorageError('extend'))
-    await redis.del(lockKeys('verrou-test:', key).lock)
+    await expect(store.forceRelease(key)).rejects.toSatisfy(expectStorageError('force release'))
+    expect(await redis.exists(lock)).toBe(1)
+    await redis.del(lock)
   })
 })
 
@@ -263,6 +362,8 @@ describe('a connection that is down', () => {
 describe('close', () => {
   test('never closes the connection it was given', async () => {
     const connection = connect()
+    // Ready first: on a loaded machine the ready check may still be running when the subscription is.
+    await connection.ping()
     const own = redisStore({ connection })
     const key = uniqueKey('close')
     await own.subscribeToReleases(key, () => {})

@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto'
 import { errors, type Unsubscribe } from '@verrou/core'
+import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore, type ScriptedStoreOptions } from '@verrou/redis-scripts'
 import type { Cluster, Redis } from 'ioredis'
-import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore } from './scripted_store.js'
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends ScriptedStoreOptions {
   /** An ioredis `Redis` or `Cluster` you own: the store never closes it. */
   connection: Redis | Cluster
-  /** Prepended to every key the store writes (no `{` or `}`: the store places the hash tag). Default `verrou:`. */
-  prefix?: string
 }
 
 /** Each script's SHA-1, for EVALSHA. */
@@ -53,7 +51,7 @@ export class RedisStore extends ScriptedLockStore {
     if (connection === null || typeof connection !== 'object' || typeof connection.evalsha !== 'function') {
       throw new errors.E_INVALID_ARGUMENT('redisStore needs `connection`: an ioredis Redis or Cluster instance')
     }
-    super('redisStore', options.prefix)
+    super('redisStore', options)
     this.#connection = connection
   }
 
@@ -145,6 +143,15 @@ export class RedisStore extends ScriptedLockStore {
 
   protected keyExists(key: string): Promise<unknown> {
     return this.#connection.exists(key)
+  }
+
+  /** INFO memory from the server, or from every master of a Cluster (each evicts on its own). */
+  protected async readMemoryInfo(): Promise<unknown[]> {
+    const connection = this.#connection
+    if (!isCluster(connection)) return [await connection.info('memory')]
+    // Before the Cluster is connected, it knows no masters: a first command waits for it.
+    if (connection.nodes('master').length === 0) await connection.info('memory')
+    return Promise.all(connection.nodes('master').map((master) => master.info('memory')))
   }
 }
 

@@ -90,8 +90,16 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   }
 }
 
-async function ping(port: number): Promise<boolean> {
-  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+/** Whether a redis-server answers PING on `port`. */
+export async function ping(port: number): Promise<boolean> {
+  const redis = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableReadyCheck: false,
+  })
   redis.on('error', () => {})
   try {
     await redis.connect()
@@ -112,7 +120,8 @@ async function clusterOk(port: number): Promise<boolean> {
   }
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+/** Polls `check` every 50 ms until it holds; fails after 20 s. */
+export async function until(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = performance.now() + 20_000
   while (!(await check())) {
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)

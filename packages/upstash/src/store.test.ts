@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { Redis as CloudflareRedis } from '@upstash/redis/cloudflare'
 import { errors } from '@verrou/core'
+import { lockKeys } from '@verrou/redis-scripts'
 import { Redis as IORedis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { lockKeys } from '../../redis/src/keys.js'
 import type { UpstashRestServer } from '../test/rest_server.js'
 import { client, redisUrl, startRestServer, uniqueKey } from '../test/setup.js'
 import { UpstashStore, upstashStore } from './store.js'
@@ -38,18 +38,24 @@ describe('options', () => {
 })
 
 describe('on the server', () => {
-  test('the same key layout as @verrou/redis: owner under the prefix, PX lease, a counter that stays', async () => {
-    const store = new UpstashStore({ connection: client(server), prefix })
+  test('the same key layout as @verrou/redis: owner under the prefix, PX lease, a counter that outlives the lock by the grace', async () => {
+    const store = new UpstashStore({ connection: client(server), prefix, fencingCounterGrace: 1_000 })
     const key = uniqueKey('layout')
     const { lock, fence } = lockKeys(prefix, key)
-    expect(await store.acquire(key, 'owner-1', 5_000)).toEqual({ acquired: true, fencingToken: 1 })
+    const result = await store.acquire(key, 'owner-1', 5_000)
+    if (!result.acquired) throw new Error('expected to acquire')
     expect(await redis.get(lock)).toBe('owner-1')
     expect(await redis.pttl(lock)).toBeGreaterThan(4_000)
+    expect(await redis.get(fence)).toBe(String(result.fencingToken))
+    expect(await redis.pttl(fence)).toBeGreaterThan(5_000)
     expect(await store.release(key, 'owner-1')).toBe(true)
     expect(await redis.exists(lock)).toBe(0)
-    expect(await redis.get(fence)).toBe('1')
-    expect(await redis.pttl(fence)).toBe(-1)
-    await redis.del(fence)
+    expect(await redis.pttl(fence)).toBeLessThanOrEqual(1_000)
+    await new Promise((resolve) => setTimeout(resolve, 1_200))
+    expect(await redis.exists(fence)).toBe(0)
+    const again = await store.acquire(key, 'owner-1', 5_000)
+    expect(again.acquired && again.fencingToken).toBeGreaterThan(result.fencingToken)
+    await store.forceRelease(key)
   })
 
   test('a null ttl leaves no expiry; a failed acquire then reports no expiresIn', async () => {
@@ -170,14 +176,21 @@ describe('backend failures are storage errors, never "not acquired"', () => {
     await expect(store.forceRelease(key)).rejects.toSatisfy(isStorageError('force release'))
   })
 
-  test.each([false, true])('a Redis error at the lock key (auto-pipelining %s)', async (enableAutoPipelining) => {
-    const store = new UpstashStore({ connection: client(server, { enableAutoPipelining }), prefix })
-    const key = uniqueKey('wrongtype')
-    await redis.hset(lockKeys(prefix, key).lock, 'field', 'value')
-    await expect(store.release(key, 'o')).rejects.toSatisfy(isStorageError('release'))
-    await expect(store.extend(key, 'o', 1_000)).rejects.toSatisfy(isStorageError('extend'))
-    await redis.del(lockKeys(prefix, key).lock)
-  })
+  test.each([false, true])(
+    "another application's hash at the lock key (auto-pipelining %s): a storage error for every operation, and left alone",
+    async (enableAutoPipelining) => {
+      const store = new UpstashStore({ connection: client(server, { enableAutoPipelining }), prefix })
+      const key = uniqueKey('wrongtype')
+      const { lock } = lockKeys(prefix, key)
+      await redis.hset(lock, 'field', 'value')
+      await expect(store.acquire(key, 'o', 1_000)).rejects.toSatisfy(isStorageError('acquire'))
+      await expect(store.release(key, 'o')).rejects.toSatisfy(isStorageError('release'))
+      await expect(store.extend(key, 'o', 1_000)).rejects.toSatisfy(isStorageError('extend'))
+      await expect(store.forceRelease(key)).rejects.toSatisfy(isStorageError('force release'))
+      expect(await redis.hget(lock, 'field')).toBe('value')
+      await redis.del(lock)
+    },
+  )
 
   test('a server that went away, in bounded time', async () => {
     const gone = await startRestServer()
@@ -199,11 +212,15 @@ describe('runs where serverless code runs', () => {
   })
 
   test('the store and the scripts it bundles import nothing but core and the client, and no Node API', async () => {
-    for (const file of ['./store.ts', './index.ts', '../../redis/src/keys.ts', '../../redis/src/scripts.ts']) {
+    const shared = ['index.ts', 'keys.ts', 'scripts.ts', 'scripted_store.ts', 'eviction.ts'].map(
+      (file) => `../../redis-scripts/src/${file}`,
+    )
+    for (const file of ['./store.ts', './index.ts', ...shared]) {
       const withComments = await readFile(new URL(file, import.meta.url), 'utf8')
       const source = withComments.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
       const imports = [...source.matchAll(/from '([^']+)'/g)].map((match) => match[1])
-      for (const specifier of imports) expect(specifier).toMatch(/^(@verrou\/core|@upstash\/redis|\.{1,2}\/.*)$/)
+      for (const specifier of imports)
+        expect(specifier).toMatch(/^(@verrou\/core|@verrou\/redis-scripts|@upstash\/redis|\.{1,2}\/.*)$/)
       expect(source).not.toMatch(/\b(process|Buffer|require)\b[.(]/)
       expect(source).not.toMatch(/node:/)
     }

@@ -1,18 +1,18 @@
 import type { Redis } from '@upstash/redis'
 import { errors } from '@verrou/core'
-// One source of truth for both Redis stores; tsup bundles these dependency-free files into dist.
-import type { LockKeys } from '../../redis/src/keys.js'
-import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore } from '../../redis/src/scripted_store.js'
+// One source of truth for both Redis stores, a private workspace package that tsup bundles into dist.
+import { LOCK_SCRIPTS, type LockKeys, type LockScript, ScriptedLockStore, type ScriptedStoreOptions } from '@verrou/redis-scripts'
 
 /** What the store uses of an `@upstash/redis` client: any of its `Redis` classes (Node, Cloudflare, Fastly) fits. */
 export type UpstashConnection = Pick<Redis, 'eval' | 'evalsha' | 'exists'>
 
-export interface UpstashStoreOptions {
+export interface UpstashStoreOptions extends ScriptedStoreOptions {
   /** An `@upstash/redis` `Redis` client; auto-pipelining and automatic deserialisation may be on or off. */
   connection: UpstashConnection
-  /** Prepended to every key the store writes (no `{` or `}`). Default `verrou:`; same layout as @verrou/redis. */
-  prefix?: string
 }
+
+/** INFO through EVAL, so the store needs no client method beyond the ones it already uses. */
+const MEMORY_INFO_SCRIPT = "return redis.call('INFO', 'memory')"
 
 /** Each script's SHA-1, computed once with Web Crypto: available on Node, Deno, Bun and edge runtimes alike. */
 const scriptShas = new Map<LockScript, Promise<string>>()
@@ -46,7 +46,7 @@ export class UpstashStore extends ScriptedLockStore {
     if (connection === null || typeof connection !== 'object' || typeof connection.evalsha !== 'function') {
       throw new errors.E_INVALID_ARGUMENT('upstashStore needs `connection`: a Redis client from @upstash/redis')
     }
-    super('upstashStore', options.prefix)
+    super('upstashStore', options)
     this.#connection = connection
   }
 
@@ -57,6 +57,10 @@ export class UpstashStore extends ScriptedLockStore {
 
   protected keyExists(key: string): Promise<unknown> {
     return this.#connection.exists(key)
+  }
+
+  protected async readMemoryInfo(): Promise<unknown[]> {
+    return [await this.#connection.eval(MEMORY_INFO_SCRIPT, [], [])]
   }
 
   /**

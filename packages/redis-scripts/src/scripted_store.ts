@@ -1,7 +1,9 @@
-import { type AcquireResult, errors, type LockStore } from '@verrou/core'
+import { type AcquireResult, errors, type LockStore, type Logger } from '@verrou/core'
+import { consoleLogger, EVICTION_POLICY_ACTIONS, EvictionCheck, type EvictionPolicyAction } from './eviction.js'
 import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
 import {
   ACQUIRE_SCRIPT,
+  describeValue,
   EXTEND_SCRIPT,
   FORCE_RELEASE_SCRIPT,
   parseAcquireReply,
@@ -21,6 +23,24 @@ export const LOCK_SCRIPTS = {
 
 export type LockScript = keyof typeof LOCK_SCRIPTS
 
+/** The options both Redis stores take besides their connection. */
+export interface ScriptedStoreOptions {
+  /** Prepended to every key the store writes (no `{` or `}`: the store places the hash tag). Default `verrou:`. */
+  prefix?: string
+  /**
+   * Milliseconds a key's fencing counter outlives its lock (release, force release or lease end), so that
+   * unused keys leave nothing behind. Default one hour; at least one second.
+   */
+  fencingCounterGrace?: number
+  /** What to do on a server whose maxmemory-policy may evict keys. Default `'throw'`. */
+  onEvictionPolicy?: EvictionPolicyAction
+  /** Where the eviction warning goes (a pino-compatible logger). Default: `console`. */
+  logger?: Logger
+}
+
+export const DEFAULT_FENCING_COUNTER_GRACE = 3_600_000
+export const MIN_FENCING_COUNTER_GRACE = 1_000
+
 /**
  * The lock operations @verrou/redis and @verrou/upstash share (upstash bundles this file): which script runs
  * with which keys and arguments, and how its reply is read. A subclass only says how a script and an EXISTS
@@ -29,11 +49,35 @@ export type LockScript = keyof typeof LOCK_SCRIPTS
  */
 export abstract class ScriptedLockStore implements LockStore {
   readonly #prefix: string
+  readonly #grace: string
+  readonly #eviction: EvictionCheck
 
-  constructor(storeName: string, prefix: unknown = DEFAULT_PREFIX) {
+  constructor(storeName: string, options: ScriptedStoreOptions) {
+    const { prefix = DEFAULT_PREFIX, fencingCounterGrace = DEFAULT_FENCING_COUNTER_GRACE, onEvictionPolicy = 'throw' } = options
     const reason = invalidPrefixReason(prefix)
     if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(`${storeName}: ${reason}`)
-    this.#prefix = prefix as string
+    if (!Number.isSafeInteger(fencingCounterGrace) || fencingCounterGrace < MIN_FENCING_COUNTER_GRACE) {
+      throw new errors.E_INVALID_ARGUMENT(
+        `${storeName}: fencingCounterGrace must be a whole number of milliseconds, at least ${MIN_FENCING_COUNTER_GRACE}, got ${describeValue(fencingCounterGrace)}`,
+      )
+    }
+    if (!EVICTION_POLICY_ACTIONS.includes(onEvictionPolicy)) {
+      throw new errors.E_INVALID_ARGUMENT(
+        `${storeName}: onEvictionPolicy must be 'throw' or 'warn', got ${describeValue(onEvictionPolicy)}`,
+      )
+    }
+    const { logger = consoleLogger } = options
+    if (logger === null || typeof logger !== 'object' || typeof logger.warn !== 'function' || typeof logger.info !== 'function') {
+      throw new errors.E_INVALID_ARGUMENT(`${storeName}: logger must be a pino-compatible logger`)
+    }
+    this.#prefix = prefix
+    this.#grace = String(fencingCounterGrace)
+    this.#eviction = new EvictionCheck({
+      storeName,
+      action: onEvictionPolicy,
+      logger,
+      readMemoryInfo: () => this.readMemoryInfo(),
+    })
   }
 
   /** Runs `script` atomically on the server: one round trip. */
@@ -41,6 +85,9 @@ export abstract class ScriptedLockStore implements LockStore {
 
   /** EXISTS on one key: one round trip. */
   protected abstract keyExists(key: string): Promise<unknown>
+
+  /** `INFO memory` from every server holding locks. Asked once per store, before its first operation. */
+  protected abstract readMemoryInfo(): Promise<unknown[]>
 
   /** The channel release scripts publish on; '' announces nothing (a store nobody can subscribe through). */
   protected releaseChannel(keys: LockKeys): string {
@@ -53,28 +100,30 @@ export abstract class ScriptedLockStore implements LockStore {
 
   async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
     const keys = this.lockKeys(key)
-    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl))]
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace]
     return this.#call('acquire', key, [keys.lock, keys.fence], args, parseAcquireReply)
   }
 
   async release(key: string, owner: string): Promise<boolean> {
     const keys = this.lockKeys(key)
-    const args = [checkOwner(owner), this.releaseChannel(keys)]
-    return this.#call('release', key, [keys.lock], args, (reply) => parseFlagReply(reply, 'release'))
+    const args = [checkOwner(owner), this.releaseChannel(keys), this.#grace]
+    return this.#call('release', key, [keys.lock, keys.fence], args, (reply) => parseFlagReply(reply, 'release'))
   }
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
-    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl))]
-    return this.#call('extend', key, [this.lockKeys(key).lock], args, (reply) => parseFlagReply(reply, 'extend'))
+    const keys = this.lockKeys(key)
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace]
+    return this.#call('extend', key, [keys.lock, keys.fence], args, (reply) => parseFlagReply(reply, 'extend'))
   }
 
   async forceRelease(key: string): Promise<void> {
     const keys = this.lockKeys(key)
-    await this.#call('force release', key, [keys.lock], [this.releaseChannel(keys)], () => undefined)
+    await this.#call('force release', key, [keys.lock, keys.fence], [this.releaseChannel(keys), this.#grace], () => undefined)
   }
 
   async isLocked(key: string): Promise<boolean> {
     try {
+      await this.#eviction.ensure()
       return parseExistsReply(await this.keyExists(this.lockKeys(key).lock))
     } catch (error) {
       throw errors.isVerrouError(error)
@@ -85,6 +134,7 @@ export abstract class ScriptedLockStore implements LockStore {
 
   async #call<T>(script: LockScript, key: string, keys: string[], args: string[], read: (reply: unknown) => T): Promise<T> {
     try {
+      await this.#eviction.ensure()
       return read(await this.runScript(script, keys, args))
     } catch (error) {
       throw errors.isVerrouError(error)

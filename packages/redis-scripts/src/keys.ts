@@ -8,10 +8,12 @@
  * empty, Redis would hash the whole name, and the two keys could land on different slots.
  */
 
+import { describeValue } from './scripts.js'
+
 export interface LockKeys {
   /** Holds the owner; its expiry is the lease. */
   lock: string
-  /** The fencing counter: never expires, never deleted, so tokens only grow. */
+  /** The fencing counter: expires a grace after its lock; tokens still only grow (see scripts.ts). */
   fence: string
   /** Where releases of this key are announced. */
   channel: string
@@ -21,7 +23,7 @@ export const DEFAULT_PREFIX = 'verrou:'
 
 /** Why `prefix` is unusable, or `undefined` if it is fine. */
 export function invalidPrefixReason(prefix: unknown): string | undefined {
-  if (typeof prefix !== 'string') return `prefix must be a string, got ${String(prefix)}`
+  if (typeof prefix !== 'string') return `prefix must be a string, got ${describeValue(prefix)}`
   // Braces would move or empty the hash tag the store places around the key.
   if (prefix.includes('{') || prefix.includes('}')) return `prefix must not contain "{" or "}", got ${JSON.stringify(prefix)}`
   return undefined
