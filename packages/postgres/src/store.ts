@@ -5,6 +5,7 @@ import { ReleaseListener } from './release_listener.js'
 import { buildStatements, type HotStatement, type Statements } from './sql.js'
 import { resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
+import { retryingConflicts } from './transient_conflicts.js'
 
 export interface PostgresStoreOptions {
   /** A `pg` Pool or Client that you own: the store never ends it. */
@@ -178,7 +179,7 @@ export class PostgresStore implements LockStore {
   async #run(operation: string, key: string | undefined, query: Query): Promise<QueryResult> {
     try {
       await this.#ensureTable()
-      return await this.#db.query(query)
+      return await retryingConflicts(() => this.#db.query(query))
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
       const reason = error instanceof Error ? error.message : String(error)
