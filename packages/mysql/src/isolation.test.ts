@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
+import { errors } from '@verrou/core'
 import type { Connection, Pool, RowDataPacket } from 'mysql2/promise'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { mysqlStore } from './index.js'
+import { keyHash, toBytes } from './key_bytes.js'
 
 /**
  * Users run MySQL/MariaDB with another transaction isolation than the default (a server or session
@@ -113,4 +115,27 @@ describe.each(LEVELS)('transaction isolation %s', (level) => {
     expect(overlaps).toBe(0)
     expect(grants).toBeGreaterThanOrEqual(GRANTS)
   })
+})
+
+test('a lock wait timeout (1205) is a storage error, never "not acquired": the row was held by someone else for that long', async () => {
+  const pool = createTestPool({ connectionLimit: 2 })
+  pool.on('connection', (connection) => {
+    connection.query('SET SESSION innodb_lock_wait_timeout = 1')
+  })
+  const store = mysqlStore({ connection: pool, tableName, pruneInterval: false })
+  const key = newKey('waited')
+  const blocker = await createTestConnection()
+  try {
+    expect((await store.acquire(key, 'a', 60_000)).acquired).toBe(true)
+    await blocker.query('BEGIN')
+    await blocker.query(`SELECT 1 FROM \`${tableName}\` WHERE key_hash = ? FOR UPDATE`, [keyHash(toBytes(key))])
+    const failure = await store.acquire(key, 'b', 60_000).catch((error: unknown) => error)
+    expect(failure).toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+    expect(((failure as Error).cause as { errno?: number }).errno).toBe(1205)
+    await blocker.query('ROLLBACK')
+    expect(await store.isLocked(key)).toBe(true)
+  } finally {
+    await blocker.end()
+    await pool.end()
+  }
 })
