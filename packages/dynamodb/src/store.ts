@@ -47,6 +47,11 @@ const LAST_WRITE = 'lastWrite'
  * margin is what keeps that floor above every earlier token even when clocks disagree by minutes.
  */
 const ITEM_RETENTION_MS = 60 * 60 * 1000
+/**
+ * The latest lease end the store writes, epoch ms: a lease past it (the contract accepts ttls up to 2^53-1
+ * ms, so now + ttl can exceed what a double holds exactly) ends here instead, in the year 287,396.
+ */
+export const LATEST_LEASE_END = Number.MAX_SAFE_INTEGER
 /** DynamoDB allows partition key values up to 2048 bytes of UTF-8. */
 const MAX_KEY_BYTES = 2048
 
@@ -115,9 +120,7 @@ export class DynamoDBStore implements LockStore {
             ':floor': { N: String(this.#tokenFloor(now)) },
             ':one': { N: '1' },
             ':stale': { N: String(now - this.#allowance) },
-            ...(ttl === null
-              ? {}
-              : { ':expiresAt': { N: String(now + ttl) }, ':ttl': { N: String(this.#ttlSeconds(now + ttl)) } }),
+            ...(ttl === null ? {} : this.#leaseValues(now, ttl)),
           },
           ReturnValues: 'UPDATED_NEW',
         }),
@@ -167,7 +170,7 @@ export class DynamoDBStore implements LockStore {
       ExpressionAttributeValues: {
         ...ownedBy(owner, now),
         ':write': { S: write },
-        ...(ttl === null ? {} : { ':expiresAt': { N: String(now + ttl) }, ':ttl': { N: String(this.#ttlSeconds(now + ttl)) } }),
+        ...(ttl === null ? {} : this.#leaseValues(now, ttl)),
       },
       write,
     })
@@ -262,6 +265,12 @@ export class DynamoDBStore implements LockStore {
    */
   #tokenFloor(now: number): number {
     return Math.floor(now) * 1000
+  }
+
+  /** `:expiresAt` and `:ttl` of a lease of `ttl` ms from `now`, as exact integers. */
+  #leaseValues(now: number, ttl: number): Record<string, AttributeValue> {
+    const leaseEnd = Math.min(now + ttl, LATEST_LEASE_END)
+    return { ':expiresAt': { N: String(leaseEnd) }, ':ttl': { N: String(this.#ttlSeconds(leaseEnd)) } }
   }
 
   /** The TTL attribute: DynamoDB may delete the item this long after the lease (or the last use) ended. */

@@ -109,25 +109,36 @@ describe('pruning ended leases', () => {
     }
   })
 
-  test('acquire prunes in the background once per interval, and a failed prune never fails a lock call', async () => {
+  test('housekeeping runs in the background from the first operation until close(), no acquire needed, and never fails a lock call', async () => {
     const tableName = newTable()
-    const store = mysqlStore({ connection: pool, tableName, pruneInterval: 0 })
-    const old = newKey()
-    await store.acquire(old, 'o', 10_000)
-    await store.release(old, 'o')
-    await store.acquire(newKey(), 'o', 10_000)
+    const endRow = async (store: ReturnType<typeof mysqlStore>) => {
+      const key = newKey()
+      await store.acquire(key, 'o', 10_000)
+      await store.release(key, 'o')
+      return key
+    }
+    const seed = mysqlStore({ connection: pool, tableName, pruneInterval: false })
+    const store = mysqlStore({ connection: pool, tableName, pruneInterval: 100 })
+    const old = await endRow(seed)
+    await store.isLocked(newKey())
     await vi.waitFor(async () => expect(await rowExists(tableName, old)).toBe(false), { timeout: 5_000 })
+    // A row that ends later goes without any further call on this store.
+    const later = await endRow(seed)
+    await vi.waitFor(async () => expect(await rowExists(tableName, later)).toBe(false), { timeout: 5_000 })
+    await store.close()
+    await store.close()
+    const afterClose = await endRow(seed)
+    await sleep(400)
+    expect(await rowExists(tableName, afterClose)).toBe(true)
 
     const spaced = mysqlStore({ connection: pool, tableName, pruneInterval: 60_000 })
-    // A store's first acquire prunes at once; let that finish, then the next prune is an interval away.
-    await spaced.acquire(newKey(), 'o', 10_000)
-    await sleep(200)
-    const ended = newKey()
-    await spaced.acquire(ended, 'o', 10_000)
-    await spaced.release(ended, 'o')
-    await spaced.acquire(newKey(), 'o', 10_000)
-    await sleep(200)
+    // The first run starts at once; let it finish, then the next is an interval away.
+    await spaced.isLocked(newKey())
+    await vi.waitFor(async () => expect(await rowExists(tableName, afterClose)).toBe(false), { timeout: 5_000 })
+    const ended = await endRow(spaced)
+    await sleep(300)
     expect(await rowExists(tableName, ended)).toBe(true)
+    await spaced.close()
 
     // The floor table is gone: background pruning fails, lock calls that do not need it still answer.
     await pool.query(`DROP TABLE \`${tableName}_floor\``)
@@ -135,5 +146,25 @@ describe('pruning ended leases', () => {
     const key = newKey()
     await expect(failing.acquire(key, 'o', 1_000)).rejects.toThrow(/acquire/)
     expect(await failing.isLocked(key)).toBe(false)
+    await failing.close()
+  })
+
+  test('housekeeping stops by itself once the pool it uses is ended', async () => {
+    const own = createTestPool()
+    const store = mysqlStore({ connection: own, tableName: newTable(), pruneInterval: 0 })
+    let runs = 0
+    const prune = store.pruneExpired.bind(store)
+    store.pruneExpired = () => {
+      runs++
+      return prune()
+    }
+    await store.isLocked(newKey())
+    await sleep(100)
+    await own.end()
+    await sleep(50)
+    const afterEnd = runs
+    // A failed run pauses a second: left running, it would have tried two or three more times by now.
+    await sleep(2_500)
+    expect(runs - afterEnd).toBeLessThanOrEqual(1)
   })
 })

@@ -15,6 +15,13 @@ const NOW_MS = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP
  */
 export const REFUSED_BASE = 2 ** 52
 
+/**
+ * The most a refused acquire reports as `expiresIn`: REFUSED_BASE plus it is the largest safe integer, so
+ * the OK packet's value still reads exactly. A longer lease (the contract accepts up to 2^53-1 ms) is
+ * reported as this: about 142,800 years, as good as "for ever" to a waiter.
+ */
+export const MAX_REPORTED_EXPIRES_IN = Number.MAX_SAFE_INTEGER - REFUSED_BASE
+
 /** Rows pruned per batch: small enough that a batch holds its row locks only briefly. */
 export const PRUNE_BATCH = 200
 
@@ -76,7 +83,7 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       'ON DUPLICATE KEY UPDATE',
       `  fencing_token = IF(${ended}, LAST_INSERT_ID(fencing_token + 1),`,
       // Refused: the token is unchanged; LAST_INSERT_ID is called only to report the time left.
-      `    fencing_token + 0 * LAST_INSERT_ID(IFNULL(expires_at - ${NOW_MS} + ${REFUSED_BASE}, 0))),`,
+      `    fencing_token + 0 * LAST_INSERT_ID(IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0))),`,
       `  lock_owner = IF(${ended}, ?, lock_owner),`,
       `  expires_at = IF(${ended}, ${newExpiry}, expires_at)`,
     ].join('\n'),

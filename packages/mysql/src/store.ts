@@ -1,5 +1,6 @@
 import { type AcquireResult, errors, type LockStore } from '@verrou/core'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import { Housekeeping } from './housekeeping.js'
 import { keyHash, toBytes } from './key_bytes.js'
 import { type LockStatements, lockStatements, PRUNE_BATCH, readAcquire } from './sql.js'
 import { type LockTables, resolveTables } from './table_name.js'
@@ -15,8 +16,8 @@ export interface MysqlStoreOptions {
   /** Create both tables (if missing) before the first operation. Default `true`. */
   autoCreateTable?: boolean
   /**
-   * Milliseconds between automatic prunes of ended leases, started by `acquire` in the background.
-   * `false` turns them off (call `pruneExpired()` yourself). Default 60 000.
+   * Milliseconds between two background prunes of ended leases, from the store's first operation until
+   * `close()`. `false` turns them off (call `pruneExpired()` yourself). Default 60 000.
    */
   pruneInterval?: number | false
 }
@@ -36,10 +37,8 @@ export class MysqlStore implements LockStore {
   readonly #tables: LockTables
   readonly #sql: LockStatements
   readonly #autoCreateTable: boolean
-  readonly #pruneInterval: number | false
+  readonly #housekeeping: Housekeeping | undefined
   #tablesReady: Promise<void> | undefined
-  #lastPruneAt = Number.NEGATIVE_INFINITY
-  #pruning = false
 
   constructor(options: MysqlStoreOptions) {
     if (typeof options?.connection?.execute !== 'function') {
@@ -59,11 +58,18 @@ export class MysqlStore implements LockStore {
     this.#tables = resolveTables(options.tableName ?? DEFAULT_TABLE)
     this.#sql = lockStatements(this.#tables)
     this.#autoCreateTable = options.autoCreateTable ?? true
-    this.#pruneInterval = pruneInterval
+    if (pruneInterval !== false) {
+      const connection = options.connection
+      this.#housekeeping = new Housekeeping({
+        interval: pruneInterval,
+        run: async () => (await this.pruneExpired()) >= MAX_PRUNE_BATCHES * PRUNE_BATCH,
+        connectionEnded: () => connectionEnded(connection),
+      })
+    }
   }
 
   async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await this.#run('acquire', key, async () => {
+    return this.#run('acquire', key, async () => {
       const keyBytes = toBytes(key)
       const ownerBytes = toBytes(owner)
       const params = [keyHash(keyBytes), keyBytes, ownerBytes, ttl, ownerBytes, ttl]
@@ -76,8 +82,6 @@ export class MysqlStore implements LockStore {
       })
       return readAcquire(Number(header.insertId))
     })
-    this.#pruneInBackground()
-    return result
   }
 
   release(key: string, owner: string): Promise<boolean> {
@@ -140,7 +144,13 @@ export class MysqlStore implements LockStore {
     }
   }
 
+  /** Stops background housekeeping. Never ends the pool or connection you passed in. */
+  async close(): Promise<void> {
+    this.#housekeeping?.stop()
+  }
+
   async #run<T>(operation: string, key: string, body: () => Promise<T>): Promise<T> {
+    this.#housekeeping?.start()
     try {
       await this.#ensureTables()
       return await body()
@@ -170,30 +180,21 @@ export class MysqlStore implements LockStore {
     })
     return this.#tablesReady
   }
-
-  #pruneInBackground(): void {
-    if (this.#pruneInterval === false || this.#pruning) return
-    const now = performance.now()
-    if (now - this.#lastPruneAt < this.#pruneInterval) return
-    this.#lastPruneAt = now
-    this.#pruning = true
-    // Housekeeping only: a failure is retried at the next interval and must never fail a lock operation.
-    this.pruneExpired().then(
-      (deleted) => {
-        this.#pruning = false
-        // A capped run left a backlog: let the next acquire carry on rather than wait an interval.
-        if (deleted >= MAX_PRUNE_BATCHES * PRUNE_BATCH) this.#lastPruneAt = Number.NEGATIVE_INFINITY
-      },
-      () => {
-        this.#pruning = false
-      },
-    )
-  }
 }
 
 /** A store that keeps locks in a MySQL or MariaDB table, through a `mysql2/promise` pool or connection. */
 export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
   return new MysqlStore(options)
+}
+
+/**
+ * Whether the user ended the pool or connection: background work on it then stops. Duck-typed on mysql2's
+ * internals (the promise wrapper keeps the callback object as `pool` / `connection`); unknown shapes count
+ * as open, and a failed run only pauses.
+ */
+function connectionEnded(connection: Pool | Connection): boolean {
+  const inner = connection as { pool?: { _closed?: unknown }; connection?: { _closing?: unknown } }
+  return inner.pool?._closed === true || inner.connection?._closing === true
 }
 
 /** InnoDB's deadlock victim: its statement was rolled back whole, so running it again is safe. */

@@ -110,3 +110,12 @@ function connectionParametersOf(client: Client): object {
   if (typeof parameters === 'object' && parameters !== null) return parameters
   return { host: client.host, port: client.port, user: client.user, database: client.database, password: client.password }
 }
+
+/**
+ * Whether the user ended the pool or client (`end()`): background work on it then stops. Duck-typed, as
+ * the user's pg may be another copy: pg-pool's `ending`, and pg Client's `_ending`.
+ */
+export function connectionEnded(connection: PostgresConnection): boolean {
+  const flags = connection as { ending?: unknown; _ending?: unknown }
+  return isPool(connection) ? flags.ending === true : flags._ending === true
+}

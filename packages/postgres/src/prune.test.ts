@@ -82,39 +82,64 @@ describe('housekeeping', () => {
     expect(await store.pruneExpired()).toBe(0)
   })
 
-  test('acquire prunes opportunistically, at most once per pruneInterval, and catches up after a full batch', async () => {
+  test('housekeeping runs in the background from the first operation: drains a backlog at once, then every pruneInterval, until close()', async () => {
     const tableName = freshTable()
+    const seed = new PostgresStore({ connection: pool, tableName, pruneInterval: false, listen: false })
+    const endRows = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const key = uniqueKey()
+        await seed.acquire(key, 'a', 60_000)
+        await seed.release(key, 'a')
+      }
+    }
+    await endRows(5)
     const store = new PostgresStore({
       connection: pool,
       tableName,
       pruneAfter: 0,
-      pruneInterval: 60_000,
+      pruneInterval: 200,
       pruneBatchSize: 2,
       listen: false,
     })
-    const seed = new PostgresStore({ connection: pool, tableName, pruneInterval: false, listen: false })
-    for (let i = 0; i < 5; i++) {
-      const key = uniqueKey()
-      await seed.acquire(key, 'a', 60_000)
-      await seed.release(key, 'a')
+    // Not even an acquire: any first operation starts it, and full batches follow one another at once.
+    await store.isLocked(uniqueKey())
+    await waitForRows(tableName, 0)
+    // Rows that end later go without any further call on this store.
+    await endRows(3)
+    await waitForRows(tableName, 0)
+    await store.close()
+    await endRows(1)
+    await sleep(600)
+    expect(await rowCount(tableName)).toBe(1)
+
+    // The pause between runs is pruneInterval: a row that ends just after a run waits for the next.
+    const spaced = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: 60_000, listen: false })
+    await spaced.isLocked(uniqueKey())
+    await waitForRows(tableName, 0)
+    await endRows(1)
+    await sleep(300)
+    expect(await rowCount(tableName)).toBe(1)
+    await spaced.close()
+  })
+
+  test('housekeeping stops by itself once the pool it uses is ended', async () => {
+    const own = createPool()
+    const store = new PostgresStore({ connection: own, tableName: freshTable(), pruneInterval: 0, listen: false })
+    let runs = 0
+    const prune = store.pruneExpired.bind(store)
+    store.pruneExpired = () => {
+      runs++
+      return prune()
     }
-    await sleep(5)
-    const live = uniqueKey('live')
-    // Each acquire may start one bounded run; a full batch lets the next acquire start another at once.
-    await store.acquire(live, 'a', 60_000)
-    await waitForRows(tableName, 4)
-    await store.acquire(live, 'a', 60_000)
-    await waitForRows(tableName, 2)
-    await store.acquire(live, 'a', 60_000)
-    await waitForRows(tableName, 1)
-    // The last run deleted less than a batch: the interval applies again, so no further run starts.
-    const key = uniqueKey()
-    await seed.acquire(key, 'a', 60_000)
-    await seed.release(key, 'a')
-    await sleep(5)
-    await store.acquire(live, 'a', 60_000)
+    await store.isLocked(uniqueKey())
     await sleep(100)
-    expect(await rowCount(tableName)).toBe(2)
+    await own.end()
+    await sleep(50)
+    const afterEnd = runs
+    // A failed run pauses a second: left running, it would have tried two or three more times by now.
+    await sleep(2_500)
+    // At most the run that was in flight when the pool ended.
+    expect(runs - afterEnd).toBeLessThanOrEqual(1)
   })
 })
 

@@ -1,10 +1,19 @@
 import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
 import type { QueryResult } from 'pg'
-import { listenerClientFactory, type PostgresConnection, type Query, type Queryable, toQueryable } from './connection.js'
+import {
+  connectionEnded,
+  listenerClientFactory,
+  type PostgresConnection,
+  type Query,
+  type Queryable,
+  toQueryable,
+} from './connection.js'
+import { Housekeeping } from './housekeeping.js'
 import { ReleaseListener } from './release_listener.js'
 import { buildStatements, type HotStatement, type Statements } from './sql.js'
 import { resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
+import { retryingConflicts } from './transient_conflicts.js'
 
 export interface PostgresStoreOptions {
   /** A `pg` Pool or Client that you own: the store never ends it. */
@@ -19,8 +28,8 @@ export interface PostgresStoreOptions {
    */
   pruneAfter?: number
   /**
-   * Least milliseconds between two opportunistic housekeeping runs, started after an acquire; `false`
-   * leaves housekeeping to `pruneExpired()`. Default 60 000.
+   * Milliseconds between two background housekeeping runs, from the store's first operation until
+   * `close()`; `false` leaves housekeeping to `pruneExpired()`. Default 60 000.
    */
   pruneInterval?: number | false
   /** Rows deleted at most per housekeeping statement. Default 1000. */
@@ -61,12 +70,10 @@ export class PostgresStore implements LockStore {
   readonly #autoCreateTable: boolean
   readonly #preparedStatements: boolean
   readonly #pruneAfter: number
-  readonly #pruneInterval: number | false
   readonly #pruneBatchSize: number
+  readonly #housekeeping: Housekeeping | undefined
   readonly #listener: ReleaseListener | undefined
   #ready: Promise<void> | undefined
-  #lastPruneAt = Number.NEGATIVE_INFINITY
-  #pruning = false
 
   /**
    * Present unless `listen: false`: the lock waits on it instead of only polling. An own property rather
@@ -88,13 +95,20 @@ export class PostgresStore implements LockStore {
     this.#autoCreateTable = booleanOption(options.autoCreateTable, 'autoCreateTable', true)
     this.#preparedStatements = booleanOption(options.preparedStatements, 'preparedStatements', true)
     this.#pruneAfter = wholeNumberOption(options.pruneAfter, 'pruneAfter', DEFAULT_PRUNE_AFTER_MS)
-    this.#pruneInterval =
+    const pruneInterval =
       options.pruneInterval === false
         ? false
         : wholeNumberOption(options.pruneInterval, 'pruneInterval', DEFAULT_PRUNE_INTERVAL_MS)
     this.#pruneBatchSize = wholeNumberOption(options.pruneBatchSize, 'pruneBatchSize', DEFAULT_PRUNE_BATCH)
     if (this.#pruneBatchSize < 1 || this.#pruneBatchSize > 2 ** 31 - 1) {
       throw new errors.E_INVALID_ARGUMENT(`pruneBatchSize must be between 1 and 2^31-1, got ${this.#pruneBatchSize}`)
+    }
+    if (pruneInterval !== false) {
+      this.#housekeeping = new Housekeeping({
+        interval: pruneInterval,
+        run: async () => (await this.pruneExpired()) >= this.#pruneBatchSize,
+        connectionEnded: () => connectionEnded(connection),
+      })
     }
     if (booleanOption(options.listen, 'listen', true)) {
       const listener = new ReleaseListener(listenerClientFactory(connection), this.#names.channel)
@@ -110,7 +124,6 @@ export class PostgresStore implements LockStore {
 
   async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
     const result = await this.#run('acquire', key, this.#hot(this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl]))
-    this.#maybePrune()
     const row = result.rows[0] as AcquireRow | undefined
     if (row === undefined) return { acquired: false }
     if (row.fencing_token !== null) {
@@ -165,8 +178,9 @@ export class PostgresStore implements LockStore {
     return result.rowCount ?? 0
   }
 
-  /** Stops listening for releases. Never ends the connection you passed in. */
+  /** Stops housekeeping and listening for releases. Never ends the connection you passed in. */
   async close(): Promise<void> {
+    this.#housekeeping?.stop()
     await this.#listener?.close()
   }
 
@@ -176,9 +190,10 @@ export class PostgresStore implements LockStore {
   }
 
   async #run(operation: string, key: string | undefined, query: Query): Promise<QueryResult> {
+    this.#housekeeping?.start()
     try {
       await this.#ensureTable()
-      return await this.#db.query(query)
+      return await retryingConflicts(() => this.#db.query(query))
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
       const reason = error instanceof Error ? error.message : String(error)
@@ -221,26 +236,6 @@ export class PostgresStore implements LockStore {
   async #tableExists(): Promise<boolean> {
     const result = await this.#db.query({ text: this.#sql.tableExists, values: [this.#names.table, this.#names.sequence] })
     return (result.rows[0] as { present: boolean } | undefined)?.present === true
-  }
-
-  /** Opportunistic housekeeping: at most one run at a time, and at most once per `pruneInterval`. */
-  #maybePrune(): void {
-    if (this.#pruneInterval === false || this.#pruning) return
-    const now = performance.now()
-    if (now - this.#lastPruneAt < this.#pruneInterval) return
-    this.#pruning = true
-    this.#lastPruneAt = now
-    this.pruneExpired().then(
-      (deleted) => {
-        this.#pruning = false
-        // A full batch means more is waiting: let the next acquire carry on instead of waiting an interval.
-        if (deleted >= this.#pruneBatchSize) this.#lastPruneAt = Number.NEGATIVE_INFINITY
-      },
-      () => {
-        // Housekeeping must never fail a lock operation; the next interval tries again.
-        this.#pruning = false
-      },
-    )
   }
 }
 
