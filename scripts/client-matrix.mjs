@@ -45,7 +45,11 @@ for (const { folder, client, version } of rows) {
     manifest.pnpm = { ...manifest.pnpm, overrides: { ...manifest.pnpm?.overrides, [client]: version } }
     writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`)
 
-    const install = run('pnpm', ['install', '--no-frozen-lockfile', '--prefer-offline', '--config.confirmModulesPurge=false'], copy)
+    const install = run(
+      'pnpm',
+      ['install', '--no-frozen-lockfile', '--prefer-offline', '--config.confirmModulesPurge=false'],
+      copy,
+    )
     if (!install.ok) {
       report.fail(`${label}: install`, install.output, install.seconds)
       continue

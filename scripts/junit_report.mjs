@@ -6,8 +6,7 @@ import { join } from 'node:path'
 export const repositoryRoot = new URL('..', import.meta.url).pathname
 export const resultsFolder = join(repositoryRoot, 'test-results')
 
-const escapeXml = (text) =>
-  String(text).replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c])
+const escapeXml = (text) => String(text).replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c])
 
 /** A named suite of checks; each check prints "ok"/"FAIL" as it finishes, and `save()` writes the report. */
 export function junitReport(suite) {
