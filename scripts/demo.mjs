@@ -1,7 +1,7 @@
 // `pnpm demo`: runs examples/basic on a fresh clone right after `pnpm install`. The example imports the
 // built packages it depends on, so any of them whose dist/ is missing or older than its src/ is built first.
 // Only the JavaScript is built here (a second or two); the declarations come with `pnpm build`, which turbo
-// runs in full because this build leaves no entry in its cache.
+// runs in full because this build leaves no entry in its cache. (Dirent.path: Node 20 before 20.12.)
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -12,7 +12,7 @@ const example = join(root, 'examples/basic')
 function newestChange(folder) {
   let newest = 0
   for (const entry of readdirSync(folder, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs)
+    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath ?? entry.path, entry.name)).mtimeMs)
   }
   return newest
 }
