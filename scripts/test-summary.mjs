@@ -1,4 +1,4 @@
-// Adds up the test reports every package writes to test-results/ (vitest JSON, node:test JUnit) and prints
+// Adds up the test reports every package (and the repository root) writes to test-results/ (vitest JSON, node:test JUnit) and prints
 // the closing line CI reads: "N passed, N failed".
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -7,7 +7,8 @@ const root = new URL('..', import.meta.url).pathname
 const folders = ['packages', 'examples'].flatMap((group) =>
   existsSync(join(root, group)) ? readdirSync(join(root, group)).map((name) => join(root, group, name)) : [],
 )
-folders.push(join(root, 'bench'), join(root, 'torture'))
+// The root's own test-results/ holds what the CI scripts under scripts/ check (client matrix, packed tarballs).
+folders.push(join(root, 'bench'), join(root, 'torture'), root)
 
 let passed = 0
 let failed = 0

@@ -362,7 +362,7 @@ describe('a connection that is down', () => {
 describe('close', () => {
   test('never closes the connection it was given', async () => {
     const connection = connect()
-    // Ready first: on a loaded machine the ready check may still be running when the subscription is.
+    // Wait out the handshake: ioredis 6 is still in 'connect' when close() returns on a fresh connection.
     await connection.ping()
     const own = redisStore({ connection })
     const key = uniqueKey('close')
