@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { Redis as CloudflareRedis } from '@upstash/redis/cloudflare'
 import { errors } from '@verrou/core'
+import type { UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import { Redis as IORedis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { lockKeys } from '../../redis/src/keys.js'
-import type { UpstashRestServer } from '../test/rest_server.js'
 import { client, redisUrl, startRestServer, uniqueKey } from '../test/setup.js'
 import { UpstashStore, upstashStore } from './store.js'
 
