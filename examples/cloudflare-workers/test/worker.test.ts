@@ -29,8 +29,21 @@ beforeAll(async () => {
   await Promise.all(runtimes.map((runtime) => runtime.ready))
 })
 
+/** Reports the tests used, so their keys can be removed from the shared Redis afterwards. */
+const used: string[] = []
+const reportName = (label: string) => {
+  const id = uniqueName(label)
+  used.push(id)
+  return id
+}
+
 afterAll(async () => {
   await Promise.all((runtimes ?? []).map((runtime) => runtime.dispose()))
+  const keys = used.flatMap((id) => [
+    `reports:${id}`,
+    ...['rebuilds', 'overlaps', 'active'].map((name) => `reports:${id}:${name}`),
+  ])
+  if (keys.length > 0) await redis?.del(...keys)
   await server?.close()
 })
 
@@ -49,7 +62,7 @@ async function counters(reportId: string) {
 }
 
 test('concurrent requests in two isolates: the rebuild runs exactly once while the lock is held', async () => {
-  const reportId = uniqueName('race')
+  const reportId = reportName('race')
   const responses = await Promise.all(Array.from({ length: 8 }, (_, i) => rebuild(runtimes[i % 2]!, reportId)))
   const rebuilt = responses.filter((response) => response.status === 200)
   expect(rebuilt).toHaveLength(1)
@@ -61,7 +74,7 @@ test('concurrent requests in two isolates: the rebuild runs exactly once while t
 })
 
 test('once the lock is released, the next request rebuilds again, with a higher fencing token', async () => {
-  const reportId = uniqueName('again')
+  const reportId = reportName('again')
   const first = await rebuild(runtimes[0]!, reportId)
   const second = await rebuild(runtimes[1]!, reportId)
   expect([first.status, second.status]).toEqual([200, 200])
