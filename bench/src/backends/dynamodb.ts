@@ -1,8 +1,8 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { dynamodbStore } from '@verrou/dynamodb'
-import { DynamoDBStore as V0DynamoDBStore } from 'verrou-v0/drivers/dynamodb'
 // The engine the DynamoDB store's own tests run on.
-import { startDynamoDBLocal } from '../../../packages/dynamodb/test/dynamodb_local.js'
+import { startDynamoDBLocal } from '@verrou/test-utils/dynamodb-local'
+import { DynamoDBStore as V0DynamoDBStore } from 'verrou-v0/drivers/dynamodb'
 import { packageVersion } from '../environment.js'
 import type { Counters } from '../subject.js'
 import { DYNAMODB_FLOOR_KEY, dynamodbFloorSubject } from '../subjects/floor_dynamodb.js'

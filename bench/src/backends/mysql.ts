@@ -1,4 +1,5 @@
 import { mysqlStore } from '@verrou/mysql'
+import { mysqlConfig } from '@verrou/test-utils/connection-settings'
 import knex from 'knex'
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
 import { knexStore } from 'verrou-v0/drivers/knex'
@@ -8,20 +9,9 @@ import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
 import type { Backend } from './backend.js'
 
-/** MYSQL_* variables, defaulting to the local MariaDB the tests use (root, no password, database test). */
-export function mysqlConfig() {
-  return {
-    host: process.env.MYSQL_HOST ?? '127.0.0.1',
-    port: Number(process.env.MYSQL_PORT ?? 3306),
-    user: process.env.MYSQL_USER ?? 'root',
-    password: process.env.MYSQL_PASSWORD ?? '',
-    database: process.env.MYSQL_DATABASE ?? 'test',
-  }
-}
-
 /** A pool of one connection whose every statement is counted as a round trip. */
 function countedPool(counters: Counters, options: PoolOptions = {}): Pool {
-  const pool = mysql.createPool({ ...mysqlConfig(), connectionLimit: 1, ...options })
+  const pool = mysql.createPool({ ...mysqlConfig, connectionLimit: 1, ...options })
   for (const method of ['execute', 'query'] as const) {
     const original = pool[method]
     Object.assign(pool, {
@@ -38,7 +28,7 @@ export const mysqlBackend: Backend = {
   store: 'mysql',
   label: 'MySQL / MariaDB',
   async start({ runId }) {
-    const admin = mysql.createPool({ ...mysqlConfig(), connectionLimit: 1, multipleStatements: true })
+    const admin = mysql.createPool({ ...mysqlConfig, connectionLimit: 1, multipleStatements: true })
     const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version')
     const version = String(rows[0]?.version ?? 'unknown version')
     const tables = { ours: `vbench_${runId}_ours`, floor: `vbench_${runId}_raw`, v0: `vbench_${runId}_v0` }
@@ -55,7 +45,7 @@ export const mysqlBackend: Backend = {
         verrouV0Subject(
           'mysql',
           async (counters) => {
-            const db = knex({ client: 'mysql2', connection: mysqlConfig(), pool: { min: 0, max: 1 } })
+            const db = knex({ client: 'mysql2', connection: mysqlConfig, pool: { min: 0, max: 1 } })
             db.on('query', () => {
               counters.roundTrips += 1
             })

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
 import type { PostgresConnection } from '@verrou/postgres'
+import type { PostgresSettings } from '@verrou/test-utils/connection-settings'
 
 /**
  * pg's Pool. pg ships no types and the bench has no @types/pg of its own, so the type comes from what
@@ -7,12 +8,7 @@ import type { PostgresConnection } from '@verrou/postgres'
  */
 export type PgPool = Extract<PostgresConnection, { totalCount: number }>
 
-export interface PgPoolConfig {
-  host: string
-  port: number
-  user: string
-  password: string | undefined
-  database: string
+export type PgPoolConfig = PostgresSettings & {
   max: number
   connectionTimeoutMillis: number
 }

@@ -1,4 +1,5 @@
 import { postgresStore } from '@verrou/postgres'
+import { postgresConfig } from '@verrou/test-utils/connection-settings'
 import knex from 'knex'
 import { knexStore } from 'verrou-v0/drivers/knex'
 import type { Counters } from '../subject.js'
@@ -7,17 +8,6 @@ import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
 import type { Backend } from './backend.js'
 import { PgPool } from './pg.js'
-
-/** PG* variables, defaulting to the local server the tests use (127.0.0.1:5432, postgres, database test). */
-export function postgresConfig() {
-  return {
-    host: process.env.PGHOST ?? '127.0.0.1',
-    port: Number(process.env.PGPORT ?? 5432),
-    user: process.env.PGUSER ?? 'postgres',
-    password: process.env.PGPASSWORD,
-    database: process.env.PGDATABASE ?? 'test',
-  }
-}
 
 /** A pool of one connection whose every query is counted as a round trip. */
 function countedPool(counters: Counters): PgPool {

@@ -1,4 +1,5 @@
 import { redisStore } from '@verrou/redis'
+import { redisUrl as configuredRedisUrl } from '@verrou/test-utils/connection-settings'
 import { Redis } from 'ioredis'
 import { RedisStore as V0RedisStore } from 'verrou-v0/drivers/redis'
 import type { Counters } from '../subject.js'
@@ -9,7 +10,8 @@ import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
 import type { Backend } from './backend.js'
 
-export const redisUrl = (): string => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+/** REDIS_URL, default the local Redis the tests use. */
+export const redisUrl = (): string => configuredRedisUrl
 
 /** A new connection whose every command is counted as a round trip. */
 export function countedRedis(url: string, counters: Counters): Redis {

@@ -1,7 +1,7 @@
 import { Redis as UpstashRedis } from '@upstash/redis'
-import { upstashStore } from '@verrou/upstash'
 // The local REST API the Upstash store's own tests run on, in front of a real Redis.
-import { startUpstashRestServer } from '../../../packages/upstash/test/rest_server.js'
+import { startUpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
+import { upstashStore } from '@verrou/upstash'
 import type { Counters } from '../subject.js'
 import { upstashFloorSubject } from '../subjects/floor_upstash.js'
 import { verrouSubjects } from '../subjects/verrou.js'

@@ -56,23 +56,27 @@ export function createHandler({ store, job }: { store: LockStore; job: Job }) {
   }
 }
 
-/** Short timeouts and few retries: a Lambda should fail fast rather than spend its time on a dead endpoint. */
-function clientFromEnvironment(): DynamoDBClient {
-  return new DynamoDBClient({
+/** What the handler reads from its environment (the function's configuration in AWS). */
+export type Environment = Record<string, string | undefined>
+
+/**
+ * The lock store the deployed function uses. Short timeouts and few retries: a Lambda should fail fast
+ * rather than spend its time on a dead endpoint.
+ */
+export function storeFromEnvironment(env: Environment = process.env): LockStore {
+  const client = new DynamoDBClient({
     // Unset in AWS (the SDK finds the regional endpoint); set to DynamoDB Local when running locally.
-    endpoint: process.env.DYNAMODB_ENDPOINT || undefined,
+    endpoint: env.DYNAMODB_ENDPOINT || undefined,
     maxAttempts: 3,
     requestHandler: { connectionTimeout: 1000, requestTimeout: 2000, throwOnRequestTimeout: true },
   })
+  return dynamodbStore({
+    client,
+    table: { name: env.LOCK_TABLE_NAME ?? 'verrou-locks' },
+    // In production let infrastructure code create the table and set this to false (see the README).
+    autoCreateTable: env.LOCK_TABLE_AUTO_CREATE !== 'false',
+  })
 }
 
-/** The function Lambda calls: configure it as `handler.handler`. */
-export const handler = createHandler({
-  store: dynamodbStore({
-    client: clientFromEnvironment(),
-    table: { name: process.env.LOCK_TABLE_NAME ?? 'verrou-locks' },
-    // In production let infrastructure code create the table and set this to false (see the README).
-    autoCreateTable: process.env.LOCK_TABLE_AUTO_CREATE !== 'false',
-  }),
-  job: sendDailyDigest,
-})
+/** The function Lambda calls: configure it as `handler.handler` (the file is dist/handler.mjs). */
+export const handler = createHandler({ store: storeFromEnvironment(), job: sendDailyDigest })

@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { dynamodbConfig } from '@verrou/test-utils/connection-settings'
 import { inject } from 'vitest'
 
 /**
@@ -11,11 +12,8 @@ export function testClient(
 ): DynamoDBClient {
   return new DynamoDBClient({
     endpoint,
-    region: process.env.DYNAMODB_REGION ?? 'us-east-1',
-    credentials: {
-      accessKeyId: process.env.DYNAMODB_ACCESS_KEY_ID ?? 'verrou',
-      secretAccessKey: process.env.DYNAMODB_SECRET_ACCESS_KEY ?? 'verrou',
-    },
+    region: dynamodbConfig().region,
+    credentials: dynamodbConfig().credentials,
     maxAttempts: 2,
     // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes and keeps waiting.
     requestHandler: { connectionTimeout: 1000, requestTimeout, throwOnRequestTimeout: true },

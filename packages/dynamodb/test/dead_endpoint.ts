@@ -1,13 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net'
+import { freePort } from '@verrou/test-utils/free-port'
 
 /** An endpoint where nothing listens: connections are refused at once. */
 export async function refusingEndpoint(): Promise<string> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  if (typeof address !== 'object' || address === null) throw new Error('no port')
-  return `http://127.0.0.1:${address.port}`
+  return `http://127.0.0.1:${await freePort()}`
 }
 
 /** An endpoint that accepts connections and never answers: only timeouts end a request. */

@@ -1,5 +1,6 @@
+import { dynamodbConfig } from '@verrou/test-utils/connection-settings'
+import { startDynamoDBLocal } from '@verrou/test-utils/dynamodb-local'
 import type { TestProject } from 'vitest/node'
-import { startDynamoDBLocal } from './dynamodb_local.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,7 +10,7 @@ declare module 'vitest' {
 
 /** Uses DYNAMODB_ENDPOINT when set, otherwise starts an in-memory DynamoDB Local for this run. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const configured = process.env.DYNAMODB_ENDPOINT
+  const configured = dynamodbConfig().endpoint
   if (configured) {
     project.provide('dynamodbEndpoint', configured)
     return async () => {}

@@ -1,21 +1,12 @@
 import { randomBytes } from 'node:crypto'
+import { postgresConfig } from '@verrou/test-utils/connection-settings'
 import pg from 'pg'
 
 /**
  * Where the tests find PostgreSQL: POSTGRES_URL if set, else the standard PG* variables, defaulting to
  * the local server (127.0.0.1:5432, user postgres, database test, trust auth).
  */
-export function connectionConfig(): pg.ClientConfig {
-  const url = process.env.POSTGRES_URL
-  if (url) return { connectionString: url }
-  return {
-    host: process.env.PGHOST ?? '127.0.0.1',
-    port: Number(process.env.PGPORT ?? 5432),
-    user: process.env.PGUSER ?? 'postgres',
-    password: process.env.PGPASSWORD,
-    database: process.env.PGDATABASE ?? 'test',
-  }
-}
+export const connectionConfig: () => pg.ClientConfig = postgresConfig
 
 /** A pool for one test file; `application_name` lets tests find its sessions in pg_stat_activity. */
 export function createPool(options: pg.PoolConfig = {}): pg.Pool {

@@ -1,10 +1,10 @@
 import { errors, type LockStore } from '@verrou/core'
 import { runLockStoreConformance } from '@verrou/core/test-suite'
 import { lockKeys } from '@verrou/redis-scripts'
+import { type RedisCluster, startRedisCluster } from '@verrou/test-utils/redis-cluster'
 import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { closedPort, uniqueKey } from '../test/connections.js'
-import { type RedisCluster, startRedisCluster } from '../test/redis_cluster.js'
 import { RedisStore } from './store.js'
 
 const prefix = 'verrou-test:'

@@ -1,8 +1,9 @@
-import { createServer } from 'node:net'
+import { redisUrl } from '@verrou/test-utils/connection-settings'
+import { freePort } from '@verrou/test-utils/free-port'
 import { Redis, type RedisOptions } from 'ioredis'
 
 /** The Redis the tests run against: REDIS_URL, default 127.0.0.1:6379. */
-export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+export { redisUrl }
 
 /** A connection to the test Redis; the caller closes it. */
 export function connect(options: RedisOptions = {}): Redis {
@@ -10,14 +11,7 @@ export function connect(options: RedisOptions = {}): Redis {
 }
 
 /** A local port nothing listens on: bound, then released. */
-export async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
+export const closedPort = freePort
 
 /**
  * A connection to a port nothing listens on, set up as we advise in the README: failed commands are not

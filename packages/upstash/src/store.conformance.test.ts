@@ -1,6 +1,6 @@
 import { runLockStoreConformance } from '@verrou/core/test-suite'
+import type { UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import { afterAll, beforeAll, describe, test } from 'vitest'
-import type { UpstashRestServer } from '../test/rest_server.js'
 import { client, closedPort, startRestServer } from '../test/setup.js'
 import { UpstashStore } from './store.js'
 

@@ -1,9 +1,10 @@
-import { createServer } from 'node:net'
 import { Redis, type RedisConfigNodejs } from '@upstash/redis'
-import { startUpstashRestServer, type UpstashRestServer } from './rest_server.js'
+import { redisUrl } from '@verrou/test-utils/connection-settings'
+import { freePort } from '@verrou/test-utils/free-port'
+import { startUpstashRestServer, type UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 
 /** The real Redis behind the REST server: REDIS_URL, default 127.0.0.1:6379. */
-export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+export { redisUrl }
 
 export function startRestServer(): Promise<UpstashRestServer> {
   return startUpstashRestServer({ redisUrl, token: `test-token-${Math.random().toString(36).slice(2)}` })
@@ -15,14 +16,7 @@ export function client(server: { url: string; token: string }, options: Partial<
 }
 
 /** A local port nothing listens on: bound, then released. */
-export async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
+export const closedPort = freePort
 
 /** A fresh key per test run, so parallel runs and other test files never collide. */
 export function uniqueKey(label: string): string {

@@ -1,9 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { type LockStore, MemoryStore } from '@verrou/core'
+import { mysqlConfig, postgresConfig, redisUrl, uniqueName } from '@verrou/test-utils/connection-settings'
 import { Redis } from 'ioredis'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
-import { mysqlConfig, postgresConfig, redisUrl, uniqueName } from './connection_settings.js'
 
 export const STORE_KINDS = ['memory', 'redis', 'upstash', 'postgres', 'mysql', 'dynamodb'] as const
 export type StoreKind = (typeof STORE_KINDS)[number]
@@ -120,7 +120,7 @@ export async function prepareBackend(kind: StoreKind): Promise<Backend> {
       return { spec: { kind, url: redisUrl, prefix }, dispose: () => deleteRedisKeys(redisUrl, prefix) }
     }
     case 'upstash': {
-      const { startUpstashRestServer } = await import('../../../packages/upstash/test/rest_server.js')
+      const { startUpstashRestServer } = await import('@verrou/test-utils/upstash-rest-server')
       const prefix = `${uniqueName('torture')}:`
       const server = await startUpstashRestServer({ redisUrl, token: uniqueName('token') })
       return {
@@ -155,7 +155,7 @@ export async function prepareBackend(kind: StoreKind): Promise<Backend> {
       }
     }
     case 'dynamodb': {
-      const { startDynamoDBLocal } = await import('../../../packages/dynamodb/test/dynamodb_local.js')
+      const { startDynamoDBLocal } = await import('@verrou/test-utils/dynamodb-local')
       const local = await startDynamoDBLocal()
       return { spec: { kind, endpoint: local.endpoint, tableName: uniqueName('torture') }, dispose: () => local.stop() }
     }

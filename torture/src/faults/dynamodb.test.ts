@@ -1,9 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { LockFactory } from '@verrou/core'
 import { type DynamoDBStore, dynamodbStore } from '@verrou/dynamodb'
+import { uniqueName } from '@verrou/test-utils/connection-settings'
+import { type DynamoDBLocal, startDynamoDBLocal } from '@verrou/test-utils/dynamodb-local'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { uniqueName } from '../backends/connection_settings.js'
-import { type PrivateDynamoDB, startPrivateDynamoDB } from '../backends/dynamodb_server.js'
 import { dynamodbClient } from '../backends/stores.js'
 import { tally } from '../tally.js'
 import { installCrashGuard } from './crash_guard.js'
@@ -14,14 +14,14 @@ const SLACK = 1_500
 
 describe('dynamodb: a private DynamoDB Local frozen, killed and restarted under the store', () => {
   const guard = installCrashGuard()
-  let local: PrivateDynamoDB
+  let local: DynamoDBLocal
   let client: DynamoDBClient
   let store: DynamoDBStore
   let factory: LockFactory
 
   beforeAll(async () => {
     // Its data on disk, so a restart keeps the table, the locks and their fencing counters.
-    local = await startPrivateDynamoDB()
+    local = await startDynamoDBLocal({ persistent: true })
     client = await dynamodbClient(local.endpoint, 2_000)
     store = dynamodbStore({ client, table: { name: uniqueName('torture_faults') }, clockSkewAllowance: 0 })
     factory = new LockFactory(store, { operationTimeout: OPERATION_TIMEOUT })
@@ -31,7 +31,7 @@ describe('dynamodb: a private DynamoDB Local frozen, killed and restarted under 
 
   afterAll(async () => {
     client?.destroy()
-    await local?.dispose()
+    await local?.stop()
     guard.dispose()
     expect(guard.seen).toEqual([])
   })
@@ -75,7 +75,7 @@ describe('dynamodb: an in-memory DynamoDB Local restarted empty under the store'
   // Found by this suite: the store used to check its table once and never again, failing for good after the
   // table vanished. It now forgets the check on ResourceNotFoundException and creates the table again.
   test('the same store object recreates its table (autoCreateTable) and works again', async () => {
-    const local = await startPrivateDynamoDB({ inMemory: true })
+    const local = await startDynamoDBLocal()
     const client = await dynamodbClient(local.endpoint, 2_000)
     try {
       const store = dynamodbStore({ client, table: { name: uniqueName('torture_restart') }, clockSkewAllowance: 0 })
@@ -97,7 +97,7 @@ describe('dynamodb: an in-memory DynamoDB Local restarted empty under the store'
       await after.release()
     } finally {
       client.destroy()
-      await local.dispose()
+      await local.stop()
     }
   })
 })

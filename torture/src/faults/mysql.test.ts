@@ -1,8 +1,8 @@
 import { LockFactory } from '@verrou/core'
 import { type MysqlStore, mysqlStore } from '@verrou/mysql'
+import { mysqlConfig, uniqueName } from '@verrou/test-utils/connection-settings'
 import mysql, { type Connection, type Pool, type RowDataPacket } from 'mysql2/promise'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { mysqlConfig, uniqueName } from '../backends/connection_settings.js'
 import { installCrashGuard } from './crash_guard.js'
 import { runIdleKill, runOutage } from './outage.js'
 

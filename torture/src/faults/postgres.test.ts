@@ -1,8 +1,8 @@
 import { LockFactory } from '@verrou/core'
 import { type PostgresStore, postgresStore } from '@verrou/postgres'
+import { postgresConfig, uniqueName } from '@verrou/test-utils/connection-settings'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { postgresConfig, uniqueName } from '../backends/connection_settings.js'
 import { installCrashGuard } from './crash_guard.js'
 import { runIdleKill, runOutage } from './outage.js'
 

@@ -1,9 +1,9 @@
 import { Redis as UpstashRedis } from '@upstash/redis'
 import { LockFactory } from '@verrou/core'
+import { type PrivateRedis, startPrivateRedis } from '@verrou/test-utils/redis-server'
+import { startUpstashRestServer, type UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import { upstashStore } from '@verrou/upstash'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { startUpstashRestServer, type UpstashRestServer } from '../../../packages/upstash/test/rest_server.js'
-import { type PrivateRedis, startPrivateRedis } from '../backends/redis_server.js'
 import { installCrashGuard } from './crash_guard.js'
 import { runOutage } from './outage.js'
 

@@ -1,7 +1,16 @@
+import { type RedisConfigNodejs, Redis as UpstashRedis } from '@upstash/redis'
 import { Redis as IORedis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import type { UpstashRestServer } from './rest_server.js'
-import { client, redisUrl, startRestServer, uniqueKey } from './setup.js'
+import { redisUrl, uniqueName } from './connection_settings.js'
+import { startUpstashRestServer, type UpstashRestServer } from './upstash_rest_server.js'
+
+const startRestServer = () => startUpstashRestServer({ redisUrl, token: uniqueName('test-token') })
+const uniqueKey = (label: string) => uniqueName(`verrou-test-utils:${label}`)
+
+/** The unmodified client, no telemetry from tests. */
+function client(server: UpstashRestServer, options: Partial<RedisConfigNodejs> = {}): UpstashRedis {
+  return new UpstashRedis({ url: server.url, token: server.token, enableTelemetry: false, ...options })
+}
 
 let server: UpstashRestServer
 let redis: IORedis

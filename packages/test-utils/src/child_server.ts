@@ -3,9 +3,24 @@ import { accepts } from './free_port.js'
 
 /** Children still running, killed if this process exits without stopping them. */
 const running = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL')
-})
+let exitHookInstalled = false
+
+/** Never leave a server behind: kill the children on exit, and on SIGINT/SIGTERM when nobody else handles them. */
+function installExitHook(): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  const killAll = () => {
+    for (const child of running) child.kill('SIGKILL')
+  }
+  process.once('exit', killAll)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killAll()
+      // Act as the default handler would only if nobody else listens.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+    })
+  }
+}
 
 /**
  * A server process this suite owns and harms on purpose: frozen with SIGSTOP (it stops answering but
@@ -25,8 +40,9 @@ export class ChildServer {
     this.#start = start
   }
 
-  /** Starts the process and resolves once its port accepts connections. */
+  /** Starts the process and resolves once its port accepts connections (60 s by default: a cold JVM on a busy machine). */
   async start(timeoutMs = 60_000): Promise<void> {
+    installExitHook()
     const child = this.#start()
     this.#child = child
     running.add(child)
@@ -42,9 +58,17 @@ export class ChildServer {
     })
     const deadline = Date.now() + timeoutMs
     while (!(await accepts(this.port))) {
-      if (spawnError || child.exitCode !== null || Date.now() > deadline) {
+      const failure =
+        spawnError !== undefined
+          ? `could not be started (${spawnError.message})`
+          : child.exitCode !== null || child.signalCode !== null
+            ? `exited with ${child.exitCode ?? child.signalCode}`
+            : Date.now() > deadline
+              ? `did not answer on port ${this.port} within ${timeoutMs} ms`
+              : undefined
+      if (failure !== undefined) {
         child.kill('SIGKILL')
-        throw new Error(`${this.name} did not start on port ${this.port}: ${spawnError?.message ?? ''}\n${this.#output}`)
+        throw new Error(`${this.name} ${failure}. Output:\n${this.#output}`)
       }
       await new Promise((resolve) => setTimeout(resolve, 50))
     }

@@ -1,6 +1,9 @@
 import { connect, createServer } from 'node:net'
 
-/** A local port nothing listens on right now: bound, then released. */
+/**
+ * A local port nothing listens on right now: bound, then released. Tests use it both to start a server
+ * on and as an endpoint where connections are refused at once.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
@@ -13,7 +16,7 @@ export function freePort(): Promise<number> {
   })
 }
 
-/** Whether something accepts TCP connections on `port`. */
+/** Whether something accepts TCP connections on `port` of 127.0.0.1. */
 export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' })

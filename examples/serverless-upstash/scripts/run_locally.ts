@@ -1,19 +1,16 @@
 /**
- * Runs the handler on this machine: starts the local Upstash REST server (the one the @verrou/upstash
- * tests use) in front of the Redis at REDIS_URL (default 127.0.0.1:6379), then fires five invocations of
- * the same job at once, as a retrying scheduler might. Exactly one runs the job.
- *
- *   pnpm --filter @verrou/example-serverless-upstash start
+ * `pnpm start`: runs the handler on this machine against your Upstash database (UPSTASH_REDIS_REST_URL and
+ * UPSTASH_REDIS_REST_TOKEN, from the Upstash console), firing five invocations of the same job at once, as a
+ * retrying scheduler might. Exactly one runs the job.
  */
 import { Redis } from '@upstash/redis'
-import { startUpstashRestServer } from '../../../packages/upstash/test/rest_server.js'
-import { createHandler } from './handler.js'
+import { createHandler } from '../src/handler.js'
 
-const server = await startUpstashRestServer({
-  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  token: 'local-demo-token',
-})
-const redis = new Redis({ url: server.url, token: server.token, enableTelemetry: false })
+if (!process.env.UPSTASH_REDIS_REST_URL || !process.env.UPSTASH_REDIS_REST_TOKEN) {
+  console.error('Set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN to your Upstash database (see the README).')
+  process.exit(1)
+}
+const redis = Redis.fromEnv()
 const jobId = `nightly-report-${Date.now()}`
 let runs = 0
 
@@ -33,7 +30,6 @@ const invoke = async (label: string) => {
 }
 
 try {
-  console.log(`Upstash REST server for the demo at ${server.url}`)
   const statuses = await Promise.all([1, 2, 3, 4, 5].map((n) => invoke(`invocation ${n}:`)))
   await invoke('a later retry:')
   console.log(`the job ran ${runs} time(s)`)
@@ -41,5 +37,4 @@ try {
 } finally {
   // The lock's fencing counter stays in Redis by design; a demo run removes its own.
   await redis.del(`jobs:done:${jobId}`, `verrou:{jobs:${jobId}}:fence`)
-  await server.close()
 }

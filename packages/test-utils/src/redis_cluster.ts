@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { closedPort } from './connections.js'
+import { freePort } from './free_port.js'
 
 const run = promisify(execFile)
 
@@ -43,9 +43,9 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   try {
     const nodes: RedisCluster['nodes'] = []
     for (let i = 0; i < 3; i++) {
-      const port = await closedPort()
+      const port = await freePort()
       // The bus port defaults to port + 10000, which may not exist for a high ephemeral port: pick one.
-      const busPort = await closedPort()
+      const busPort = await freePort()
       const child = spawn(
         'redis-server',
         [

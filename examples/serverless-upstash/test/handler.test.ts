@@ -1,13 +1,14 @@
 import { Redis } from '@upstash/redis'
+import { redisUrl, uniqueName } from '@verrou/test-utils/connection-settings'
+import { startUpstashRestServer, type UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { startUpstashRestServer, type UpstashRestServer } from '../../../packages/upstash/test/rest_server.js'
-import { createHandler, type Job } from './handler.js'
+import { createHandler, type Job } from '../src/handler.js'
 
 let server: UpstashRestServer
 let redis: Redis
 
 beforeAll(async () => {
-  server = await startUpstashRestServer({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', token: 'example-test' })
+  server = await startUpstashRestServer({ redisUrl, token: uniqueName('example-test') })
   redis = new Redis({ url: server.url, token: server.token, enableTelemetry: false })
 })
 
@@ -15,7 +16,7 @@ afterAll(async () => {
   await server?.close()
 })
 
-const uniqueJob = (label: string) => `${label}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+const uniqueJob = (label: string) => uniqueName(label)
 const post = (jobId: string) => new Request(`https://functions.example/?job=${jobId}`, { method: 'POST' })
 
 test('invocations racing on one job: exactly one runs it, the others answer 409, a later one sees it done', async () => {
