@@ -1,7 +1,7 @@
 import { errors, type Logger } from '@verrou/core'
+import { commandCalls, type PrivateRedis, startPrivateRedis } from '@verrou/test-utils/redis-server'
 import { afterEach, describe, expect, test } from 'vitest'
 import { connect, uniqueKey } from '../test/connections.js'
-import { commandCalls, type PrivateRedis, startPrivateRedis } from '../test/private_redis.js'
 import { redisStore } from './store.js'
 
 // Each test runs its own redis-server: maxmemory settings must never reach the shared one.
@@ -10,11 +10,11 @@ const connections: { quit(): Promise<unknown> }[] = []
 
 afterEach(async () => {
   await Promise.all(connections.splice(0).map((connection) => connection.quit()))
-  await Promise.all(servers.splice(0).map((server) => server.stop()))
+  await Promise.all(servers.splice(0).map((server) => server.dispose()))
 })
 
 async function server(...args: string[]) {
-  const started = await startPrivateRedis(args)
+  const started = await startPrivateRedis({ args })
   servers.push(started)
   const connection = started.connect()
   const admin = started.connect()

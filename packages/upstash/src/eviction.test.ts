@@ -1,7 +1,7 @@
 import { errors, type Logger } from '@verrou/core'
+import { type PrivateRedis, startPrivateRedis } from '@verrou/test-utils/redis-server'
+import { startUpstashRestServer, type UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import { afterEach, describe, expect, test } from 'vitest'
-import { type PrivateRedis, startPrivateRedis } from '../../redis/test/private_redis.js'
-import { startUpstashRestServer, type UpstashRestServer } from '../test/rest_server.js'
 import { client, uniqueKey } from '../test/setup.js'
 import { upstashStore } from './store.js'
 
@@ -11,13 +11,13 @@ let rest: UpstashRestServer | undefined
 
 afterEach(async () => {
   await rest?.close()
-  await redis?.stop()
+  await redis?.dispose()
   rest = undefined
   redis = undefined
 })
 
 async function restServer(...args: string[]): Promise<UpstashRestServer> {
-  redis = await startPrivateRedis(args)
+  redis = await startPrivateRedis({ args })
   rest = await startUpstashRestServer({ redisUrl: redis.url, token: 'eviction-test' })
   return rest
 }

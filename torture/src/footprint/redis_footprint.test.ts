@@ -1,11 +1,11 @@
 import { Redis as UpstashRedis } from '@upstash/redis'
 import type { LockStore } from '@verrou/core'
 import { redisStore } from '@verrou/redis'
+import { type PrivateRedis, startPrivateRedis } from '@verrou/test-utils/redis-server'
+import { startUpstashRestServer, type UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import { upstashStore } from '@verrou/upstash'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { startUpstashRestServer, type UpstashRestServer } from '../../../packages/upstash/test/rest_server.js'
-import { type PrivateRedis, startPrivateRedis } from '../backends/redis_server.js'
 
 /**
  * What a Redis store leaves behind: 100,000 distinct keys locked once each (as `invoice:${id}` would
