@@ -19,6 +19,15 @@ import type { AcquireResult, LockStore } from './store.js'
 import { type CallBounds, GAVE_UP, StoreCalls } from './store_call.js'
 import { monotonicNow } from './timer.js'
 
+// `await using` keys on Symbol.asyncDispose, declared by TypeScript's esnext.disposable lib. Declaring it here
+// (as @types/node does) keeps these declarations compiling where that lib is absent, such as an edge tsconfig
+// of ES2022 + WebWorker; runtimes without the symbol simply never call it.
+declare global {
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol
+  }
+}
+
 /** Everything a Lock needs besides its key; created by `LockFactory`. */
 export interface LockInit {
   store: LockStore
