@@ -1,6 +1,6 @@
 import { type AcquireResult, errors, type LockStore } from '@verrou/core'
+import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
-import { Housekeeping } from './housekeeping.js'
 import { keyHash, toBytes } from './key_bytes.js'
 import { type LockStatements, lockStatements, PRUNE_BATCH, readAcquire } from './sql.js'
 import { type LockTables, resolveTables } from './table_name.js'

@@ -1,4 +1,5 @@
 import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
+import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { QueryResult } from 'pg'
 import {
   connectionEnded,
@@ -8,7 +9,6 @@ import {
   type Queryable,
   toQueryable,
 } from './connection.js'
-import { Housekeeping } from './housekeeping.js'
 import { ReleaseListener } from './release_listener.js'
 import { buildStatements, type HotStatement, type Statements } from './sql.js'
 import { resolveTableNames, type TableNames } from './table_name.js'

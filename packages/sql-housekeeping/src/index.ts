@@ -1,0 +1,1 @@
+export { Housekeeping, type HousekeepingOptions } from './housekeeping.js'
