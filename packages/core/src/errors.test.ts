@@ -65,3 +65,16 @@ test('E_LOCK_STORAGE_ERROR.from gives drivers the message style core uses', () =
     'Lock store failed to prune: down',
   )
 })
+
+test('E_LOCK_STORAGE_ERROR.from takes a detail in place of the cause description, and keeps the cause itself', () => {
+  const cause = new Error('ER_NO_SUCH_ROW')
+  const error = errors.E_LOCK_STORAGE_ERROR.from(cause, {
+    operation: 'acquire',
+    key: 'invoice:1',
+    store: 'MySQL lock store',
+    detail: 'locks_floor has no row',
+  })
+  expect(error.message).toBe('MySQL lock store failed to acquire lock "invoice:1": locks_floor has no row')
+  expect(error.cause).toBe(cause)
+  expect(error.key).toBe('invoice:1')
+})

@@ -94,10 +94,13 @@ export class E_LOCK_STORAGE_ERROR extends VerrouError {
    * to acquire lock "k": ECONNRESET"), with long keys shortened and non-Error causes described.
    * `store` names the driver (default "Lock store").
    */
-  static from(cause: unknown, context: { operation: string; key?: string; store?: string }): E_LOCK_STORAGE_ERROR {
-    const { operation, key, store = 'Lock store' } = context
+  static from(
+    cause: unknown,
+    context: { operation: string; key?: string; store?: string; detail?: string },
+  ): E_LOCK_STORAGE_ERROR {
+    const { operation, key, store = 'Lock store', detail = describeCause(cause) } = context
     const lock = key === undefined ? '' : ` lock ${quoteKey(key)}`
-    return new E_LOCK_STORAGE_ERROR(`${store} failed to ${operation}${lock}: ${describeCause(cause)}`, { cause, key, operation })
+    return new E_LOCK_STORAGE_ERROR(`${store} failed to ${operation}${lock}: ${detail}`, { cause, key, operation })
   }
 }
 

@@ -9,6 +9,9 @@ import {
 import { type AcquireResult, errors, type LockStore } from '@verrou/core'
 import { ensureTable, errorName, KEY_ATTRIBUTE, TTL_ATTRIBUTE, validateTableName } from './table.js'
 
+/** How this store's errors name it. */
+const STORE_NAME = 'DynamoDB lock store'
+
 export interface DynamoDBStoreOptions {
   /** A client you own and configure (region, credentials, retries, timeouts). The store never destroys it. */
   client: DynamoDBClient
@@ -281,9 +284,11 @@ export class DynamoDBStore implements LockStore {
   #token(item: Record<string, AttributeValue> | undefined, key: string): number {
     const token = numberOf(item?.[FENCING_TOKEN])
     if (token === undefined || !Number.isSafeInteger(token) || token < 1) {
-      throw new errors.E_LOCK_STORAGE_ERROR(`DynamoDB returned no valid fencing token for "${key}"`, {
-        key,
+      throw errors.E_LOCK_STORAGE_ERROR.from(item?.[FENCING_TOKEN], {
         operation: 'acquire',
+        key,
+        store: STORE_NAME,
+        detail: 'the item holds no valid fencing token',
       })
     }
     return token
@@ -321,12 +326,8 @@ export class DynamoDBStore implements LockStore {
         hint = ` (does table "${this.#table}" exist? Create it as the README shows, or set autoCreateTable: true)`
       }
     }
-    const what = context ?? `failed to ${operation} "${key}"`
-    return new errors.E_LOCK_STORAGE_ERROR(`DynamoDB lock store ${what}: ${name}: ${message}${hint}`, {
-      cause: error,
-      key,
-      operation,
-    })
+    const detail = `${context === undefined ? '' : `${context}: `}${name}: ${message}${hint}`
+    return errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: STORE_NAME, detail })
   }
 }
 

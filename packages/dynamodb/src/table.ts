@@ -87,7 +87,11 @@ async function waitUntilActive(client: DynamoDBClient, table: string, timeout: n
       if (isUsable(description)) return
     }
     if (Date.now() + pause > deadline) {
-      throw new errors.E_LOCK_STORAGE_ERROR(`DynamoDB table "${table}" did not become ACTIVE within ${timeout} ms`)
+      throw errors.E_LOCK_STORAGE_ERROR.from(undefined, {
+        operation: `prepare table "${table}"`,
+        store: 'DynamoDB lock store',
+        detail: `it did not become ACTIVE within ${timeout} ms`,
+      })
     }
     await new Promise((resolve) => setTimeout(resolve, pause))
   }
@@ -115,10 +119,13 @@ function checkKeySchema(table: string, description: TableDescription | undefined
   const matches =
     keys.length === 1 && keys[0]?.AttributeName === KEY_ATTRIBUTE && keys[0].KeyType === 'HASH' && type?.AttributeType === 'S'
   if (!matches) {
-    throw new errors.E_LOCK_STORAGE_ERROR(
-      `DynamoDB table "${table}" exists but its key schema is not the one locks need ` +
+    throw errors.E_LOCK_STORAGE_ERROR.from(undefined, {
+      operation: `prepare table "${table}"`,
+      store: 'DynamoDB lock store',
+      detail:
+        `it exists but its key schema is not the one locks need ` +
         `(a single string partition key named "${KEY_ATTRIBUTE}"): use another table name`,
-    )
+    })
   }
 }
 

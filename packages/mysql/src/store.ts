@@ -5,6 +5,9 @@ import { keyHash, toBytes } from './key_bytes.js'
 import { type LockStatements, lockStatements, PRUNE_BATCH, readAcquire } from './sql.js'
 import { type LockTables, resolveTables } from './table_name.js'
 
+/** How this store's errors name it. */
+const STORE_NAME = 'MySQL lock store'
+
 /** ER_BAD_NULL_ERROR: the acquire statement's token came out NULL, so the floor table has no row. */
 const MISSING_FLOOR_ROW = 1048
 
@@ -75,10 +78,12 @@ export class MysqlStore implements LockStore {
       const params = [keyHash(keyBytes), keyBytes, ownerBytes, ttl, ownerBytes, ttl]
       const header = await this.#write(this.#sql.acquire, params).catch((error: unknown) => {
         if ((error as { errno?: unknown } | null)?.errno !== MISSING_FLOOR_ROW) throw error
-        throw new errors.E_LOCK_STORAGE_ERROR(
-          `Lock store cannot acquire "${key}": ${this.#tables.floor} has no row; create it as the README shows`,
-          { cause: error, key, operation: 'acquire' },
-        )
+        throw errors.E_LOCK_STORAGE_ERROR.from(error, {
+          operation: 'acquire',
+          key,
+          store: STORE_NAME,
+          detail: `${this.#tables.floor} has no row; create it as the README shows`,
+        })
       })
       return readAcquire(Number(header.insertId))
     })
@@ -136,11 +141,7 @@ export class MysqlStore implements LockStore {
       return deleted
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
-      const reason = error instanceof Error ? error.message : String(error)
-      throw new errors.E_LOCK_STORAGE_ERROR(`Lock store failed to prune ended leases: ${reason}`, {
-        cause: error,
-        operation: 'prune',
-      })
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'prune ended leases', store: STORE_NAME })
     }
   }
 
@@ -155,9 +156,7 @@ export class MysqlStore implements LockStore {
       await this.#ensureTables()
       return await body()
     } catch (error) {
-      throw errors.isVerrouError(error)
-        ? error
-        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: 'MySQL lock store' })
+      throw errors.isVerrouError(error) ? error : errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: STORE_NAME })
     }
   }
 

@@ -15,6 +15,9 @@ import { resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
 import { retryingConflicts } from './transient_conflicts.js'
 
+/** How this store's errors name it. */
+const STORE_NAME = 'PostgreSQL lock store'
+
 export interface PostgresStoreOptions {
   /** A `pg` Pool or Client that you own: the store never ends it. */
   connection: PostgresConnection
@@ -129,9 +132,11 @@ export class PostgresStore implements LockStore {
     if (row.fencing_token !== null) {
       const fencingToken = Number(row.fencing_token)
       if (!Number.isSafeInteger(fencingToken) || fencingToken < 1) {
-        throw new errors.E_LOCK_STORAGE_ERROR(`PostgreSQL returned an unusable fencing token "${row.fencing_token}"`, {
-          key,
+        throw errors.E_LOCK_STORAGE_ERROR.from(row.fencing_token, {
           operation: 'acquire',
+          key,
+          store: STORE_NAME,
+          detail: `the server returned the unusable fencing token ${JSON.stringify(row.fencing_token)}`,
         })
       }
       return { acquired: true, fencingToken }
@@ -196,13 +201,8 @@ export class PostgresStore implements LockStore {
       return await retryingConflicts(() => this.#db.query(query))
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
-      const reason = error instanceof Error ? error.message : String(error)
-      const subject = key === undefined ? `table ${this.#names.display}` : `"${key}"`
-      throw new errors.E_LOCK_STORAGE_ERROR(`PostgreSQL failed to ${operation} ${subject}: ${reason}`, {
-        cause: error,
-        key,
-        operation,
-      })
+      const what = key === undefined ? `${operation} table ${this.#names.display}` : operation
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, { operation: what, key, store: STORE_NAME })
     }
   }
 
