@@ -6,7 +6,7 @@
 //   node scripts/client-matrix.mjs            every row below
 //   node scripts/client-matrix.mjs redis      only the rows of that package
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -66,6 +66,8 @@ for (const { folder, client, version } of rows) {
     const tests = run('pnpm', ['exec', 'vitest', 'run'], packageFolder)
     const vitestReport = join(packageFolder, 'test-results/vitest.json')
     if (existsSync(vitestReport)) {
+      // A fresh clone has no root test-results/ yet: the JUnit report creates it only when it is saved.
+      mkdirSync(resultsFolder, { recursive: true })
       copyFileSync(vitestReport, join(resultsFolder, `client-matrix-${folder}-${client.replace(/\W+/g, '-')}-${installed}.json`))
     }
     const summary = tests.output.match(/Tests\s+.*$/m)?.[0] ?? ''
