@@ -168,7 +168,9 @@ export function joinReleaseQueue(store: LockStore, key: string, owner: string, l
     })
     let subscribing: Promise<Unsubscribe>
     try {
-      subscribing = Promise.resolve(subscribe.call(store, key, (next?: string) => created.notify(typeof next === 'string' ? next : undefined)))
+      subscribing = Promise.resolve(
+        subscribe.call(store, key, (next?: string) => created.notify(typeof next === 'string' ? next : undefined)),
+      )
     } catch (error) {
       subscribing = Promise.reject(error)
     }
