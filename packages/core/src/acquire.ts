@@ -79,9 +79,9 @@ async function leaveQueue(target: AcquireTarget): Promise<void> {
  * caller's sleep wakes on it), but never past the renewal of its place; without notifications, the head
  * polls briefly and the others at their retry delay.
  */
-function queuedPause(policy: RetryPolicy, attempt: number, position: number | undefined, notified: boolean): number {
+function queuedPause(policy: RetryPolicy, attempt: number, position: number | undefined, listening: boolean): number {
   const renewal = QUEUE_PLACE_LEASE_MS / 3
-  if (notified) return renewal
+  if (listening) return renewal
   if (position === 0) return QUEUE_HEAD_POLL_MS
   return Math.min(pauseAfter(policy, attempt), renewal)
 }
@@ -152,7 +152,9 @@ export async function acquireWithRetry(
         }
       }
       const planned =
-        wait === undefined ? pauseAfter(policy, attempt) : queuedPause(policy, attempt, result.position, waiter !== undefined)
+        wait === undefined
+          ? pauseAfter(policy, attempt)
+          : queuedPause(policy, attempt, result.position, waiter?.listening === true)
       let pause = Math.min(planned, remaining)
       // Wake when the holder's lease is due to end rather than sleep past it; but not twice in a row, so a
       // store whose hint keeps saying "now" cannot make the waiter spin.

@@ -29,6 +29,11 @@ export class ReleaseWaiter {
     return this.#queue.ready
   }
 
+  /** Whether the key's subscription is active: false while subscribing, and when subscribing failed. */
+  get listening(): boolean {
+    return this.#queue.active
+  }
+
   /** Sleeps at most `ms`, less if the key is released meanwhile (or was since the last attempt). */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (this.#notified) {
@@ -73,6 +78,7 @@ class KeyQueue {
   /** The subscription's end, once active; `undefined` when subscribing failed or was given up. */
   unsubscribe: Promise<Unsubscribe | undefined> = Promise.resolve(undefined)
   ready: Promise<void> = Promise.resolve()
+  active = false
 
   constructor(readonly onEmpty: () => void) {}
 
@@ -175,7 +181,9 @@ export function joinReleaseQueue(store: LockStore, key: string, owner: string, l
       subscribing = Promise.reject(error)
     }
     created.unsubscribe = subscribeWithin(subscribing, SUBSCRIBE_TIMEOUT_MS, key, logger)
-    created.ready = created.unsubscribe.then(() => {})
+    created.ready = created.unsubscribe.then((unsubscribe) => {
+      created.active = unsubscribe !== undefined
+    })
     byKey.set(key, created)
     queue = created
   }
