@@ -19,7 +19,7 @@ export function fairWaitingTests({ test, setup, createStore, capabilities }: Sui
       const lock = (await factoryOn()).createLock(key, '10s')
       runs.push(lock.run(async () => void order.push(i)))
       // Each one's first attempt (which takes its place) reaches the store before the next starts.
-      await sleep(60)
+      await sleep(100)
     }
     await holder.release()
     await Promise.all(runs)
