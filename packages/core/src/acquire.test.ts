@@ -174,3 +174,98 @@ test('an unsubscribe that throws when a late subscription ends is not an unhandl
     process.off('unhandledRejection', onUnhandled)
   }
 })
+
+/** The memory store with a record of the `wait` each acquire carried, optionally without notifications. */
+function recordingStore({ notifications = true } = {}) {
+  const store = new MemoryStore()
+  const calls: { owner: string; args: number }[] = []
+  const recorded: LockStore = {
+    acquire: (...args) => {
+      calls.push({ owner: args[1], args: args.length })
+      return store.acquire(...args)
+    },
+    release: store.release.bind(store),
+    extend: store.extend.bind(store),
+    forceRelease: store.forceRelease.bind(store),
+    isLocked: store.isLocked.bind(store),
+    leaveQueue: store.leaveQueue.bind(store),
+  }
+  if (notifications) recorded.subscribeToReleases = store.subscribeToReleases.bind(store)
+  return { store: recorded, calls }
+}
+
+describe('waiting in a queueing store', () => {
+  test('a store without leaveQueue never receives a fourth argument', async () => {
+    const { store, calls } = recordingStore()
+    delete store.leaveQueue
+    const factory = new LockFactory(store)
+    await factory.createLock('k', '10s').acquire()
+    expect(await factory.createLock('k').acquire({ retry: { timeout: 100, delay: 10 } })).toBe(false)
+    expect(calls.length).toBeGreaterThan(2)
+    expect(calls.every((call) => call.args === 3)).toBe(true)
+  })
+
+  test('only a caller that will wait passes wait: single attempts never join the queue', async () => {
+    const { store, calls } = recordingStore()
+    const factory = new LockFactory(store)
+    await factory.createLock('k', '10s').acquire()
+    await factory.createLock('k').acquireImmediately()
+    await factory.createLock('k').acquire({ retry: { timeout: 0 } })
+    await factory.createLock('k').acquire({ retry: { attempts: 1 } })
+    expect(calls.map((call) => call.args)).toEqual([4, 3, 3, 3])
+  })
+
+  test('an aborted waiter leaves the queue at once, so the next one is not held up', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    const controller = new AbortController()
+    const aborted = factory.createLock('k').acquire({ signal: controller.signal })
+    await sleep(20)
+    const next = factory.createLock('k').acquire()
+    await sleep(20)
+    controller.abort(new Error('stop'))
+    await expect(aborted).rejects.toThrow('stop')
+    const releasedAt = performance.now()
+    await holder.release()
+    expect(await next).toBe(true)
+    expect(performance.now() - releasedAt).toBeLessThan(500)
+  })
+
+  test('without notifications the head polls briefly and the others at their retry delay', async () => {
+    const { store, calls } = recordingStore({ notifications: false })
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    const head = factory.createLock('k', '10s', { owner: 'head' })
+    const second = factory.createLock('k', '10s', { owner: 'second' })
+    const heading = head.acquire({ retry: { delay: '10s', timeout: '5s' } })
+    const seconding = second.acquire({ retry: { delay: 300, timeout: '5s' } })
+    await sleep(500)
+    const count = (owner: string) => calls.filter((call) => call.owner === owner).length
+    // Head: every 20 ms; second: every 300 ms (less than a third of the 2 s place lease).
+    expect(count('head')).toBeGreaterThan(10)
+    expect(count('second')).toBeLessThanOrEqual(3)
+    await holder.release()
+    expect(await heading).toBe(true)
+    await head.release()
+    expect(await seconding).toBe(true)
+    await second.release()
+  })
+
+  test('when subscribing fails, the head polls briefly instead of waiting for notifications that never come', async () => {
+    const { store, calls } = recordingStore()
+    store.subscribeToReleases = () => Promise.reject(new Error('pub/sub refused'))
+    const factory = new LockFactory(store, { logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {} } })
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    const head = factory.createLock('k', '10s', { owner: 'head' })
+    const heading = head.acquire({ retry: { delay: '10s', timeout: '5s' } })
+    await sleep(500)
+    expect(calls.filter((call) => call.owner === 'head').length).toBeGreaterThan(10)
+    await holder.release()
+    expect(await heading).toBe(true)
+    await head.release()
+  })
+})

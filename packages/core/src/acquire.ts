@@ -3,7 +3,7 @@ import { E_INVALID_ARGUMENT } from './errors.js'
 import type { Logger } from './logger.js'
 import { handoffPending, joinReleaseQueue, type ReleaseWaiter } from './release_queue.js'
 import { pauseAfter, type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry_policy.js'
-import type { AcquireResult, LockStore } from './store.js'
+import type { AcquireResult, LockStore, WaitOptions } from './store.js'
 import { type CallBounds, GAVE_UP } from './store_call.js'
 import { monotonicNow, sleep } from './timer.js'
 
@@ -28,13 +28,30 @@ export function resolveAcquireOptions(
   return { policy: resolveRetryPolicy(options.retry, base), signal }
 }
 
+/**
+ * How long a waiter's place in a queueing store's wait queue is kept without renewal, in ms. A waiter that
+ * dies holds up the next one for at most this long (its claim window); a live one renews every third of it.
+ */
+export const QUEUE_PLACE_LEASE_MS = 2_000
+/** How often the head of the queue polls a queueing store that cannot announce releases. */
+export const QUEUE_HEAD_POLL_MS = 20
+/** Longest wait for leaving the queue on giving up: a place not removed dies with its lease anyway. */
+const LEAVE_QUEUE_WAIT_MS = 1_000
+
 /** What the acquire loop needs from a Lock. */
 export interface AcquireTarget {
   store: LockStore
   key: string
+  /** The owner id the Lock acquires for: a release notification naming it wakes this waiter. */
+  owner: string
   logger: Logger
-  /** One round trip; records a grant. GAVE_UP when abandoned at `bounds.deadline` (a late grant is released). */
-  attempt(bounds: CallBounds): Promise<AcquireResult | typeof GAVE_UP>
+  /**
+   * One round trip; records a grant. GAVE_UP when abandoned at `bounds.deadline` (a late grant is released).
+   * `wait`: keep a place in the store's wait queue.
+   */
+  attempt(bounds: CallBounds, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP>
+  /** Removes the owner's place from the store's wait queue (queueing stores only). */
+  leaveQueue(): Promise<void>
   /** Whether this Lock holds the lock now: a concurrent acquire of the same Lock may have won it. */
   holds(): boolean
 }
@@ -49,9 +66,33 @@ async function subscriptionReady(waiter: ReleaseWaiter, deadline: number, signal
   return ready
 }
 
+/** Gives up a place in the wait queue: bounded, and a failure is only logged (the place dies with its lease). */
+async function leaveQueue(target: AcquireTarget): Promise<void> {
+  const leaving = target.leaveQueue().catch((error: unknown) => {
+    target.logger.warn({ key: target.key, err: error }, 'verrou: leaving the wait queue failed')
+  })
+  await sleep(LEAVE_QUEUE_WAIT_MS, undefined, leaving)
+}
+
+/**
+ * The pause before the next attempt on a queueing store: until a notification naming this owner (the
+ * caller's sleep wakes on it), but never past the renewal of its place; without notifications, the head
+ * polls briefly and the others at their retry delay.
+ */
+function queuedPause(policy: RetryPolicy, attempt: number, position: number | undefined, listening: boolean): number {
+  const renewal = QUEUE_PLACE_LEASE_MS / 3
+  if (listening) return renewal
+  if (position === 0) return QUEUE_HEAD_POLL_MS
+  return Math.min(pauseAfter(policy, attempt), renewal)
+}
+
 /**
  * The acquire loop: attempts at the store, pauses as the retry policy says, woken early by releases
  * (through the in-process release queue) and by the holder's lease running out.
+ *
+ * On a queueing store (one with `leaveQueue`), a caller that will wait keeps a place in the store's FIFO
+ * queue: every attempt renews it, and giving up (deadline, attempts, abort, storage error) leaves it, so
+ * that a waiter that gave up never holds up the next.
  *
  * The signal and the deadline bound all of it: subscribing, sleeping, and every attempt after the first
  * (an attempt in flight at the deadline is abandoned and its late grant released). The first attempt is
@@ -65,15 +106,21 @@ export async function acquireWithRetry(
 ): Promise<boolean> {
   signal?.throwIfAborted()
   const deadline = monotonicNow() + policy.timeout
-  const { store, key, logger } = target
+  const { store, key, owner, logger } = target
+  const willWait = policy.timeout > 0 && policy.attempts > 1
+  const wait: WaitOptions | undefined =
+    willWait && typeof store.leaveQueue === 'function' ? { lease: QUEUE_PLACE_LEASE_MS } : undefined
   let waiter: ReleaseWaiter | undefined
   let subscribed = false
   let hinted = false
+  let queued = false
   try {
-    if (policy.timeout > 0 && policy.attempts > 1 && handoffPending(store, key)) {
+    // A queueing store keeps order itself; otherwise this process keeps a release it announced for the
+    // waiter it woke.
+    if (wait === undefined && willWait && handoffPending(store, key)) {
       // The lock is being handed to a waiter that was here first: queue behind it rather than barge in.
       subscribed = true
-      waiter = joinReleaseQueue(store, key, logger)
+      waiter = joinReleaseQueue(store, key, owner, logger)
       if (waiter !== undefined) {
         if (!(await subscriptionReady(waiter, deadline, signal))) return false
         await waiter.sleep(Math.max(0, Math.min(pauseAfter(policy, 1), deadline - monotonicNow())), signal)
@@ -82,10 +129,15 @@ export async function acquireWithRetry(
     for (let attempt = 1; ; attempt++) {
       // Past the deadline, a retry could only be abandoned at once (and its grant, if any, given back).
       if (attempt > 1 && monotonicNow() >= deadline) return false
-      const result = await target.attempt(attempt === 1 ? { signal } : { signal, deadline })
+      // Sent with `wait`, an attempt may leave a place behind even if it fails or is abandoned.
+      if (wait !== undefined) queued = true
+      const result = await target.attempt(attempt === 1 ? { signal } : { signal, deadline }, wait)
       waiter?.attempted()
       if (result === GAVE_UP) return false
-      if (result.acquired) return true
+      if (result.acquired) {
+        queued = false
+        return true
+      }
       if (attempt >= policy.attempts || target.holds()) return false
       const remaining = deadline - monotonicNow()
       if (remaining <= 0) return false
@@ -93,13 +145,17 @@ export async function acquireWithRetry(
         // Subscribe once we know we must wait, then try again at once: the lock may have been released
         // between the attempt and the subscription becoming active.
         subscribed = true
-        waiter = joinReleaseQueue(store, key, logger)
+        waiter = joinReleaseQueue(store, key, owner, logger)
         if (waiter !== undefined) {
           if (!(await subscriptionReady(waiter, deadline, signal))) return false
           continue
         }
       }
-      let pause = Math.min(pauseAfter(policy, attempt), remaining)
+      const planned =
+        wait === undefined
+          ? pauseAfter(policy, attempt)
+          : queuedPause(policy, attempt, result.position, waiter?.listening === true)
+      let pause = Math.min(planned, remaining)
       // Wake when the holder's lease is due to end rather than sleep past it; but not twice in a row, so a
       // store whose hint keeps saying "now" cannot make the waiter spin.
       const hint = result.expiresIn === undefined ? undefined : result.expiresIn + 1
@@ -113,5 +169,6 @@ export async function acquireWithRetry(
     }
   } finally {
     waiter?.leave()
+    if (queued) await leaveQueue(target)
   }
 }

@@ -3,7 +3,7 @@ import { E_LOCK_LOST, E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR } from './errors.js
 import { LockFactory } from './lock_factory.js'
 import type { Logger } from './logger.js'
 import { MemoryStore } from './memory_store.js'
-import type { AcquireResult, LockStore } from './store.js'
+import type { AcquireResult, LockStore, WaitOptions } from './store.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -17,10 +17,10 @@ class FaultyStore extends MemoryStore {
     if (this.fault === 'throw') throw new Error('connection reset by peer')
     if (this.fault === 'hang') await sleep(this.hangMs)
   }
-  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+  override async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     this.acquireCalls += 1
     await this.#gate()
-    return super.acquire(key, owner, ttl)
+    return super.acquire(key, owner, ttl, wait)
   }
   override async release(key: string, owner: string) {
     await this.#gate()

@@ -15,7 +15,7 @@ import type { Logger } from './logger.js'
 import type { RetryPolicy } from './retry_policy.js'
 import { type RunCallback, type RunOptions, type RunResult, type RunTarget, resolveRunOptions, runWhileHeld } from './run.js'
 import { serializeLock } from './serialized_lock.js'
-import type { AcquireResult, LockStore } from './store.js'
+import type { AcquireResult, LockStore, WaitOptions } from './store.js'
 import { type CallBounds, GAVE_UP, StoreCalls } from './store_call.js'
 import { monotonicNow } from './timer.js'
 
@@ -99,7 +99,10 @@ export class Lock {
     return this.#acquire(policy, signal)
   }
 
-  /** Exactly one attempt: returns `false` at once if the lock is held. */
+  /**
+   * Exactly one attempt: returns `false` at once if the lock is held. On a queueing store it also returns
+   * `false` while others wait in the queue: it never jumps ahead of them.
+   */
   async acquireImmediately(): Promise<boolean> {
     if (this.#lease.holds()) return false
     const result = await this.#attempt({})
@@ -225,8 +228,10 @@ export class Lock {
       {
         store: this.#store,
         key: this.key,
+        owner: this.#owner,
         logger: this.#logger,
-        attempt: (bounds) => this.#attempt(bounds),
+        attempt: (bounds, wait) => this.#attempt(bounds, wait),
+        leaveQueue: () => this.#calls.leaveQueue(),
         holds: () => this.#lease.holds(),
       },
       policy,
@@ -235,9 +240,9 @@ export class Lock {
   }
 
   /** One acquire round trip, recording the lease estimate and token on success. */
-  async #attempt(bounds: CallBounds): Promise<AcquireResult | typeof GAVE_UP> {
+  async #attempt(bounds: CallBounds, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP> {
     const sentAt = monotonicNow()
-    const result = await this.#calls.acquire(this.#ttl, bounds)
+    const result = await this.#calls.acquire(this.#ttl, bounds, wait)
     if (result !== GAVE_UP && result.acquired) {
       this.#lease.granted(sentAt, this.#ttl)
       this.#fencingToken = result.fencingToken

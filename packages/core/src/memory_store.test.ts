@@ -122,4 +122,37 @@ describe('memory store footprint', () => {
     expect(store.footprint).toBe(1)
     await again.release()
   })
+
+  test('queue data counts in the footprint and is gone once its places died', async () => {
+    const store = new MemoryStore()
+    await store.acquire('busy', 'holder', 10_000)
+    for (let i = 0; i < 100; i++) await store.acquire(`queued:${i}`, 'holder', 10_000)
+    for (let i = 0; i < 100; i++) await store.acquire(`queued:${i}`, `waiter:${i}`, 10_000, { lease: 50 })
+    await store.acquire('busy', 'waiter', 10_000, { lease: 50 })
+    for (let i = 0; i < 100; i++) await store.release(`queued:${i}`, 'holder')
+    // The released keys have no lease left, only a queue: still counted.
+    expect(store.size).toBe(1)
+    expect(store.footprint).toBe(101)
+    await sleep(120)
+    expect(store.footprint).toBe(1)
+    await store.release('busy', 'holder')
+    expect(store.footprint).toBe(0)
+  })
+
+  test('the head dying while the lock is free announces the next waiter by name', async () => {
+    const store = new MemoryStore()
+    const heard: (string | undefined)[] = []
+    const unsubscribe = await store.subscribeToReleases('k', (next) => heard.push(next))
+    await store.acquire('k', 'holder', 10_000)
+    await store.acquire('k', 'dies', 10_000, { lease: 40 })
+    await store.acquire('k', 'next', 10_000, { lease: 10_000 })
+    await store.release('k', 'holder')
+    expect(heard).toEqual(['dies'])
+    await sleep(100)
+    expect(heard).toEqual(['dies', 'next'])
+    expect(await store.acquire('k', 'next', 10_000)).toMatchObject({ acquired: true })
+    await unsubscribe()
+    await store.release('k', 'next')
+    expect(store.footprint).toBe(0)
+  })
 })

@@ -1,5 +1,6 @@
-import type { AcquireResult, LockStore, Unsubscribe } from './store.js'
+import type { AcquireResult, LockStore, Unsubscribe, WaitOptions } from './store.js'
 import { type CancelTimer, startTimer } from './timer.js'
+import { WaitQueues } from './wait_queue.js'
 
 interface Lease {
   owner: string
@@ -12,23 +13,32 @@ interface Lease {
 /**
  * Locks inside one process. Every operation is synchronous under the hood, so no two callers can
  * interleave inside one; the lease clock is monotonic, so wall-clock changes do not move expiries.
- * Waiters are woken the moment a key is released or its lease ends.
+ * A queueing store: waiters that pass `wait` queue per key in FIFO order, nobody jumps a non-empty queue,
+ * and each release (or lease end, or the head's place dying) is announced with the name of the next waiter.
  */
 export class MemoryStore implements LockStore {
   readonly #leases = new Map<string, Lease>()
-  readonly #listeners = new Map<string, Set<() => void>>()
+  readonly #listeners = new Map<string, Set<(next?: string) => void>>()
+  readonly #queues = new WaitQueues((key) => {
+    if (this.#live(key, performance.now()) === undefined) this.#announce(key)
+  })
   /**
    * One counter for all keys: strictly increasing per key too, and nothing kept per key once its lease ends,
    * so the store's footprint is bounded by the keys in use.
    */
   #lastToken = 0
 
-  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+  async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     const now = performance.now()
     const current = this.#live(key, now)
-    if (current) {
-      return current.expiresAt === null ? { acquired: false } : { acquired: false, expiresIn: current.expiresAt - now }
+    const head = this.#queues.head(key, now)
+    if (current || (head !== undefined && head !== owner)) {
+      const refused: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
+      if (current && current.expiresAt !== null) refused.expiresIn = current.expiresAt - now
+      if (wait !== undefined) refused.position = this.#queues.join(key, owner, wait.lease, now)
+      return refused
     }
+    if (head !== undefined) this.#queues.remove(key, owner, now)
     const lease: Lease = { owner, expiresAt: ttl === null ? null : now + ttl, cancelExpiry: undefined }
     this.#leases.set(key, lease)
     this.#scheduleExpiry(key, lease, ttl)
@@ -61,7 +71,12 @@ export class MemoryStore implements LockStore {
     return this.#live(key, performance.now()) !== undefined
   }
 
-  async subscribeToReleases(key: string, listener: () => void): Promise<Unsubscribe> {
+  async leaveQueue(key: string, owner: string): Promise<void> {
+    const now = performance.now()
+    if (this.#queues.remove(key, owner, now) && this.#live(key, now) === undefined) this.#announce(key)
+  }
+
+  async subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
     let listeners = this.#listeners.get(key)
     if (!listeners) {
       listeners = new Set()
@@ -79,11 +94,13 @@ export class MemoryStore implements LockStore {
     return this.#leases.size
   }
 
-  /** Number of keys the store keeps anything for (a lease or a waiter's subscription): bounded by the keys in use. */
+  /**
+   * Number of keys the store keeps anything for (a lease, a queue of waiters, a subscription): bounded by the
+   * keys in use.
+   */
   get footprint(): number {
-    let keys = this.#leases.size
-    for (const key of this.#listeners.keys()) if (!this.#leases.has(key)) keys++
-    return keys
+    const keys = new Set([...this.#leases.keys(), ...this.#listeners.keys(), ...this.#queues.keys()])
+    return keys.size
   }
 
   /** The unexpired lease on `key`, dropping an expired one on the way. */
@@ -100,8 +117,15 @@ export class MemoryStore implements LockStore {
   #end(key: string, lease: Lease): void {
     lease.cancelExpiry?.()
     if (this.#leases.get(key) === lease) this.#leases.delete(key)
+    this.#announce(key)
+  }
+
+  /** Tells the key's subscribers who should try now; says nothing when nobody waits. */
+  #announce(key: string): void {
+    const next = this.#queues.head(key, performance.now())
     const listeners = this.#listeners.get(key)
-    if (listeners) for (const listener of [...listeners]) listener()
+    if (next === undefined || listeners === undefined) return
+    for (const listener of [...listeners]) listener(next)
   }
 
   #scheduleExpiry(key: string, lease: Lease, ttl: number | null): void {

@@ -3,9 +3,10 @@ import type { LockStore, Unsubscribe } from './store.js'
 import { sleep } from './timer.js'
 
 /**
- * In-process waiters and wake-ups. The store's release notification wakes only the first waiter of this
- * process that is not already awake: one round trip per release from this process, not one per waiter.
- * Across processes, the backend's own notifications (and polling) do the rest.
+ * In-process waiters and wake-ups. A release notification that names the next owner (a queueing store's)
+ * wakes the waiter of this process with that owner, if there is one; a nameless one wakes the first waiter
+ * of this process that is not already awake: one round trip per release from this process, not one per
+ * waiter. Across processes, the backend's own queue, notifications (and polling) do the rest.
  */
 
 /** A waiter's place in the in-process queue of one key. */
@@ -15,13 +16,22 @@ export class ReleaseWaiter {
   #wake: (() => void) | undefined
   readonly #queue: KeyQueue
 
-  constructor(queue: KeyQueue) {
+  constructor(
+    queue: KeyQueue,
+    /** The owner id this waiter acquires for: a notification naming it wakes this waiter. */
+    readonly owner: string,
+  ) {
     this.#queue = queue
   }
 
   /** Settles once the key's subscription is active, or has failed (then this waiter just polls). */
   get ready(): Promise<void> {
     return this.#queue.ready
+  }
+
+  /** Whether the key's subscription is active: false while subscribing, and when subscribing failed. */
+  get listening(): boolean {
+    return this.#queue.active
   }
 
   /** Sleeps at most `ms`, less if the key is released meanwhile (or was since the last attempt). */
@@ -68,10 +78,16 @@ class KeyQueue {
   /** The subscription's end, once active; `undefined` when subscribing failed or was given up. */
   unsubscribe: Promise<Unsubscribe | undefined> = Promise.resolve(undefined)
   ready: Promise<void> = Promise.resolve()
+  active = false
 
   constructor(readonly onEmpty: () => void) {}
 
-  notifyOne(): void {
+  /** `next`: the owner the store says should try now; nameless, the first waiter not yet awake. */
+  notify(next?: string): void {
+    if (next !== undefined) {
+      for (const waiter of this.waiters) if (waiter.owner === next) waiter.notify()
+      return
+    }
     for (const waiter of this.waiters) {
       if (waiter.notify()) return
     }
@@ -140,7 +156,7 @@ function subscribeWithin(subscribing: Promise<Unsubscribe>, ms: number, key: str
  * this is the first waiter. Returns at once; `waiter.ready` settles when the subscription is active.
  * Returns `undefined` when the store cannot notify: the caller then just polls.
  */
-export function joinReleaseQueue(store: LockStore, key: string, logger: Logger): ReleaseWaiter | undefined {
+export function joinReleaseQueue(store: LockStore, key: string, owner: string, logger: Logger): ReleaseWaiter | undefined {
   const subscribe = store.subscribeToReleases
   if (subscribe === undefined) return undefined
 
@@ -158,16 +174,20 @@ export function joinReleaseQueue(store: LockStore, key: string, logger: Logger):
     })
     let subscribing: Promise<Unsubscribe>
     try {
-      subscribing = Promise.resolve(subscribe.call(store, key, () => created.notifyOne()))
+      subscribing = Promise.resolve(
+        subscribe.call(store, key, (next?: string) => created.notify(typeof next === 'string' ? next : undefined)),
+      )
     } catch (error) {
       subscribing = Promise.reject(error)
     }
     created.unsubscribe = subscribeWithin(subscribing, SUBSCRIBE_TIMEOUT_MS, key, logger)
-    created.ready = created.unsubscribe.then(() => {})
+    created.ready = created.unsubscribe.then((unsubscribe) => {
+      created.active = unsubscribe !== undefined
+    })
     byKey.set(key, created)
     queue = created
   }
-  const waiter = new ReleaseWaiter(queue)
+  const waiter = new ReleaseWaiter(queue, owner)
   queue.waiters.push(waiter)
   return waiter
 }

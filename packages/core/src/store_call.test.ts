@@ -56,6 +56,22 @@ describe('every store reply is checked', () => {
     },
   )
 
+  test.each([-1, 1.5, '0', 2 ** 60, null, Number.NaN])(
+    'position %j is a storage error, and the waiter leaves the queue it joined',
+    async (position) => {
+      const { store, attempts } = lyingStore((real) => (real.acquired ? real : { ...real, position }))
+      const factory = new LockFactory(store)
+      const holder = factory.createLock('k', '10s')
+      await holder.acquire()
+      const before = attempts()
+      await storageError(factory.createLock('k').acquire({ retry: { timeout: 500 } }))
+      expect(attempts() - before).toBe(1)
+      await holder.release()
+      // Its place is gone: a newcomer that does not wait is not held back by it.
+      expect(await factory.createLock('k').acquireImmediately()).toBe(true)
+    },
+  )
+
   test('release, extend and isLocked must answer real booleans', async () => {
     const store = new MemoryStore()
     const lock = new LockFactory(store).createLock('k', '10s')

@@ -1,7 +1,7 @@
 import { describeStore, describeValue, quoteKey } from './describe_value.js'
 import { E_LOCK_STORAGE_ERROR, isVerrouError, type VerrouError } from './errors.js'
 import type { Logger } from './logger.js'
-import type { AcquireResult, LockStore } from './store.js'
+import type { AcquireResult, LockStore, WaitOptions } from './store.js'
 import { type CancelTimer, monotonicNow, startTimer } from './timer.js'
 
 /** What bounds one call besides the operation timeout: an abort signal, a deadline on the monotonic clock. */
@@ -35,7 +35,7 @@ function checkBoolean(reply: unknown): boolean {
 
 function checkAcquire(reply: unknown): AcquireResult {
   if (typeof reply !== 'object' || reply === null) throw new InvalidReply(`expected an object, got ${describeValue(reply)}`)
-  const { acquired, fencingToken, expiresIn } = reply as Record<string, unknown>
+  const { acquired, fencingToken, expiresIn, position } = reply as Record<string, unknown>
   if (acquired === true) {
     if (typeof fencingToken === 'number' && Number.isSafeInteger(fencingToken) && fencingToken >= 1) {
       return { acquired: true, fencingToken }
@@ -43,9 +43,20 @@ function checkAcquire(reply: unknown): AcquireResult {
     throw new InvalidReply(`fencingToken must be a positive safe integer, got ${describeValue(fencingToken)}`)
   }
   if (acquired !== false) throw new InvalidReply(`"acquired" must be true or false, got ${describeValue(acquired)}`)
-  if (expiresIn === undefined) return { acquired: false }
-  if (typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn >= 0) return { acquired: false, expiresIn }
-  throw new InvalidReply(`expiresIn must be a finite number of ms, 0 or more, or undefined, got ${describeValue(expiresIn)}`)
+  const refused: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
+  if (expiresIn !== undefined) {
+    if (!(typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn >= 0)) {
+      throw new InvalidReply(`expiresIn must be a finite number of ms, 0 or more, or undefined, got ${describeValue(expiresIn)}`)
+    }
+    refused.expiresIn = expiresIn
+  }
+  if (position !== undefined) {
+    if (!(typeof position === 'number' && Number.isSafeInteger(position) && position >= 0)) {
+      throw new InvalidReply(`position must be a safe integer, 0 or more, or undefined, got ${describeValue(position)}`)
+    }
+    refused.position = position
+  }
+  return refused
 }
 
 /**
@@ -71,7 +82,8 @@ export class StoreCalls {
     this.#storeName = describeStore(init.store)
   }
 
-  acquire(ttl: number | null, bounds: CallBounds = {}): Promise<AcquireResult | typeof GAVE_UP> {
+  /** `wait`: keep a place in the store's wait queue (queueing stores only; see `LockStore.acquire`). */
+  acquire(ttl: number | null, bounds: CallBounds = {}, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP> {
     // A reply we do not act on (too late, or malformed) may still be a grant: give it back. Release only
     // succeeds for this owner, and a Lock never acquires while it holds, so it frees nothing else.
     const giveBack = (reply: unknown) => {
@@ -80,7 +92,11 @@ export class StoreCalls {
         this.#logger.warn({ key: this.#key, err: error }, 'verrou: giving back a grant we did not use failed')
       })
     }
-    return this.#call('acquire', () => this.#store.acquire(this.#key, this.#owner, ttl), checkAcquire, bounds, giveBack)
+    const send =
+      wait === undefined
+        ? () => this.#store.acquire(this.#key, this.#owner, ttl)
+        : () => this.#store.acquire(this.#key, this.#owner, ttl, wait)
+    return this.#call('acquire', send, checkAcquire, bounds, giveBack)
   }
 
   release(): Promise<boolean> {
@@ -95,6 +111,15 @@ export class StoreCalls {
     return this.#call(
       'force release',
       () => this.#store.forceRelease(this.#key),
+      () => undefined,
+    ) as Promise<void>
+  }
+
+  /** Gives up this owner's place in the wait queue (queueing stores only). */
+  leaveQueue(): Promise<void> {
+    return this.#call(
+      'leave queue',
+      () => this.#store.leaveQueue?.(this.#key, this.#owner) ?? Promise.resolve(),
       () => undefined,
     ) as Promise<void>
   }

@@ -2,7 +2,7 @@
 // the package: each one has a single bug a real driver could plausibly ship, and the suite must catch it.
 import { createHash } from 'node:crypto'
 import { MemoryStore } from '../memory_store.js'
-import type { AcquireResult, LockStore, Unsubscribe } from '../store.js'
+import type { AcquireResult, LockStore, Unsubscribe, WaitOptions } from '../store.js'
 
 export class ReleasesForAnyOwner extends MemoryStore {
   override async release(key: string): Promise<boolean> {
@@ -13,22 +13,22 @@ export class ReleasesForAnyOwner extends MemoryStore {
 }
 
 export class IgnoresTtl extends MemoryStore {
-  override acquire(key: string, owner: string): Promise<AcquireResult> {
-    return super.acquire(key, owner, null)
+  override acquire(key: string, owner: string, _ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
+    return super.acquire(key, owner, null, wait)
   }
 }
 
 export class RestartsTokens extends MemoryStore {
-  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await super.acquire(key, owner, ttl)
+  override async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
+    const result = await super.acquire(key, owner, ttl, wait)
     return result.acquired ? { acquired: true, fencingToken: 1 } : result
   }
 }
 
 export class RevivesExpiredLeases extends MemoryStore {
   readonly #owners = new Map<string, string>()
-  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await super.acquire(key, owner, ttl)
+  override async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
+    const result = await super.acquire(key, owner, ttl, wait)
     if (result.acquired) this.#owners.set(key, owner)
     return result
   }
@@ -55,8 +55,11 @@ class RewritesKeys extends MemoryStore {
   constructor(readonly storedKey: (key: string) => string) {
     super()
   }
-  override acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    return super.acquire(this.storedKey(key), owner, ttl)
+  override acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
+    return super.acquire(this.storedKey(key), owner, ttl, wait)
+  }
+  override leaveQueue(key: string, owner: string): Promise<void> {
+    return super.leaveQueue(this.storedKey(key), owner)
   }
   override release(key: string, owner: string): Promise<boolean> {
     return super.release(this.storedKey(key), owner)
@@ -70,7 +73,7 @@ class RewritesKeys extends MemoryStore {
   override isLocked(key: string): Promise<boolean> {
     return super.isLocked(this.storedKey(key))
   }
-  override subscribeToReleases(key: string, listener: () => void): Promise<Unsubscribe> {
+  override subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
     return super.subscribeToReleases(this.storedKey(key), listener)
   }
 }
@@ -91,8 +94,8 @@ export class ForgetsIdleCounters extends MemoryStore {
   constructor(readonly forgetAfterMs = 2_000) {
     super()
   }
-  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await super.acquire(key, owner, ttl)
+  override async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
+    const result = await super.acquire(key, owner, ttl, wait)
     if (!result.acquired) return result
     const now = performance.now()
     const counter = this.#counters.get(key)
@@ -130,11 +133,19 @@ export interface AnnouncementFlaws {
   activeAfterMs?: number
 }
 
-/** Announces releases with its own registry, flawed as told; with no flaws it is a correct store. */
+/**
+ * Announces every release, nameless, with its own registry, flawed as told; with no flaws it is a correct
+ * store without a wait queue (declare `waitQueue: false`).
+ */
 export class AnnouncingStore extends MemoryStore {
   readonly #listeners = new Map<string, Set<() => void>>()
   constructor(readonly flaws: AnnouncementFlaws = {}) {
     super()
+    // Not a queueing store: the memory store's queue is never used, and leaveQueue is hidden.
+    Object.defineProperty(this, 'leaveQueue', { value: undefined })
+  }
+  override acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+    return super.acquire(key, owner, ttl)
   }
   override async release(key: string, owner: string): Promise<boolean> {
     const released = await super.release(key, owner)
@@ -173,8 +184,8 @@ export class ExpiresInWrongUnit extends MemoryStore {
   constructor(readonly factor: number) {
     super()
   }
-  override async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await super.acquire(key, owner, ttl)
+  override async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
+    const result = await super.acquire(key, owner, ttl, wait)
     if (result.acquired || result.expiresIn === undefined) return result
     return { acquired: false, expiresIn: result.expiresIn * this.factor }
   }

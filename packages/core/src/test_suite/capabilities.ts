@@ -13,12 +13,19 @@ export interface StoreCapabilities {
   releaseNotifications: boolean
   /** The store implements `close()`: the "closing" group then checks a second `close()` is harmless too. */
   close: boolean
+  /**
+   * The store implements `leaveQueue`: it is a queueing store (FIFO waiters per key, no barging, place
+   * leases; see `LockStore.acquire`), and the "wait queue" group holds it to those rules. `false`: the store
+   * must not have the method; waiters then poll as before.
+   */
+  waitQueue: boolean
 }
 
 /** The switch names the suite knows, with the store method each one stands for. */
 export const CAPABILITIES = {
   releaseNotifications: 'subscribeToReleases',
   close: 'close',
+  waitQueue: 'leaveQueue',
 } as const satisfies Record<keyof StoreCapabilities, keyof LockStore>
 
 export type CapabilityName = keyof StoreCapabilities

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { MemoryStore } from '../memory_store.js'
 import type { LockStore } from '../store.js'
+import { FlawedQueueStore } from './broken_queue_store.js'
 import * as broken from './broken_stores.js'
 import type { StoreCapabilities } from './capabilities.js'
 import { CONFORMANCE_GROUPS, type ConformanceOptions, runLockStoreConformance } from './index.js'
@@ -8,7 +9,9 @@ import { CONFORMANCE_GROUPS, type ConformanceOptions, runLockStoreConformance } 
 // The suite is only worth something if it fails broken drivers. Each store in broken_stores.ts has one
 // classic bug; the suite runs against it through a collecting runner and must flag that bug by name.
 
-const MEMORY: StoreCapabilities = { releaseNotifications: true, close: false }
+const MEMORY: StoreCapabilities = { releaseNotifications: true, close: false, waitQueue: true }
+/** A store that announces every release but keeps no queue. */
+const ANNOUNCING: StoreCapabilities = { releaseNotifications: true, close: false, waitQueue: false }
 
 interface Run {
   capabilities?: StoreCapabilities
@@ -52,7 +55,11 @@ describe('the conformance suite catches broken stores', () => {
 
   test('a correct store with its own announcements and a close() fails nothing', { timeout: 60_000 }, async () => {
     const store = Object.assign(new broken.AnnouncingStore(), { close: async () => {} })
-    expect(await failuresOf(store, { capabilities: { releaseNotifications: true, close: true } })).toEqual([])
+    expect(await failuresOf(store, { capabilities: { ...ANNOUNCING, close: true } })).toEqual([])
+  })
+
+  test('a correct queueing store of its own fails nothing', { timeout: 60_000 }, async () => {
+    expect(await failuresOf(new FlawedQueueStore())).toEqual([])
   })
 
   test.each<[string, () => LockStore, string, StoreCapabilities?]>([
@@ -75,21 +82,25 @@ describe('the conformance suite catches broken stores', () => {
       'a force release is not announced',
       () => new broken.AnnouncingStore({ silentOnForceRelease: true }),
       'release notifications > release and force release are both announced',
+      ANNOUNCING,
     ],
     [
       'unsubscribe does nothing',
       () => new broken.AnnouncingStore({ unsubscribeDoesNothing: true }),
       'release notifications > a listener that unsubscribed hears nothing more',
+      ANNOUNCING,
     ],
     [
       'a release wakes the waiters of every key',
       () => new broken.AnnouncingStore({ wakesEveryKey: true }),
       'release notifications > a release wakes only the subscribers of that key',
+      ANNOUNCING,
     ],
     [
       'subscribeToReleases resolves 100 ms before it listens',
       () => new broken.AnnouncingStore({ activeAfterMs: 100 }),
       'release notifications > a subscription is active as soon as subscribeToReleases resolves',
+      ANNOUNCING,
     ],
     [
       'expiresIn in seconds',
@@ -105,7 +116,47 @@ describe('the conformance suite catches broken stores', () => {
       'a second close() throws',
       () => new broken.BreaksOnSecondClose(),
       'closing > close() can be called twice',
-      { releaseNotifications: true, close: true },
+      { releaseNotifications: true, close: true, waitQueue: true },
+    ],
+    [
+      'a newcomer without a place barges past the queue',
+      () => new FlawedQueueStore({ letsNewcomersBarge: true }),
+      'wait queue > an acquire without wait neither jumps a live queue nor joins it',
+    ],
+    [
+      'the releaser asking again barges past the queue',
+      () => new FlawedQueueStore({ letsNewcomersBarge: true }),
+      'wait queue > waiters get the lock in the order they joined',
+    ],
+    [
+      'dead places are never dropped',
+      () => new FlawedQueueStore({ keepsDeadPlaces: true }),
+      'wait queue > a dead waiter (no renewal) delays the next by at most its place lease',
+    ],
+    [
+      'dead places keep the key from newcomers',
+      () => new FlawedQueueStore({ keepsDeadPlaces: true }),
+      'wait queue > the data of a queue whose places all died is gone',
+    ],
+    [
+      'leaveQueue does nothing',
+      () => new FlawedQueueStore({ leaveDoesNothing: true }),
+      'wait queue > a waiter that leaves the queue does not hold up the next',
+    ],
+    [
+      'a Lock that times out keeps its place',
+      () => new FlawedQueueStore({ leaveDoesNothing: true }),
+      'wait queue > a waiter that times out leaves the queue at once',
+    ],
+    [
+      'releases are announced to nobody',
+      () => new FlawedQueueStore({ announcesToNobody: true }),
+      'wait queue > release, force release and leaving announce the next waiter by name',
+    ],
+    [
+      'releases are announced without the next owner, even when nobody waits',
+      () => new FlawedQueueStore({ announcesNameless: true }),
+      'wait queue > nothing is announced when nobody waits',
     ],
   ])('%s', { timeout: 60_000 }, async (_bug, createStore, expectedFailure, capabilities) => {
     const failed = await failuresOf(createStore(), { capabilities })
@@ -126,13 +177,17 @@ describe('the conformance suite catches broken stores', () => {
 
 describe('capability switches are explicit', () => {
   test('a store that announces releases but declares it does not fails every test, loudly', { timeout: 60_000 }, async () => {
-    const failed = await failuresOf(new MemoryStore(), { capabilities: { releaseNotifications: false, close: false } })
+    const failed = await failuresOf(new MemoryStore(), {
+      capabilities: { releaseNotifications: false, close: false, waitQueue: true },
+    })
     expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
     expect(failed).toContain('LockStore conformance: broken > ownership > release frees the lock for the next acquirer')
   })
 
   test('declaring a capability the store lacks fails too', { timeout: 60_000 }, async () => {
-    const failed = await failuresOf(new MemoryStore(), { capabilities: { releaseNotifications: true, close: true } })
+    const failed = await failuresOf(new MemoryStore(), {
+      capabilities: { releaseNotifications: true, close: true, waitQueue: true },
+    })
     expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
     expect(failed).toContain(
       'LockStore conformance: broken > closing > close() can be called twice, and other stores on the same connection keep working',
@@ -148,12 +203,13 @@ describe('capability switches are explicit', () => {
         runner: { describe: () => {}, test: () => {} },
       })
     expect(register(undefined)).toThrow(/capabilities` is required/)
-    expect(register({ close: false })).toThrow(/capabilities.releaseNotifications must be true or false/)
-    expect(register({ releaseNotifications: false, close: false, notifications: true })).toThrow(
+    expect(register({ close: false, waitQueue: false })).toThrow(/capabilities.releaseNotifications must be true or false/)
+    expect(register({ releaseNotifications: false, close: false })).toThrow(/capabilities.waitQueue must be true or false/)
+    expect(register({ releaseNotifications: false, close: false, waitQueue: false, notifications: true })).toThrow(
       /unknown capability "notifications"/,
     )
-    expect(register({ releaseNotifications: 'no', close: false })).toThrow(/must be true or false/)
-    expect(register({ releaseNotifications: false, close: false })).not.toThrow()
+    expect(register({ releaseNotifications: 'no', close: false, waitQueue: false })).toThrow(/must be true or false/)
+    expect(register({ releaseNotifications: false, close: false, waitQueue: false })).not.toThrow()
   })
 })
 
@@ -185,7 +241,7 @@ test('every test is bounded by the per-test timeout, which the runner is given t
 })
 
 test('every group is registered whatever the switches say, in the documented order', () => {
-  for (const capabilities of [MEMORY, { releaseNotifications: false, close: false }]) {
+  for (const capabilities of [MEMORY, { releaseNotifications: false, close: false, waitQueue: false }]) {
     const groups: string[] = []
     let depth = 0
     runLockStoreConformance({

@@ -6,12 +6,14 @@ import { concurrencyTests } from './concurrency.js'
 import { createSuite, type Suite } from './context.js'
 import { expiryTests } from './expiry.js'
 import { failureTests } from './failures.js'
+import { fairWaitingTests } from './fair_waiting.js'
 import { fencingAfterIdleTests, fencingTests } from './fencing.js'
 import { holdingTests } from './holding.js'
 import { ownershipTests } from './ownership.js'
 import { releaseNotificationTests, wakingTests } from './release_notifications.js'
 import { runTests } from './run.js'
 import { serializationTests } from './serialization.js'
+import { waitQueueTests } from './wait_queue.js'
 import { waitingTests } from './waiting.js'
 
 export { CAPABILITIES, type CapabilityName, type StoreCapabilities } from './capabilities.js'
@@ -90,6 +92,13 @@ const GROUPS: readonly (readonly [string, (suite: Suite) => void])[] = [
   ['holding', holdingTests],
   ['waking waiters', wakingTests],
   ['release notifications', releaseNotificationTests],
+  [
+    'wait queue',
+    (suite) => {
+      waitQueueTests(suite)
+      fairWaitingTests(suite)
+    },
+  ],
   ['backend failures', failureTests],
   ['closing', closingTests],
 ]
@@ -111,12 +120,12 @@ export const CONFORMANCE_GROUPS: readonly string[] = GROUPS.map(([name]) => name
  * runLockStoreConformance({
  *   name: 'my store',
  *   createStore: () => new MyStore(client),
- *   capabilities: { releaseNotifications: false, close: false },
+ *   capabilities: { releaseNotifications: false, close: false, waitQueue: false },
  *   runner: { describe, test, afterAll },
  * })
  * ```
  *
- * A group a store cannot take part in (release notifications, closing) still registers one test that checks
+ * A group a store cannot take part in (release notifications, wait queue, closing) still registers one test that checks
  * the store really lacks what it declared it lacks; no group is left out silently.
  */
 export function runLockStoreConformance(options: ConformanceOptions): void {

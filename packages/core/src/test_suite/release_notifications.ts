@@ -55,10 +55,26 @@ export function wakingTests({ test, setup, capabilities }: Suite): void {
 const STRAGGLER_MS = 150
 
 /**
+ * Puts a waiter in the queue of `key` on a queueing store, so that the next release has someone to announce
+ * (a queueing store announces nothing when nobody waits). Returns how to take it out again. A no-op on
+ * other stores, which announce every release.
+ */
+async function queueWaiter(store: LockStore, key: string, queueing: boolean): Promise<() => Promise<void>> {
+  if (!queueing) return async () => {}
+  const owner = `waiter-${Math.random().toString(36).slice(2)}`
+  const reply = await store.acquire(key, owner, 10_000, { lease: 10_000 })
+  assert.equal(reply.acquired, false, 'the key is held while the waiter joins its queue')
+  return async () => {
+    await store.leaveQueue?.(key, owner)
+  }
+}
+
+/**
  * `subscribeToReleases` itself, heard from the other "process": every release and force release of the key
  * is announced once the subscription is active (when the promise resolves), to that key's listeners only,
  * and never after unsubscribing. Waiters still poll, so a notification lost to a dropped connection is
- * allowed; one never sent is not.
+ * allowed; one never sent is not. On a queueing store a release is announced only when someone waits, so
+ * each of these tests puts a waiter in the queue first.
  */
 export function releaseNotificationTests({ test, setup, createStore, capabilities }: Suite): void {
   if (!capabilities.releaseNotifications) {
@@ -68,6 +84,7 @@ export function releaseNotificationTests({ test, setup, createStore, capabilitie
     return
   }
 
+  const waitOn = (store: LockStore, key: string) => queueWaiter(store, key, capabilities.waitQueue)
   const subscribe = (store: LockStore, key: string, listener: () => void): Promise<Unsubscribe> => {
     assert.ok(store.subscribeToReleases, 'capabilities.releaseNotifications is true')
     return store.subscribeToReleases(key, listener)
@@ -80,12 +97,16 @@ export function releaseNotificationTests({ test, setup, createStore, capabilitie
     try {
       const lock = factory.createLock(key, '10s')
       await lock.acquire()
+      let leave = await waitOn(otherStore, key)
       await lock.release()
       await waitFor(() => heard >= 1, 'a release was announced')
+      await leave()
       const before = heard
       await factory.createLock(key, '10s').acquire()
+      leave = await waitOn(otherStore, key)
       await otherFactory.createLock(key).forceRelease()
       await waitFor(() => heard > before, 'a force release was announced')
+      await leave()
     } finally {
       await unsubscribe()
     }
@@ -101,8 +122,10 @@ export function releaseNotificationTests({ test, setup, createStore, capabilitie
       await unsubscribeStale()
       const lock = factory.createLock(key, '10s')
       await lock.acquire()
+      const leave = await waitOn(otherStore, key)
       await lock.release()
       await waitFor(() => live >= 1, 'the listener still subscribed heard the release')
+      await leave()
       await sleep(STRAGGLER_MS)
       assert.equal(stale, 0, 'the unsubscribed listener was called')
     } finally {
@@ -122,10 +145,14 @@ export function releaseNotificationTests({ test, setup, createStore, capabilitie
     try {
       const lock = factory.createLock(target, '10s')
       await lock.acquire()
+      let leave = await waitOn(otherStore, target)
       await lock.release()
+      await leave()
       await factory.createLock(target, '10s').acquire()
+      leave = await waitOn(otherStore, target)
       await otherFactory.createLock(target).forceRelease()
       await waitFor(() => heard >= 2, 'the release and force release of the target key were announced')
+      await leave()
       await sleep(STRAGGLER_MS)
       assert.deepEqual(woken, [], 'listeners of other keys were woken')
     } finally {
@@ -139,12 +166,14 @@ export function releaseNotificationTests({ test, setup, createStore, capabilitie
       const name = `${key}:${round}`
       const lock = factory.createLock(name, '10s')
       await lock.acquire()
+      const leave = await waitOn(otherStore, name)
       let heard = 0
       const unsubscribe = await subscribe(otherStore, name, () => heard++)
       try {
         // Released the moment the subscription says it is active: a store that resolves early misses it.
         await lock.release()
         await waitFor(() => heard >= 1, `the release right after subscribing was announced (round ${round + 1})`)
+        await leave()
       } finally {
         await unsubscribe()
       }

@@ -9,6 +9,6 @@ const shared = new MemoryStore()
 runLockStoreConformance({
   name: 'memory (mocha)',
   createStore: () => shared,
-  capabilities: { releaseNotifications: true, close: false },
+  capabilities: { releaseNotifications: true, close: false, waitQueue: true },
   runner: { describe, test: (name, body, timeoutMs) => it(name, body).timeout(timeoutMs), afterAll: after },
 })
