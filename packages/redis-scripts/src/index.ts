@@ -5,7 +5,9 @@ export {
   LOCK_SCRIPTS,
   type LockScript,
   MIN_FENCING_COUNTER_GRACE,
+  type QueuePlaceOptions,
   ScriptedLockStore,
   type ScriptedStoreOptions,
 } from './scripted_store.js'
-export { RELEASE_SCRIPT } from './scripts.js'
+export { type AcquireReply, parseAcquireReply } from './replies.js'
+export { ACQUIRE_SCRIPT, LEAVE_QUEUE_SCRIPT, RELEASE_SCRIPT } from './scripts.js'
