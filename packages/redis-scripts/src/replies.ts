@@ -3,9 +3,7 @@
  * and throws: a malformed reply must never pass for "not acquired" or "not owned".
  */
 
-export type AcquireReply =
-  | { acquired: true; fencingToken: number }
-  | { acquired: false; expiresIn?: number; position?: number }
+export type AcquireReply = { acquired: true; fencingToken: number } | { acquired: false; expiresIn?: number; position?: number }
 
 /** The ttl argument of ACQUIRE_SCRIPT and EXTEND_SCRIPT. */
 export function ttlArgument(ttl: number | null): string {
