@@ -15,18 +15,22 @@ describe('lock key layout', () => {
     expect(lockKeys('verrou:', 'orders:42')).toEqual({
       lock: 'verrou:{orders:42}',
       fence: 'verrou:{orders:42}:fence',
+      queue: 'verrou:{orders:42}:queue',
+      queueLeases: 'verrou:{orders:42}:queue:leases',
       channel: 'verrou:{orders:42}:released',
     })
   })
 
   test.each(['plain', '}leading-brace', '{inner}', 'a}b', '{}', '}', '\\', '\\}x', '{', 'x{y}z', '🔒 ünïcode'])(
-    'lock and fence of %j share a non-empty hash tag, so one Cluster slot',
+    'lock, fence and queue of %j share a non-empty hash tag, so one Cluster slot',
     (key) => {
-      const { lock, fence } = lockKeys('verrou:', key)
+      const { lock, fence, queue, queueLeases } = lockKeys('verrou:', key)
       const tag = hashTag(lock)
       expect(tag).not.toBe(lock)
       expect(tag.length).toBeGreaterThan(0)
       expect(hashTag(fence)).toBe(tag)
+      expect(hashTag(queue)).toBe(tag)
+      expect(hashTag(queueLeases)).toBe(tag)
     },
   )
 

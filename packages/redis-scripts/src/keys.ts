@@ -2,20 +2,24 @@
  * Where a lock lives in Redis. Shared by @verrou/redis and @verrou/upstash (which bundles this file), so
  * both stores find the same locks under the same prefix.
  *
- * The lock key wraps the user's key in a hash tag: `verrou:{orders:42}`. Its fencing counter,
- * `verrou:{orders:42}:fence`, then hashes to the same Redis Cluster slot, which a script touching both
- * needs. A key starting with `}` (or with the escape `\`) gets a leading `\`: otherwise the tag would be
+ * The lock key wraps the user's key in a hash tag: `verrou:{orders:42}`. Its fencing counter
+ * (`verrou:{orders:42}:fence`) and its wait queue (`...:queue`, `...:queue:leases`) then hash to the same
+ * Redis Cluster slot, which a script touching them all needs. A key starting with `}` (or with the escape `\`) gets a leading `\`: otherwise the tag would be
  * empty, Redis would hash the whole name, and the two keys could land on different slots.
  */
 
-import { describeValue } from './scripts.js'
+import { describeValue } from './replies.js'
 
 export interface LockKeys {
   /** Holds the owner; its expiry is the lease. */
   lock: string
   /** The fencing counter: expires a grace after its lock; tokens still only grow (see scripts.ts). */
   fence: string
-  /** Where releases of this key are announced. */
+  /** The wait queue: a sorted set of waiting owners, scored by the order they joined in. */
+  queue: string
+  /** Each waiting owner's place lease: a sorted set scored by when the lease ends (ms, server clock). */
+  queueLeases: string
+  /** Where releases of this key are announced, naming the next waiter. */
   channel: string
 }
 
@@ -32,7 +36,13 @@ export function invalidPrefixReason(prefix: unknown): string | undefined {
 export function lockKeys(prefix: string, key: string): LockKeys {
   const tagged = key.startsWith('}') || key.startsWith('\\') ? `\\${key}` : key
   const lock = `${prefix}{${tagged}}`
-  return { lock, fence: `${lock}:fence`, channel: `${lock}:released` }
+  return {
+    lock,
+    fence: `${lock}:fence`,
+    queue: `${lock}:queue`,
+    queueLeases: `${lock}:queue:leases`,
+    channel: `${lock}:released`,
+  }
 }
 
 /** A surrogate half without its partner: not encodable as UTF-8. */

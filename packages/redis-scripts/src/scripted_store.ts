@@ -1,25 +1,25 @@
-import { type AcquireResult, errors, type LockStore, type Logger } from '@verrou/core'
+import { errors, type LockStore, type Logger } from '@verrou/core'
 import { consoleLogger, EVICTION_POLICY_ACTIONS, EvictionCheck, type EvictionPolicyAction } from './eviction.js'
 import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
-import {
-  ACQUIRE_SCRIPT,
-  describeValue,
-  EXTEND_SCRIPT,
-  FORCE_RELEASE_SCRIPT,
-  parseAcquireReply,
-  parseExistsReply,
-  parseFlagReply,
-  RELEASE_SCRIPT,
-  ttlArgument,
-} from './scripts.js'
+import { type AcquireReply, describeValue, parseAcquireReply, parseExistsReply, parseFlagReply, ttlArgument } from './replies.js'
+import { ACQUIRE_SCRIPT, EXTEND_SCRIPT, FORCE_RELEASE_SCRIPT, LEAVE_QUEUE_SCRIPT, RELEASE_SCRIPT } from './scripts.js'
 
-/** The four scripts, by the operation they carry out. */
+/** The scripts, by the operation they carry out. */
 export const LOCK_SCRIPTS = {
   acquire: ACQUIRE_SCRIPT,
   release: RELEASE_SCRIPT,
   extend: EXTEND_SCRIPT,
   'force release': FORCE_RELEASE_SCRIPT,
+  'leave queue': LEAVE_QUEUE_SCRIPT,
 } as const
+
+/**
+ * What a caller that will keep waiting passes to `acquire`: how long (ms, server clock) its place in the
+ * queue is kept without renewal. The same shape as core's `WaitOptions`.
+ */
+export interface QueuePlaceOptions {
+  lease: number
+}
 
 export type LockScript = keyof typeof LOCK_SCRIPTS
 
@@ -46,6 +46,9 @@ export const MIN_FENCING_COUNTER_GRACE = 1_000
  * with which keys and arguments, and how its reply is read. A subclass only says how a script and an EXISTS
  * reach its server, and where releases are announced. Any failure, including a reply of the wrong shape,
  * is a storage error: never "not acquired" or "not owned".
+ *
+ * A queueing store: each key has a FIFO queue of waiters on the server, kept by the same scripts (see
+ * scripts.ts), so the lock goes to the longest live waiter across processes and nobody barges in.
  */
 export abstract class ScriptedLockStore implements LockStore {
   readonly #prefix: string
@@ -89,7 +92,7 @@ export abstract class ScriptedLockStore implements LockStore {
   /** `INFO memory` from every server holding locks. Asked once per store, before its first operation. */
   protected abstract readMemoryInfo(): Promise<unknown[]>
 
-  /** The channel release scripts publish on; '' announces nothing (a store nobody can subscribe through). */
+  /** The channel the scripts announce the next waiter on; '' announces nothing (a store nobody can subscribe through). */
   protected releaseChannel(keys: LockKeys): string {
     return keys.channel
   }
@@ -98,16 +101,23 @@ export abstract class ScriptedLockStore implements LockStore {
     return lockKeys(this.#prefix, key)
   }
 
-  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+  /**
+   * Takes the lock if it is free and no live waiter is ahead of `owner`. With `wait`, a refusal also
+   * joins the queue (or keeps `owner`'s place there) for `wait.lease` ms and reports the position.
+   */
+  async acquire(key: string, owner: string, ttl: number | null, wait?: QueuePlaceOptions): Promise<AcquireReply> {
     const keys = this.lockKeys(key)
-    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace]
-    return this.#call('acquire', key, [keys.lock, keys.fence], args, parseAcquireReply)
+    const lease = wait === undefined ? '' : String(checkPlaceLease(wait))
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease]
+    const queueKeys = [keys.lock, keys.fence, keys.queue, keys.queueLeases]
+    return this.#call('acquire', key, queueKeys, args, (reply) => parseAcquireReply(reply, wait !== undefined))
   }
 
   async release(key: string, owner: string): Promise<boolean> {
     const keys = this.lockKeys(key)
     const args = [checkOwner(owner), this.releaseChannel(keys), this.#grace]
-    return this.#call('release', key, [keys.lock, keys.fence], args, (reply) => parseFlagReply(reply, 'release'))
+    const queueKeys = [keys.lock, keys.fence, keys.queue, keys.queueLeases]
+    return this.#call('release', key, queueKeys, args, (reply) => parseFlagReply(reply, 'release'))
   }
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
@@ -118,7 +128,20 @@ export abstract class ScriptedLockStore implements LockStore {
 
   async forceRelease(key: string): Promise<void> {
     const keys = this.lockKeys(key)
-    await this.#call('force release', key, [keys.lock, keys.fence], [this.releaseChannel(keys), this.#grace], () => undefined)
+    const queueKeys = [keys.lock, keys.fence, keys.queue, keys.queueLeases]
+    await this.#call('force release', key, queueKeys, [this.releaseChannel(keys), this.#grace], () => undefined)
+  }
+
+  /**
+   * Removes `owner`'s place in the queue of `key` (nothing happens if it has none). If it was first and
+   * the lock is free, the next live waiter is announced.
+   */
+  async leaveQueue(key: string, owner: string): Promise<void> {
+    const keys = this.lockKeys(key)
+    const args = [checkOwner(owner), this.releaseChannel(keys)]
+    await this.#call('leave queue', key, [keys.lock, keys.queue, keys.queueLeases], args, (reply) =>
+      parseFlagReply(reply, 'leave queue'),
+    )
   }
 
   async isLocked(key: string): Promise<boolean> {
@@ -148,6 +171,16 @@ function checkOwner(owner: string): string {
   const reason = invalidOwnerReason(owner)
   if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(reason)
   return owner
+}
+
+function checkPlaceLease(wait: QueuePlaceOptions): number {
+  const lease: unknown = wait !== null && typeof wait === 'object' ? wait.lease : undefined
+  if (!(Number.isSafeInteger(lease) && (lease as number) > 0)) {
+    throw new errors.E_INVALID_ARGUMENT(
+      `A queue place lease (wait.lease) must be a positive whole number of milliseconds, got ${describeValue(lease)}`,
+    )
+  }
+  return lease as number
 }
 
 /** The contract promises a positive integer or null; anything else must not reach a script as PX. */

@@ -1,85 +1,75 @@
 /**
  * The Lua scripts behind every lock operation, shared by @verrou/redis and @verrou/upstash (which bundles
- * this file). Each runs atomically on the server, so the server's clock (PX) decides expiry and no other
- * client can act between the ownership check and the write. Kept free of imports so either package can
- * bundle it without a dependency.
+ * this file). Each runs atomically on the server, so the server's clock decides expiry and the order of
+ * waiters, and no other client can act between a check and the write that follows it. Kept free of
+ * imports from outside this package so either store can bundle it without a dependency.
  *
  * A ttl argument is a whole number of milliseconds, or '' for a lease that never expires. A grace
  * argument is how long, in milliseconds, a fencing counter outlives its lock. A channel argument is
- * where releases are announced, or '' to announce nothing (no store listens).
+ * where the next waiter is announced, or '' to announce nothing (no store listens). Every script reads
+ * each key it will write before writing anything, so another application's value of another type there
+ * fails the script (WRONGTYPE) with nothing changed.
  */
 
-/**
- * Lua shared by the scripts that touch the fencing counter. Tokens come from the counter, but never
- * fall below the server's clock in microseconds (TIME: Redis 5 and later replicate scripts by their
- * effects, so a script may read the clock). So the counter may expire once its key has been unused for
- * the grace: a counter created anew starts from the clock, above every token the old one gave out.
- *
- * The counter's expiry is the grace after the lock's own (none while a lease that never expires is
- * held), plus however far the counter has run ahead of the clock: an expired counter's last token is
- * then always below the clock that the next one starts from.
- */
-const FENCE_LUA = `
-local function now_us()
-  local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000000 + tonumber(time[2])
-end
-local function read_fence(key)
-  local value = redis.call('GET', key)
-  if not value then return 0 end
-  local number = tonumber(value)
-  if number == nil or number < 0 or number ~= math.floor(number) then
-    error('the fencing counter ' .. key .. ' holds something other than a whole number')
-  end
-  return number
-end
-local function fence_expiry(token, now, lease, grace)
-  return string.format('%d', grace + math.max(lease, math.ceil((token - now) / 1000)))
-end
-local function keep_fence(key, lease, grace)
-  local token = read_fence(key)
-  if token > 0 then redis.call('PEXPIRE', key, fence_expiry(token, now_us(), lease, grace)) end
-end
-`
+import { CLOCK_LUA, FENCE_LUA, QUEUE_LUA } from './lua_helpers.js'
+
+const HELPERS = `${CLOCK_LUA}${FENCE_LUA}${QUEUE_LUA}`
 
 /**
- * KEYS: lock, fence. ARGV: owner, ttl, grace. Returns {1, fencingToken} or {0, pttl of the holder's lease}.
+ * KEYS: lock, fence, queue, queue leases. ARGV: owner, ttl, grace, place lease ('' without wait).
+ * Grants only if the lock is free and no live waiter stands ahead of owner (owner's own place, if any, is
+ * then removed). Otherwise, with a place lease, owner joins the queue at the tail or keeps its place, and
+ * the place lease is renewed. Returns {1, fencingToken}; refused, {0, pttl} without a place lease and
+ * {0, pttl, position} with one: pttl is the holder's (-1: never expires; -2: the lock is free, but a
+ * waiter goes first), position owner's 0-based rank among the live waiters.
  * GET, not EXISTS, on the lock: another application's hash or list there is a WRONGTYPE error, never
- * "held". The counter is read and checked before anything is written, so a failure leaves nothing behind.
+ * "held".
  */
-export const ACQUIRE_SCRIPT = `${FENCE_LUA}
-if redis.call('GET', KEYS[1]) then
-  return {0, redis.call('PTTL', KEYS[1])}
-end
+export const ACQUIRE_SCRIPT = `${HELPERS}
+local owner = ARGV[1]
+local holder = redis.call('GET', KEYS[1])
+check_queue(KEYS[3], KEYS[4])
+local fence = 0
+if not holder then fence = read_fence(KEYS[2]) end
 local now = now_us()
-local token = math.max(read_fence(KEYS[2]) + 1, now)
-if token > 9007199254740991 then
-  error('the fencing counter ' .. KEYS[2] .. ' is past the largest safe integer')
+local now_millis = math.floor(now / 1000)
+drop_dead(KEYS[3], KEYS[4], now_millis)
+local first = first_waiter(KEYS[3])
+if not holder and (not first or first == owner) then
+  local token = math.max(fence + 1, now)
+  if token > 9007199254740991 then
+    error('the fencing counter ' .. KEYS[2] .. ' is past the largest safe integer')
+  end
+  leave_place(KEYS[3], KEYS[4], owner, now_millis)
+  if ARGV[2] == '' then
+    redis.call('SET', KEYS[1], owner)
+    redis.call('SET', KEYS[2], whole(token))
+  else
+    redis.call('SET', KEYS[1], owner, 'PX', ARGV[2])
+    redis.call('SET', KEYS[2], whole(token), 'PX', fence_expiry(token, now, tonumber(ARGV[2]), tonumber(ARGV[3])))
+  end
+  return {1, token}
 end
-local grace = tonumber(ARGV[3])
-if ARGV[2] == '' then
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('SET', KEYS[2], string.format('%d', token))
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  redis.call('SET', KEYS[2], string.format('%d', token), 'PX', fence_expiry(token, now, tonumber(ARGV[2]), grace))
+local pttl = redis.call('PTTL', KEYS[1])
+if ARGV[4] == '' then
+  return {0, pttl}
 end
-return {1, token}
+return {0, pttl, take_place(KEYS[3], KEYS[4], owner, tonumber(ARGV[4]), now_millis)}
 `
 
 /**
- * KEYS: lock, fence. ARGV: owner, channel, grace. Returns 1 if `owner` held the lock and it is now
- * released, else 0. The counter stays for the grace.
+ * KEYS: lock, fence, queue, queue leases. ARGV: owner, channel, grace. Returns 1 if `owner` held the lock
+ * and it is now released, else 0. The counter stays for the grace. The first live waiter, if any, is
+ * announced by its owner id; with nobody waiting nothing is published.
  */
-export const RELEASE_SCRIPT = `${FENCE_LUA}
+export const RELEASE_SCRIPT = `${HELPERS}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
+check_queue(KEYS[3], KEYS[4])
 redis.call('DEL', KEYS[1])
 keep_fence(KEYS[2], 0, tonumber(ARGV[3]))
-if ARGV[2] ~= '' then
-  redis.call('PUBLISH', ARGV[2], '')
-end
+announce_next(KEYS[3], KEYS[4], ARGV[2], now_ms())
 return 1
 `
 
@@ -87,7 +77,7 @@ return 1
  * KEYS: lock, fence. ARGV: owner, ttl, grace. Returns 1 if `owner` held the lock and its lease is reset,
  * else 0. The counter's expiry follows the lease.
  */
-export const EXTEND_SCRIPT = `${FENCE_LUA}
+export const EXTEND_SCRIPT = `${CLOCK_LUA}${FENCE_LUA}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
@@ -102,66 +92,38 @@ return 1
 `
 
 /**
- * KEYS: lock, fence. ARGV: channel, grace. Deletes the lock whoever holds it; the counter stays for the
- * grace. GET first: another application's value of another type is an error, not something to delete.
- * Returns 1.
+ * KEYS: lock, fence, queue, queue leases. ARGV: channel, grace. Deletes the lock whoever holds it and
+ * announces the first live waiter, as a release does; the counter stays for the grace. A free lock is
+ * left as it is. Returns 1.
  */
-export const FORCE_RELEASE_SCRIPT = `${FENCE_LUA}
+export const FORCE_RELEASE_SCRIPT = `${HELPERS}
 if not redis.call('GET', KEYS[1]) then
   return 1
 end
+check_queue(KEYS[3], KEYS[4])
 redis.call('DEL', KEYS[1])
 keep_fence(KEYS[2], 0, tonumber(ARGV[2]))
-if ARGV[1] ~= '' then
-  redis.call('PUBLISH', ARGV[1], '')
-end
+announce_next(KEYS[3], KEYS[4], ARGV[1], now_ms())
 return 1
 `
 
-/** The ttl argument of ACQUIRE_SCRIPT and EXTEND_SCRIPT. */
-export function ttlArgument(ttl: number | null): string {
-  return ttl === null ? '' : String(ttl)
-}
-
-export type AcquireReply = { acquired: true; fencingToken: number } | { acquired: false; expiresIn?: number }
-
 /**
- * Reads the reply of ACQUIRE_SCRIPT. Anything else is a backend fault and throws: a malformed reply
- * must never pass for "not acquired".
+ * KEYS: lock, queue, queue leases. ARGV: owner, channel. Removes owner's place, if it has one. If it was
+ * the first live waiter and the lock is free, nobody else would be told to try: the next live waiter is
+ * announced. Returns 1 if a live place was removed, else 0.
  */
-export function parseAcquireReply(reply: unknown): AcquireReply {
-  if (Array.isArray(reply) && reply.length === 2) {
-    const [flag, value] = reply as [unknown, unknown]
-    if (flag === 1 && Number.isSafeInteger(value) && (value as number) > 0) {
-      return { acquired: true, fencingToken: value as number }
-    }
-    if (flag === 0 && Number.isSafeInteger(value)) {
-      // PTTL is -1 for a lease without expiry: then nobody knows when it ends.
-      return (value as number) >= 0 ? { acquired: false, expiresIn: value as number } : { acquired: false }
-    }
-  }
-  throw new Error(`unexpected reply to the acquire script: ${describeValue(reply)}`)
-}
-
-/** Reads the 0/1 reply of RELEASE_SCRIPT and EXTEND_SCRIPT. */
-export function parseFlagReply(reply: unknown, script: string): boolean {
-  if (reply === 1) return true
-  if (reply === 0) return false
-  throw new Error(`unexpected reply to the ${script} script: ${describeValue(reply)}`)
-}
-
-/** Reads the reply of EXISTS on one key. */
-export function parseExistsReply(reply: unknown): boolean {
-  if (reply === 1) return true
-  if (reply === 0) return false
-  throw new Error(`unexpected reply to EXISTS: ${describeValue(reply)}`)
-}
-
-/** A value as error messages show it; never throws, even for what String() cannot convert. */
-export function describeValue(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    return Object.prototype.toString.call(value)
-  }
-}
+export const LEAVE_QUEUE_SCRIPT = `${CLOCK_LUA}${QUEUE_LUA}
+local owner = ARGV[1]
+local holder = redis.call('GET', KEYS[1])
+check_queue(KEYS[2], KEYS[3])
+local now = now_ms()
+drop_dead(KEYS[2], KEYS[3], now)
+local was_first = first_waiter(KEYS[2]) == owner
+if leave_place(KEYS[2], KEYS[3], owner, now) == 0 then
+  return 0
+end
+if was_first and not holder then
+  announce_next(KEYS[2], KEYS[3], ARGV[2], now)
+end
+return 1
+`

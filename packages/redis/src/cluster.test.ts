@@ -32,7 +32,7 @@ describe('Redis Cluster (3 masters)', () => {
   runLockStoreConformance({
     name: 'RedisStore on Redis Cluster',
     runner: { describe, test, afterAll },
-    capabilities: { releaseNotifications: true, close: true },
+    capabilities: { releaseNotifications: true, close: true, waitQueue: true },
     createStore: () => {
       if (pair.length === 0) pair.push(connectCluster(), connectCluster())
       return new RedisStore({ connection: pair[created++ % 2]!, prefix })
@@ -50,20 +50,26 @@ describe('Redis Cluster (3 masters)', () => {
     closeStore: (store: LockStore) => store.close?.(),
   })
 
-  test('a lock and its counter share a slot, whatever the key; the keys spread over every master', async () => {
+  test('a lock, its counter and its queue share a slot, whatever the key; the keys spread over every master', async () => {
     const store = new RedisStore({ connection: connectCluster(), prefix })
     const node = new Redis(cluster.nodes[0]!)
     try {
       const keys = ['}leading', '\\}x', '{inner}', 'a}b', '{}', ...Array.from({ length: 30 }, (_, i) => uniqueKey(`spread-${i}`))]
       const slots = new Set<number>()
       for (const key of keys) {
-        const { lock, fence } = lockKeys(prefix, key)
+        const { lock, fence, queue, queueLeases } = lockKeys(prefix, key)
         const slot = Number(await node.cluster('KEYSLOT', lock))
-        expect(Number(await node.cluster('KEYSLOT', fence))).toBe(slot)
+        for (const other of [fence, queue, queueLeases]) expect(Number(await node.cluster('KEYSLOT', other))).toBe(slot)
         slots.add(slot)
         const result = await store.acquire(key, 'o', 10_000)
         expect(result.acquired).toBe(true)
+        // The queue scripts touch all four keys: a cross-slot key would fail them here.
+        expect(await store.acquire(key, 'w', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
         expect(await store.release(key, 'o')).toBe(true)
+        expect(await store.acquire(key, 'x', 10_000)).toEqual({ acquired: false })
+        await store.leaveQueue(key, 'w')
+        expect((await store.acquire(key, 'x', 10_000)).acquired).toBe(true)
+        await store.forceRelease(key)
       }
       // Each master holds a third of the 16384 slots: 30 random keys all on one master would be a fluke.
       const ranges = (await node.cluster('SLOTS')) as [number, number, ...unknown[]][]

@@ -123,18 +123,25 @@ describe('release notifications (pub/sub)', () => {
     expect(await subscriberCount(a)).toBe(1)
     expect(await subscriberCount(b)).toBe(1)
 
+    // Releases are announced while someone waits in the queue (here a waiter from a third store).
+    const queued = new RedisStore({ connection: admin, prefix })
+    const place = { lease: 10_000 }
     await holderStore.acquire(a, 'o', 10_000)
+    await queued.acquire(a, 'w', 10_000, place)
     await holderStore.release(a, 'o')
     await until(async () => calls.a1 === 1 && calls.a2 === 1, 'both listeners of a')
     expect(calls.b).toBe(0)
+    await queued.leaveQueue(a, 'w')
 
     // A release that did not happen (wrong owner) announces nothing.
     await holderStore.acquire(b, 'o', 10_000)
+    await queued.acquire(b, 'w', 10_000, place)
     expect(await holderStore.release(b, 'intruder')).toBe(false)
     await sleep(50)
     expect(calls.b).toBe(0)
     await holderStore.forceRelease(b)
     await until(async () => calls.b === 1, 'the listener of b')
+    await queued.leaveQueue(b, 'w')
 
     await offA1()
     expect(await subscriberCount(a)).toBe(1)
@@ -163,13 +170,13 @@ describe('release notifications (pub/sub)', () => {
     expect(id).toBeTruthy()
     // Kill, check nobody listens, and release with the store's own script, in one pipeline: Redis runs
     // the three back to back, so the subscriber cannot reconnect in between and the announcement is lost.
-    const { lock, fence, channel } = lockKeys(prefix, key)
+    const { lock, fence, queue, queueLeases, channel } = lockKeys(prefix, key)
     const releasedAt = performance.now()
     const replies = await admin
       .pipeline()
       .call('CLIENT', 'KILL', 'ID', id!)
       .pubsub('NUMSUB', channel)
-      .eval(RELEASE_SCRIPT, 2, lock, fence, holder.getOwner(), channel, '3600000')
+      .eval(RELEASE_SCRIPT, 4, lock, fence, queue, queueLeases, holder.getOwner(), channel, '3600000')
       .exec()
     expect(replies?.map(([error]) => error)).toEqual([null, null, null])
     expect(replies?.[1]?.[1]).toEqual([channel, 0])
@@ -181,6 +188,7 @@ describe('release notifications (pub/sub)', () => {
     // The subscriber reconnects and subscribes again to what was still wanted.
     await until(async () => (await subscriberCount(other)) === 1, 'the subscriber to come back')
     await holderStore.acquire(other, 'o', 10_000)
+    await new RedisStore({ connection: admin, prefix }).acquire(other, 'w', 10_000, { lease: 1_000 })
     await holderStore.release(other, 'o')
     await until(async () => otherCalls === 1, 'a notification after the reconnect')
     await offOther()

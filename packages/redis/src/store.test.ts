@@ -296,6 +296,7 @@ describe('scripts and round trips', () => {
     await store.acquire(key, 'warm', 1_000)
     await store.extend(key, 'warm', 1_000)
     await store.release(key, 'warm')
+    await store.leaveQueue(key, 'warm')
     await store.forceRelease(key)
 
     const monitor = await connect().monitor()
@@ -307,13 +308,15 @@ describe('scripts and round trips', () => {
     await new Promise((resolve) => setTimeout(resolve, 50))
     await store.acquire(key, 'o', 10_000)
     await store.acquire(key, 'p', 10_000)
+    await store.acquire(key, 'q', 10_000, { lease: 1_000 })
     await store.extend(key, 'o', 10_000)
     await store.isLocked(key)
     await store.release(key, 'o')
+    await store.leaveQueue(key, 'q')
     await store.forceRelease(key)
     await new Promise((resolve) => setTimeout(resolve, 100))
     monitor.disconnect()
-    expect(seen).toEqual(['evalsha', 'evalsha', 'evalsha', 'exists', 'evalsha', 'evalsha'])
+    expect(seen).toEqual(['evalsha', 'evalsha', 'evalsha', 'evalsha', 'exists', 'evalsha', 'evalsha', 'evalsha'])
   })
 
   test('a server that lost its scripts (restart, failover, SCRIPT FLUSH) gets them again by EVAL', async () => {

@@ -27,14 +27,15 @@ const SUBSCRIBER_IDLE_MS = 2_000
 
 interface ChannelSubscription {
   subscriber: Redis | Cluster
-  listeners: Set<() => void>
+  listeners: Set<(next?: string) => void>
   ready: Promise<unknown>
 }
 
 /**
  * Locks in Redis through ioredis: every operation is one atomic script (sent by SHA, by source the first
- * time a server lacks it) or one EXISTS, so Redis's clock alone decides expiry. Works on a single
- * server and on Redis Cluster (a lock and its fencing counter share a hash slot).
+ * time a server lacks it) or one EXISTS, so Redis's clock alone decides expiry and the order of waiters.
+ * Waiters queue FIFO on the server, and a release is announced (pub/sub) to the first live waiter only.
+ * Works on a single server and on Redis Cluster (a lock, its fencing counter and its queue share a hash slot).
  */
 export class RedisStore extends ScriptedLockStore {
   readonly #connection: Redis | Cluster
@@ -56,11 +57,13 @@ export class RedisStore extends ScriptedLockStore {
   }
 
   /**
-   * Calls `listener` whenever `key` is released or force-released through any store with this prefix.
-   * All keys share one subscriber connection (a duplicate of yours); a key is subscribed once however many
-   * listeners it has. Notifications lost while that connection reconnects only make waiters poll.
+   * Calls `listener(next)` whenever `key` is released or force-released through any store with this prefix
+   * while a live waiter is queued (`next`: that waiter's owner id), or when the first waiter leaves the
+   * queue of a free lock. Nothing is announced when nobody waits. All keys share one subscriber connection
+   * (a duplicate of yours); a key is subscribed once however many listeners it has. Notifications lost
+   * while that connection reconnects only make waiters poll.
    */
-  async subscribeToReleases(key: string, listener: () => void): Promise<Unsubscribe> {
+  async subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
     const { channel } = this.lockKeys(key)
     clearTimeout(this.#idleTimer)
     let entry = this.#channels.get(channel)
@@ -71,7 +74,7 @@ export class RedisStore extends ScriptedLockStore {
     }
     const subscription = entry
     // A wrapper per call, so the same function subscribed twice needs two unsubscribes.
-    const member = () => listener()
+    const member = (next?: string) => listener(next)
     subscription.listeners.add(member)
     const unsubscribe = () => {
       if (!subscription.listeners.delete(member) || subscription.listeners.size > 0) return
@@ -121,10 +124,13 @@ export class RedisStore extends ScriptedLockStore {
     // Its failures show up as timed-out subscriptions (waiters then poll); without a listener ioredis
     // would print every reconnect error.
     subscriber.on('error', () => {})
-    subscriber.on('message', (channel: string) => {
+    subscriber.on('message', (channel: string, message: string) => {
       const entry = this.#channels.get(channel)
       if (entry === undefined || entry.subscriber !== subscriber) return
-      for (const listener of [...entry.listeners]) listener()
+      // The scripts publish the next waiter's owner id; an empty message (a store of an older version
+      // still running) names nobody.
+      const next = message === '' ? undefined : message
+      for (const listener of [...entry.listeners]) listener(next)
     })
     this.#subscriber = subscriber
     return subscriber

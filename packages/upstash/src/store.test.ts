@@ -132,16 +132,19 @@ describe('round trips', () => {
       await store.acquire(key, 'warm', 1_000)
       await store.extend(key, 'warm', 1_000)
       await store.release(key, 'warm')
+      await store.leaveQueue(key, 'warm')
       await store.forceRelease(key)
 
       const before = totalRequests()
       await store.acquire(key, 'o', 10_000)
       await store.acquire(key, 'p', 10_000)
+      await store.acquire(key, 'q', 10_000, { lease: 1_000 })
       await store.extend(key, 'o', 10_000)
       await store.isLocked(key)
       await store.release(key, 'o')
+      await store.leaveQueue(key, 'q')
       await store.forceRelease(key)
-      expect(totalRequests() - before).toBe(6)
+      expect(totalRequests() - before).toBe(8)
 
       await redis.script('FLUSH')
       const flushed = totalRequests()
@@ -212,7 +215,7 @@ describe('runs where serverless code runs', () => {
   })
 
   test('the store and the scripts it bundles import nothing but core and the client, and no Node API', async () => {
-    const shared = ['index.ts', 'keys.ts', 'scripts.ts', 'scripted_store.ts', 'eviction.ts'].map(
+    const shared = ['index.ts', 'keys.ts', 'scripts.ts', 'lua_helpers.ts', 'replies.ts', 'scripted_store.ts', 'eviction.ts'].map(
       (file) => `../../redis-scripts/src/${file}`,
     )
     for (const file of ['./store.ts', './index.ts', ...shared]) {

@@ -31,9 +31,10 @@ function sha1(script: LockScript): Promise<string> {
 }
 
 /**
- * Locks in Upstash Redis over its REST API: the same atomic scripts and key layout as @verrou/redis, one
- * HTTP request per operation, nothing that needs a long-lived process. A REST client cannot hold a
- * subscription, so waiters poll (their retry delay, or until the holder's lease ends if sooner).
+ * Locks in Upstash Redis over its REST API: the same atomic scripts, key layout and FIFO wait queue as
+ * @verrou/redis, one HTTP request per operation, nothing that needs a long-lived process. A REST client
+ * cannot hold a subscription, so nothing is published: the first waiter in the queue polls briefly, the
+ * others at their retry delay (or until the holder's lease ends, if sooner).
  */
 export class UpstashStore extends ScriptedLockStore {
   readonly #connection: UpstashConnection
@@ -50,7 +51,7 @@ export class UpstashStore extends ScriptedLockStore {
     this.#connection = connection
   }
 
-  /** Nobody can subscribe over REST, so announcing releases would be wasted work. */
+  /** Nobody can subscribe over REST, so announcing the next waiter would be wasted work. */
   protected override releaseChannel(_keys: LockKeys): string {
     return ''
   }

@@ -1,0 +1,110 @@
+/**
+ * Lua the lock scripts share (scripts.ts): the server clock, the fencing counter and the wait queue.
+ * Kept free of imports so either store can bundle it without a dependency.
+ */
+
+/**
+ * The server's clock (TIME: Redis 5 and later replicate scripts by their effects, so a script may read it).
+ * Numbers go back to Redis through string.format('%d'): Lua would write a large one as 1.7e+15.
+ */
+export const CLOCK_LUA = `
+local function now_us()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+local function now_ms()
+  return math.floor(now_us() / 1000)
+end
+local function whole(number)
+  return string.format('%d', number)
+end
+`
+
+/**
+ * Tokens come from the counter, but never fall below the server's clock in microseconds. So the counter
+ * may expire once its key has been unused for the grace: a counter created anew starts from the clock,
+ * above every token the old one gave out.
+ *
+ * The counter's expiry is the grace after the lock's own (none while a lease that never expires is
+ * held), plus however far the counter has run ahead of the clock: an expired counter's last token is
+ * then always below the clock that the next one starts from.
+ */
+export const FENCE_LUA = `
+local function read_fence(key)
+  local value = redis.call('GET', key)
+  if not value then return 0 end
+  local number = tonumber(value)
+  if number == nil or number < 0 or number ~= math.floor(number) then
+    error('the fencing counter ' .. key .. ' holds something other than a whole number')
+  end
+  return number
+end
+local function fence_expiry(token, now, lease, grace)
+  return whole(grace + math.max(lease, math.ceil((token - now) / 1000)))
+end
+local function keep_fence(key, lease, grace)
+  local token = read_fence(key)
+  if token > 0 then redis.call('PEXPIRE', key, fence_expiry(token, now_us(), lease, grace)) end
+end
+`
+
+/** Dead places are dropped in batches of this many: Lua's unpack() has a limit on how many it spreads. */
+const DROP_BATCH = 500
+
+/**
+ * The wait queue of a key is two sorted sets in the lock's hash slot: `order` (owner -> the number it
+ * joined with: FIFO) and `leases` (owner -> when its place lease ends, in ms on the server clock). A place
+ * whose lease has ended is dead: every script that reads the queue first drops all dead places (found by
+ * score in `leases`, however deep in the queue), so the first member of `order` is the first live waiter
+ * and a rank is a position among live waiters. Both sets expire when the last place lease ends.
+ */
+export const QUEUE_LUA = `
+local function check_queue(order, leases)
+  -- Reads before any write: a key of another type fails the script here, with nothing changed.
+  redis.call('ZCARD', order)
+  redis.call('ZCARD', leases)
+end
+local function drop_dead(order, leases, now)
+  while true do
+    local dead = redis.call('ZRANGEBYSCORE', leases, '-inf', whole(now), 'LIMIT', 0, ${DROP_BATCH})
+    if #dead == 0 then return end
+    redis.call('ZREM', order, unpack(dead))
+    redis.call('ZREM', leases, unpack(dead))
+    if #dead < ${DROP_BATCH} then return end
+  end
+end
+local function first_waiter(order)
+  return redis.call('ZRANGE', order, 0, 0)[1]
+end
+local function keep_queue(order, leases, now)
+  local last = redis.call('ZRANGE', leases, -1, -1, 'WITHSCORES')
+  if last[2] then
+    local left = whole(math.max(1, tonumber(last[2]) - now))
+    redis.call('PEXPIRE', order, left)
+    redis.call('PEXPIRE', leases, left)
+  end
+end
+local function take_place(order, leases, owner, lease, now)
+  if not redis.call('ZSCORE', order, owner) then
+    local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
+    local number = 1
+    if last[2] then number = tonumber(last[2]) + 1 end
+    redis.call('ZADD', order, whole(number), owner)
+  end
+  redis.call('ZADD', leases, whole(now + lease), owner)
+  keep_queue(order, leases, now)
+  return redis.call('ZRANK', order, owner)
+end
+local function leave_place(order, leases, owner, now)
+  local removed = redis.call('ZREM', order, owner)
+  redis.call('ZREM', leases, owner)
+  if removed == 1 then keep_queue(order, leases, now) end
+  return removed
+end
+local function announce_next(order, leases, channel, now)
+  if channel == '' then return end
+  drop_dead(order, leases, now)
+  local next = first_waiter(order)
+  if next then redis.call('PUBLISH', channel, next) end
+end
+`

@@ -1,0 +1,56 @@
+/**
+ * Reading what the scripts (scripts.ts) and EXISTS reply. Anything of another shape is a backend fault
+ * and throws: a malformed reply must never pass for "not acquired" or "not owned".
+ */
+
+export type AcquireReply = { acquired: true; fencingToken: number } | { acquired: false; expiresIn?: number; position?: number }
+
+/** The ttl argument of ACQUIRE_SCRIPT and EXTEND_SCRIPT. */
+export function ttlArgument(ttl: number | null): string {
+  return ttl === null ? '' : String(ttl)
+}
+
+/**
+ * Reads the reply of ACQUIRE_SCRIPT. `waiting`: the call passed a place lease, so a refusal must carry
+ * the caller's position; without one, it must not.
+ */
+export function parseAcquireReply(reply: unknown, waiting: boolean): AcquireReply {
+  if (Array.isArray(reply)) {
+    const [flag, value, position] = reply as unknown[]
+    if (reply.length === 2 && flag === 1 && Number.isSafeInteger(value) && (value as number) > 0) {
+      return { acquired: true, fencingToken: value as number }
+    }
+    if (flag === 0 && Number.isSafeInteger(value) && (value as number) >= -2) {
+      // PTTL is -1 for a lease without expiry and -2 for a free lock a waiter goes first on: no end known.
+      const refused: AcquireReply = (value as number) >= 0 ? { acquired: false, expiresIn: value as number } : { acquired: false }
+      if (!waiting && reply.length === 2) return refused
+      if (waiting && reply.length === 3 && Number.isSafeInteger(position) && (position as number) >= 0) {
+        return { ...refused, position: position as number }
+      }
+    }
+  }
+  throw new Error(`unexpected reply to the acquire script: ${describeValue(reply)}`)
+}
+
+/** Reads the 0/1 reply of RELEASE_SCRIPT, EXTEND_SCRIPT and LEAVE_QUEUE_SCRIPT. */
+export function parseFlagReply(reply: unknown, script: string): boolean {
+  if (reply === 1) return true
+  if (reply === 0) return false
+  throw new Error(`unexpected reply to the ${script} script: ${describeValue(reply)}`)
+}
+
+/** Reads the reply of EXISTS on one key. */
+export function parseExistsReply(reply: unknown): boolean {
+  if (reply === 1) return true
+  if (reply === 0) return false
+  throw new Error(`unexpected reply to EXISTS: ${describeValue(reply)}`)
+}
+
+/** A value as error messages show it; never throws, even for what String() cannot convert. */
+export function describeValue(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
