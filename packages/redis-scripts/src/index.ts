@@ -6,7 +6,6 @@ export {
   LOCK_SCRIPTS,
   type LockScript,
   MIN_FENCING_COUNTER_GRACE,
-  type QueuePlaceOptions,
   ScriptedLockStore,
   type ScriptedStoreOptions,
 } from './scripted_store.js'

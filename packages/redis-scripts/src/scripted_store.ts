@@ -1,4 +1,4 @@
-import { errors, type LockStore, type Logger } from '@verrou/core'
+import { errors, type LockStore, type Logger, type WaitOptions } from '@verrou/core'
 import { consoleLogger, EVICTION_POLICY_ACTIONS, EvictionCheck, type EvictionPolicyAction } from './eviction.js'
 import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
 import { type AcquireReply, describeValue, parseAcquireReply, parseExistsReply, parseFlagReply, ttlArgument } from './replies.js'
@@ -12,14 +12,6 @@ export const LOCK_SCRIPTS = {
   'force release': FORCE_RELEASE_SCRIPT,
   'leave queue': LEAVE_QUEUE_SCRIPT,
 } as const
-
-/**
- * What a caller that will keep waiting passes to `acquire`: how long (ms, server clock) its place in the
- * queue is kept without renewal. The same shape as core's `WaitOptions`.
- */
-export interface QueuePlaceOptions {
-  lease: number
-}
 
 export type LockScript = keyof typeof LOCK_SCRIPTS
 
@@ -55,7 +47,12 @@ export abstract class ScriptedLockStore implements LockStore {
   readonly #grace: string
   readonly #eviction: EvictionCheck
 
-  constructor(storeName: string, options: ScriptedStoreOptions) {
+  /** How storage errors name this store, e.g. "Upstash lock store". */
+  readonly #errorName: string
+
+  /** `storeName` prefixes option errors (`redisStore: ...`); `errorName` begins storage errors. */
+  constructor(storeName: string, errorName: string, options: ScriptedStoreOptions) {
+    this.#errorName = errorName
     const { prefix = DEFAULT_PREFIX, fencingCounterGrace = DEFAULT_FENCING_COUNTER_GRACE, onEvictionPolicy = 'throw' } = options
     const reason = invalidPrefixReason(prefix)
     if (reason !== undefined) throw new errors.E_INVALID_ARGUMENT(`${storeName}: ${reason}`)
@@ -105,7 +102,7 @@ export abstract class ScriptedLockStore implements LockStore {
    * Takes the lock if it is free and no live waiter is ahead of `owner`. With `wait`, a refusal also
    * joins the queue (or keeps `owner`'s place there) for `wait.lease` ms and reports the position.
    */
-  async acquire(key: string, owner: string, ttl: number | null, wait?: QueuePlaceOptions): Promise<AcquireReply> {
+  async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireReply> {
     const keys = this.lockKeys(key)
     const lease = wait === undefined ? '' : String(checkPlaceLease(wait))
     const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease]
@@ -151,7 +148,7 @@ export abstract class ScriptedLockStore implements LockStore {
     } catch (error) {
       throw errors.isVerrouError(error)
         ? error
-        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'check', key, store: 'Redis lock store' })
+        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'check', key, store: this.#errorName })
     }
   }
 
@@ -162,7 +159,7 @@ export abstract class ScriptedLockStore implements LockStore {
     } catch (error) {
       throw errors.isVerrouError(error)
         ? error
-        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: script, key, store: 'Redis lock store' })
+        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: script, key, store: this.#errorName })
     }
   }
 }
@@ -173,7 +170,7 @@ function checkOwner(owner: string): string {
   return owner
 }
 
-function checkPlaceLease(wait: QueuePlaceOptions): number {
+function checkPlaceLease(wait: WaitOptions): number {
   const lease: unknown = wait !== null && typeof wait === 'object' ? wait.lease : undefined
   if (!(Number.isSafeInteger(lease) && (lease as number) > 0)) {
     throw new errors.E_INVALID_ARGUMENT(

@@ -52,7 +52,7 @@ export class RedisStore extends ScriptedLockStore {
     if (connection === null || typeof connection !== 'object' || typeof connection.evalsha !== 'function') {
       throw new errors.E_INVALID_ARGUMENT('redisStore needs `connection`: an ioredis Redis or Cluster instance')
     }
-    super('redisStore', options)
+    super('redisStore', 'Redis lock store', options)
     this.#connection = connection
   }
 

@@ -47,7 +47,7 @@ export class UpstashStore extends ScriptedLockStore {
     if (connection === null || typeof connection !== 'object' || typeof connection.evalsha !== 'function') {
       throw new errors.E_INVALID_ARGUMENT('upstashStore needs `connection`: a Redis client from @upstash/redis')
     }
-    super('upstashStore', options)
+    super('upstashStore', 'Upstash lock store', options)
     this.#connection = connection
   }
 
