@@ -6,6 +6,11 @@ interface Lease {
   owner: string
   /** On the monotonic clock; `null` never expires. */
   expiresAt: number | null
+  /**
+   * The lease it was given, in ms. Near 2^53 a sum with the clock rounds, so what is left is capped by it: a
+   * rival is never told more than the lease.
+   */
+  ttl: number | null
   /** Frees the entry when the lease ends, so memory does not grow with every key ever used. */
   cancelExpiry: CancelTimer | undefined
 }
@@ -34,12 +39,14 @@ export class MemoryStore implements LockStore {
     const head = this.#queues.head(key, now)
     if (current || (head !== undefined && head !== owner)) {
       const refused: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
-      if (current && current.expiresAt !== null) refused.expiresIn = current.expiresAt - now
+      if (current && current.expiresAt !== null && current.ttl !== null) {
+        refused.expiresIn = Math.min(current.expiresAt - now, current.ttl)
+      }
       if (wait !== undefined) refused.position = this.#queues.join(key, owner, wait.lease, now)
       return refused
     }
     if (head !== undefined) this.#queues.remove(key, owner, now)
-    const lease: Lease = { owner, expiresAt: ttl === null ? null : now + ttl, cancelExpiry: undefined }
+    const lease: Lease = { owner, expiresAt: ttl === null ? null : now + ttl, ttl, cancelExpiry: undefined }
     this.#leases.set(key, lease)
     this.#scheduleExpiry(key, lease, ttl)
     this.#lastToken += 1
@@ -58,6 +65,7 @@ export class MemoryStore implements LockStore {
     const current = this.#live(key, now)
     if (!current || current.owner !== owner) return false
     current.expiresAt = ttl === null ? null : now + ttl
+    current.ttl = ttl
     this.#scheduleExpiry(key, current, ttl)
     return true
   }

@@ -42,6 +42,32 @@ export function expiryTests({ test, setup, afterExpiry }: Suite): void {
     await assert.rejects(lock.release(), E_LOCK_NOT_OWNED)
   })
 
+  // The contract accepts any whole ttl up to Number.MAX_SAFE_INTEGER ms: a store whose date arithmetic or reply
+  // encoding overflows on a long lease (a 2^53-1 ms lease once read as a garbled reply on MySQL) fails here.
+  test('every ttl the contract accepts works, up to Number.MAX_SAFE_INTEGER ms', async () => {
+    const { store, otherStore, key } = await setup()
+    for (const [index, ttl] of [2 ** 31, 2 ** 40, 2 ** 52, Number.MAX_SAFE_INTEGER].entries()) {
+      const lockKey = `${key}:${index}`
+      const first = await store.acquire(lockKey, 'holder', ttl)
+      assert.equal(first.acquired, true, `a ${ttl} ms lease is granted`)
+      const refused = await otherStore.acquire(lockKey, 'rival', ttl)
+      assert.equal(refused.acquired, false, `a ${ttl} ms lease is held against a rival`)
+      if (!refused.acquired && refused.expiresIn !== undefined) {
+        assert.ok(Number.isFinite(refused.expiresIn), `expiresIn is a finite number, got ${refused.expiresIn}`)
+        // afterExpiry allows the driver's declared tolerance (DynamoDB adds its clock-skew allowance).
+        assert.ok(refused.expiresIn <= afterExpiry(ttl), `expiresIn ${refused.expiresIn} is within the ${ttl} ms lease`)
+        assert.ok(refused.expiresIn > 2 ** 31 - 120_000, `expiresIn ${refused.expiresIn} is not a small number`)
+      }
+      assert.equal(await otherStore.extend(lockKey, 'rival', ttl), false)
+      assert.equal(await store.extend(lockKey, 'holder', ttl), true)
+      assert.equal(await otherStore.isLocked(lockKey), true)
+      assert.equal(await store.release(lockKey, 'holder'), true)
+      const second = await otherStore.acquire(lockKey, 'rival', ttl)
+      assert.ok(first.acquired && second.acquired && second.fencingToken > first.fencingToken, 'taken again, higher token')
+      await otherStore.forceRelease(lockKey)
+    }
+  })
+
   // Margins are hundreds of ms: a loaded CI machine can stall a 150 ms sleep past a 300 ms lease.
   test('extend pushes the expiry out, measured from now', async () => {
     const { factory, otherFactory, key } = await setup()
