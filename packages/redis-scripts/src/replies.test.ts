@@ -12,6 +12,15 @@ describe('acquire replies', () => {
     expect(parseAcquireReply([0, -2, 0], true)).toEqual({ acquired: false, position: 0 })
   })
 
+  test('what is left of a lease near 2^53 ms, read rounded up by the client, is capped at the largest safe integer', () => {
+    expect(parseAcquireReply([0, 2 ** 53], false)).toEqual({ acquired: false, expiresIn: Number.MAX_SAFE_INTEGER })
+    expect(parseAcquireReply([0, 2 ** 53, 1], true)).toEqual({
+      acquired: false,
+      expiresIn: Number.MAX_SAFE_INTEGER,
+      position: 1,
+    })
+  })
+
   test.each([
     [[0, 900], true, 'a refusal to a waiting call without a position'],
     [[0, 900, 1], false, 'a position nobody asked for'],

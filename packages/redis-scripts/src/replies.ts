@@ -20,9 +20,12 @@ export function parseAcquireReply(reply: unknown, waiting: boolean): AcquireRepl
     if (reply.length === 2 && flag === 1 && Number.isSafeInteger(value) && (value as number) > 0) {
       return { acquired: true, fencingToken: value as number }
     }
-    if (flag === 0 && Number.isSafeInteger(value) && (value as number) >= -2) {
+    if (flag === 0 && Number.isInteger(value) && (value as number) >= -2) {
       // PTTL is -1 for a lease without expiry and -2 for a free lock a waiter goes first on: no end known.
-      const refused: AcquireReply = (value as number) >= 0 ? { acquired: false, expiresIn: value as number } : { acquired: false }
+      // A lease near Number.MAX_SAFE_INTEGER ms can reach JavaScript rounded up to 2^53 (ioredis 6 does so):
+      // what is left of it is then capped at the largest safe integer, never refused as a malformed reply.
+      const left = Math.min(value as number, Number.MAX_SAFE_INTEGER)
+      const refused: AcquireReply = left >= 0 ? { acquired: false, expiresIn: left } : { acquired: false }
       if (!waiting && reply.length === 2) return refused
       if (waiting && reply.length === 3 && Number.isSafeInteger(position) && (position as number) >= 0) {
         return { ...refused, position: position as number }
