@@ -12,6 +12,8 @@ folders.push(join(root, 'bench'), join(root, 'torture'), root)
 
 let passed = 0
 let failed = 0
+// Named failures are printed above the closing line, so a CI log that keeps only its tail still says what broke.
+const failures = []
 for (const folder of folders) {
   const results = join(folder, 'test-results')
   if (!existsSync(results)) continue
@@ -21,17 +23,36 @@ for (const folder of folders) {
       const report = JSON.parse(text)
       passed += report.numPassedTests ?? 0
       failed += report.numFailedTests ?? 0
-      // A test file that failed to load has no test results of its own: count it as one failure.
       for (const fileResult of report.testResults ?? []) {
-        if (fileResult.status === 'failed' && (fileResult.assertionResults ?? []).length === 0) failed += 1
+        const where = fileResult.name ? fileResult.name.replace(root, '') : join(folder, file).replace(root, '')
+        const assertions = fileResult.assertionResults ?? []
+        // A test file that failed to load has no test results of its own: count it as one failure.
+        if (fileResult.status === 'failed' && assertions.length === 0) {
+          failed += 1
+          failures.push(`${where}: ${firstLine(fileResult.message) || 'the file failed to load'}`)
+        }
+        for (const assertion of assertions) {
+          if (assertion.status !== 'failed') continue
+          failures.push(`${where} > ${assertion.fullName ?? assertion.title}: ${firstLine((assertion.failureMessages ?? [])[0])}`)
+        }
       }
     } else if (file.endsWith('.xml')) {
       const cases = text.match(/<testcase\b[^>]*?(\/>|>[\s\S]*?<\/testcase>)/g) ?? []
       for (const testCase of cases) {
-        if (/<failure\b|<error\b/.test(testCase)) failed += 1
-        else if (!/<skipped\b/.test(testCase)) passed += 1
+        if (/<failure\b|<error\b/.test(testCase)) {
+          failed += 1
+          failures.push(`${join(folder, file).replace(root, '')} > ${/name="([^"]*)"/.exec(testCase)?.[1] ?? 'a test case'}`)
+        } else if (!/<skipped\b/.test(testCase)) passed += 1
       }
     }
   }
+}
+function firstLine(text) {
+  return String(text ?? '').split('\n').find((line) => line.trim() !== '')?.trim().slice(0, 300) ?? ''
+}
+
+if (failures.length > 0) {
+  console.log('failed tests:')
+  for (const failure of failures) console.log(`  ${failure}`)
 }
 console.log(`${passed} passed, ${failed} failed`)
