@@ -19,7 +19,7 @@ describe('pnpm bench (smoke)', () => {
     for (const expected of ['verrou-250ms', 'verrou-10ms', 'floor', 'verrou-v0', 'redlock', 'redis-semaphore']) {
       expect(ids).toContain(`redis/${expected}`)
     }
-  }, 60_000)
+  }, 120_000)
 
   it('times every uncontended cycle', () => {
     expect(result.cycles.length).toBeGreaterThanOrEqual(8)
@@ -54,6 +54,21 @@ describe('pnpm bench (smoke)', () => {
     }
   })
 
+  it('runs ours and the raw client with every worker in a process of its own', () => {
+    expect(result.processContention.map((row) => row.subject.id)).toEqual(['redis/verrou-250ms', 'redis/floor'])
+    for (const row of result.processContention) {
+      expect(row.error, row.subject.id).toBeUndefined()
+      expect(row.windows, row.subject.id).toBe(1)
+      expect(row.acquisitionsPerSecond, row.subject.id).toBeGreaterThan(0)
+      expect(row.meanPerWorker, row.subject.id).toBeGreaterThan(0)
+      expect(row.fewest, row.subject.id).toBeLessThanOrEqual(row.most)
+      expect(row.longestWaitMs, row.subject.id).toBeGreaterThan(0)
+      // Every worker process counted its own requests: a Redis acquisition is at least one.
+      expect(row.roundTripsPerAcquisition, row.subject.id).toBeGreaterThanOrEqual(1)
+      expect(row.overlaps, row.subject.id).toBe(0)
+    }
+  })
+
   it('renders the markdown report, the targets and the chart', () => {
     const verdicts = evaluateTargets(result)
     expect(verdicts.some((verdict) => verdict.text.startsWith('redis: cycle p50'))).toBe(true)
@@ -68,6 +83,8 @@ describe('pnpm bench (smoke)', () => {
     })
     expect(markdown).toContain('| redis | **verrou** |')
     expect(markdown).toContain('| Store | Subject | Acquisitions/s |')
+    expect(markdown).toContain('## Contention across processes')
+    expect(verdicts.some((verdict) => verdict.text.startsWith('redis across processes: longest single wait'))).toBe(true)
     const svg = renderChart(result)
     expect(svg.startsWith('<svg')).toBe(true)
     expect(svg).not.toContain('NaN')

@@ -21,17 +21,22 @@ export interface ContentionRound {
   overlaps: number
   /** Hand-offs where the worker that released took the lock straight back. */
   retakes: number
+  /** The longest a single `lock()` call waited, among the calls made while the window was open. */
+  longestWaitMs: number
   counters: Counters
 }
 
-interface Hold {
+/** One acquisition, on one clock shared by every worker of the round. */
+export interface Hold {
   worker: number
+  /** When the worker called `lock()`. */
+  askedAt: number
   acquiredAt: number
   releasingAt: number
 }
 
 /** Beyond the window, how long the workers may take to finish before the round counts as hung. */
-const FINISH_TIMEOUT_MS = 60_000
+export const FINISH_TIMEOUT_MS = 60_000
 
 /**
  * `workers` clients loop on one key: acquire, hold `holdMs`, release, straight back to acquire, as long as
@@ -51,12 +56,13 @@ export async function runContention(subject: Subject, key: string, settings: Con
     const deadline = performance.now() + settings.durationMs
     const work = async (client: LockClient, worker: number) => {
       while (performance.now() < deadline) {
+        const askedAt = performance.now()
         const release = await client.lock(key)
         const acquiredAt = performance.now()
         await sleep(settings.holdMs)
         const releasingAt = performance.now()
         await release()
-        holds.push({ worker, acquiredAt, releasingAt })
+        holds.push({ worker, askedAt, acquiredAt, releasingAt })
       }
     }
     await withTimeout(
@@ -70,7 +76,11 @@ export async function runContention(subject: Subject, key: string, settings: Con
   }
 }
 
-function summarise(holds: Hold[], deadline: number, workers: number, counters: Counters): ContentionRound {
+/** `deadline` on the holds' clock: acquisitions after it are not counted, waits that began before it are. */
+export function summarise(holds: Hold[], deadline: number, workers: number, counters: Counters): ContentionRound {
+  const longestWaitMs = holds
+    .filter((hold) => hold.askedAt < deadline)
+    .reduce((longest, hold) => Math.max(longest, hold.acquiredAt - hold.askedAt), 0)
   const counted = holds.filter((hold) => hold.acquiredAt < deadline).sort((a, b) => a.acquiredAt - b.acquiredAt)
   const perWorker = Array.from({ length: workers }, () => 0)
   const handoffs: number[] = []
@@ -85,15 +95,15 @@ function summarise(holds: Hold[], deadline: number, workers: number, counters: C
     if (gap < 0) overlaps += 1
     else handoffs.push(gap)
   })
-  return { acquisitions: counted.length, perWorker, handoffs, overlaps, retakes, counters }
+  return { acquisitions: counted.length, perWorker, handoffs, overlaps, retakes, longestWaitMs, counters }
 }
 
-function counterKey(prefix: string): () => string {
+export function counterKey(prefix: string): () => string {
   let n = 0
   return () => `${prefix}:${n++}`
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(message)), ms)

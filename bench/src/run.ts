@@ -4,6 +4,7 @@ import { BACKENDS } from './backends/index.js'
 import { type ContentionRound, runContention } from './contention.js'
 import { type CycleTally, newCycleTally, runCycles, warmUp } from './cycles.js'
 import type { Plan } from './plan.js'
+import { runProcessContention } from './process_contention.js'
 import { type Distribution, distribution, Samples } from './stats.js'
 import { type Counters, type LockClient, newCounters, type Role, type StoreId, type Subject } from './subject.js'
 
@@ -37,6 +38,8 @@ export interface ContentionResult {
   acquisitionsPerSecond: number
   /** Fewest and most acquisitions by one worker in one window. */
   fewest: number
+  /** Acquisitions of one worker in one window, on average. */
+  meanPerWorker: number
   most: number
   /** Milliseconds from a release call to the next successful acquire. */
   handoff: Distribution
@@ -45,6 +48,8 @@ export interface ContentionResult {
   retakeShare: number
   gaveUp: number
   roundTripsPerAcquisition: number
+  /** The longest a single acquisition waited, over every window. */
+  longestWaitMs: number
   error?: string
 }
 
@@ -54,6 +59,8 @@ export interface BenchResult {
   stores: StoreReport[]
   cycles: CycleResult[]
   contention: ContentionResult[]
+  /** The same scenario with every worker in an OS process of its own (stores that live outside the process). */
+  processContention: ContentionResult[]
   /**
    * What went wrong with the run itself: a store that would not start, one of our subjects or a floor that
    * threw. A peer library that fails is a result (its row says how), not an error of the run.
@@ -107,11 +114,43 @@ export async function runBench({ plan, stores, log = () => {} }: RunOptions): Pr
     const contention = await measureContention(
       subjects.filter((subject) => subject.contention),
       plan,
-      keyOf,
+      (subject, key) => runContention(subject, key, plan.contention),
+      (subject, round) => keyOf(subject, `contended:${round}`),
       errors,
       log,
     )
-    return { runId, plan, stores: reports, cycles, contention, errors, durationMs: performance.now() - started }
+    // Across processes: ours with the shipped defaults against the raw client, on every store that lives
+    // outside the process. Each worker process rebuilds the subject from the backend's shared settings.
+    const acrossProcesses = running.flatMap((backend) =>
+      backend.shared === undefined
+        ? []
+        : backend.subjects
+            .filter((subject) => ACROSS_PROCESSES.includes(subject.id.slice(subject.store.length + 1)))
+            .map((subject) => ({ subject, store: subject.store, runId, shared: backend.shared ?? {} })),
+    )
+    const processContention = await measureContention(
+      acrossProcesses.map((entry) => entry.subject),
+      plan,
+      (subject, key) => {
+        const entry = acrossProcesses.find((each) => each.subject === subject)
+        if (entry === undefined) throw new Error(`${subject.id} has no backend to rebuild it from`)
+        return runProcessContention(entry, key, plan.contention)
+      },
+      (subject, round) => keyOf(subject, `processes:${round}`),
+      errors,
+      log,
+      'across processes',
+    )
+    return {
+      runId,
+      plan,
+      stores: reports,
+      cycles,
+      contention,
+      processContention,
+      errors,
+      durationMs: performance.now() - started,
+    }
   } finally {
     for (const backend of running) {
       await backend.stop().catch((error: unknown) => errors.push(`clean-up failed: ${describe(error)}`))
@@ -120,6 +159,9 @@ export async function runBench({ plan, stores, log = () => {} }: RunOptions): Pr
 }
 
 type KeyOf = (subject: Subject, what: string) => string
+
+/** The subjects (by id within their store) that the scenario across processes measures. */
+const ACROSS_PROCESSES = ['verrou-250ms', 'floor']
 
 async function measureCycles(
   subjects: Subject[],
@@ -186,9 +228,11 @@ async function measureCycles(
 async function measureContention(
   subjects: Subject[],
   plan: Plan,
-  keyOf: KeyOf,
+  runRound: (subject: Subject, key: string) => Promise<ContentionRound>,
+  keyOfRound: (subject: Subject, round: number) => string,
   errors: string[],
   log: (line: string) => void,
+  scenario = 'contention',
 ): Promise<ContentionResult[]> {
   const entries = subjects.map((subject) => ({
     subject,
@@ -199,14 +243,14 @@ async function measureContention(
     for (const entry of turnOrder(entries, round)) {
       if (entry.error !== undefined) continue
       try {
-        const result = await runContention(entry.subject, keyOf(entry.subject, `contended:${round}`), plan.contention)
+        const result = await runRound(entry.subject, keyOfRound(entry.subject, round))
         entry.rounds.push(result)
         const rate = (result.acquisitions * 1000) / plan.contention.durationMs
-        log(`contention ${round + 1}/${plan.contention.rounds}: ${entry.subject.id}: ${rate.toFixed(0)} acquisitions/s`)
+        log(`${scenario} ${round + 1}/${plan.contention.rounds}: ${entry.subject.id}: ${rate.toFixed(0)} acquisitions/s`)
       } catch (error) {
         entry.error = describe(error)
-        if (entry.subject.role !== 'peer') errors.push(`${entry.subject.id} (contention): ${entry.error}`)
-        log(`${entry.subject.id}: contention failed: ${entry.error}`)
+        if (entry.subject.role !== 'peer') errors.push(`${entry.subject.id} (${scenario}): ${entry.error}`)
+        log(`${entry.subject.id}: ${scenario} failed: ${entry.error}`)
       }
     }
   }
@@ -221,6 +265,7 @@ async function measureContention(
       windows: rounds.length,
       acquisitionsPerSecond: seconds > 0 ? acquisitions / seconds : 0,
       fewest: perWorker.length > 0 ? Math.min(...perWorker) : 0,
+      meanPerWorker: perWorker.length > 0 ? acquisitions / perWorker.length : 0,
       most: perWorker.length > 0 ? Math.max(...perWorker) : 0,
       handoff: distribution(handoffs),
       overlaps: sum(rounds.map((round) => round.overlaps)),
@@ -228,6 +273,7 @@ async function measureContention(
       gaveUp: sum(rounds.map((round) => round.counters.gaveUp)),
       roundTripsPerAcquisition:
         acquisitions > 0 ? sum(rounds.map((round) => round.counters.roundTrips)) / acquisitions : Number.NaN,
+      longestWaitMs: Math.max(0, ...rounds.map((round) => round.longestWaitMs)),
       ...(error === undefined ? {} : { error }),
     }
   })

@@ -3,7 +3,7 @@ import { mysqlConfig } from '@verrou/test-utils/connection-settings'
 import knex from 'knex'
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
 import { knexStore } from 'verrou-v0/drivers/knex'
-import type { Counters } from '../subject.js'
+import type { Counters, Subject } from '../subject.js'
 import { mysqlFloorSubject, mysqlFloorTableSql } from '../subjects/floor_mysql.js'
 import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
@@ -24,6 +24,30 @@ function countedPool(counters: Counters, options: PoolOptions = {}): Pool {
   return pool
 }
 
+const tablesOf = (runId: string) => ({ ours: `vbench_${runId}_ours`, floor: `vbench_${runId}_raw`, v0: `vbench_${runId}_v0` })
+
+function mysqlSubjects(tables: ReturnType<typeof tablesOf>): Subject[] {
+  return [
+    ...verrouSubjects('mysql', async (counters) => {
+      const pool = countedPool(counters)
+      return { store: mysqlStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
+    }),
+    // Without FOUND_ROWS, an upsert that changes nothing reports 0 rows: the floor reads that as "held".
+    mysqlFloorSubject((counters) => countedPool(counters, { flags: ['-FOUND_ROWS'] }), tables.floor),
+    verrouV0Subject(
+      'mysql',
+      async (counters) => {
+        const db = knex({ client: 'mysql2', connection: mysqlConfig, pool: { min: 0, max: 1 } })
+        db.on('query', () => {
+          counters.roundTrips += 1
+        })
+        return { store: knexStore({ connection: db, tableName: tables.v0 }).factory(), close: () => db.destroy() }
+      },
+      ' (knex)',
+    ),
+  ]
+}
+
 export const mysqlBackend: Backend = {
   store: 'mysql',
   label: 'MySQL / MariaDB',
@@ -31,33 +55,17 @@ export const mysqlBackend: Backend = {
     const admin = mysql.createPool({ ...mysqlConfig, connectionLimit: 1, multipleStatements: true })
     const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version')
     const version = String(rows[0]?.version ?? 'unknown version')
-    const tables = { ours: `vbench_${runId}_ours`, floor: `vbench_${runId}_raw`, v0: `vbench_${runId}_v0` }
+    const tables = tablesOf(runId)
     await admin.query(mysqlFloorTableSql(tables.floor))
     return {
       server: `${version.toLowerCase().includes('mariadb') ? 'MariaDB' : 'MySQL'} ${version}`,
-      subjects: [
-        ...verrouSubjects('mysql', async (counters) => {
-          const pool = countedPool(counters)
-          return { store: mysqlStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
-        }),
-        // Without FOUND_ROWS, an upsert that changes nothing reports 0 rows: the floor reads that as "held".
-        mysqlFloorSubject((counters) => countedPool(counters, { flags: ['-FOUND_ROWS'] }), tables.floor),
-        verrouV0Subject(
-          'mysql',
-          async (counters) => {
-            const db = knex({ client: 'mysql2', connection: mysqlConfig, pool: { min: 0, max: 1 } })
-            db.on('query', () => {
-              counters.roundTrips += 1
-            })
-            return { store: knexStore({ connection: db, tableName: tables.v0 }).factory(), close: () => db.destroy() }
-          },
-          ' (knex)',
-        ),
-      ],
+      subjects: mysqlSubjects(tables),
+      shared: {},
       async stop() {
         await admin.query(`DROP TABLE IF EXISTS ${tables.ours}, ${tables.ours}_floor, ${tables.floor}, ${tables.v0}`)
         await admin.end()
       },
     }
   },
+  attach: ({ runId }) => mysqlSubjects(tablesOf(runId)),
 }

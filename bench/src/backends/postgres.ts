@@ -2,7 +2,7 @@ import { postgresStore } from '@verrou/postgres'
 import { postgresConfig } from '@verrou/test-utils/connection-settings'
 import knex from 'knex'
 import { knexStore } from 'verrou-v0/drivers/knex'
-import type { Counters } from '../subject.js'
+import type { Counters, Subject } from '../subject.js'
 import { postgresFloorSubject, postgresFloorTableSql } from '../subjects/floor_postgres.js'
 import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
@@ -23,6 +23,29 @@ function countedPool(counters: Counters): PgPool {
   return pool
 }
 
+const tablesOf = (runId: string) => ({ ours: `vbench_${runId}_ours`, floor: `vbench_${runId}_raw`, v0: `vbench_${runId}_v0` })
+
+function postgresSubjects(tables: ReturnType<typeof tablesOf>): Subject[] {
+  return [
+    ...verrouSubjects('postgres', async (counters) => {
+      const pool = countedPool(counters)
+      return { store: postgresStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
+    }),
+    postgresFloorSubject(countedPool, tables.floor),
+    verrouV0Subject(
+      'postgres',
+      async (counters) => {
+        const db = knex({ client: 'pg', connection: postgresConfig(), pool: { min: 0, max: 1 } })
+        db.on('query', () => {
+          counters.roundTrips += 1
+        })
+        return { store: knexStore({ connection: db, tableName: tables.v0 }).factory(), close: () => db.destroy() }
+      },
+      ' (knex)',
+    ),
+  ]
+}
+
 export const postgresBackend: Backend = {
   store: 'postgres',
   label: 'PostgreSQL',
@@ -30,28 +53,12 @@ export const postgresBackend: Backend = {
     const admin = new PgPool({ ...postgresConfig(), max: 1, connectionTimeoutMillis: 5000 })
     admin.on('error', () => {})
     const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version
-    const tables = { ours: `vbench_${runId}_ours`, floor: `vbench_${runId}_raw`, v0: `vbench_${runId}_v0` }
+    const tables = tablesOf(runId)
     await admin.query(postgresFloorTableSql(tables.floor))
     return {
       server: `PostgreSQL ${version ?? 'unknown version'}`,
-      subjects: [
-        ...verrouSubjects('postgres', async (counters) => {
-          const pool = countedPool(counters)
-          return { store: postgresStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
-        }),
-        postgresFloorSubject(countedPool, tables.floor),
-        verrouV0Subject(
-          'postgres',
-          async (counters) => {
-            const db = knex({ client: 'pg', connection: postgresConfig(), pool: { min: 0, max: 1 } })
-            db.on('query', () => {
-              counters.roundTrips += 1
-            })
-            return { store: knexStore({ connection: db, tableName: tables.v0 }).factory(), close: () => db.destroy() }
-          },
-          ' (knex)',
-        ),
-      ],
+      subjects: postgresSubjects(tables),
+      shared: {},
       async stop() {
         await admin.query(
           `DROP TABLE IF EXISTS ${tables.ours}, ${tables.floor}, ${tables.v0}; DROP SEQUENCE IF EXISTS ${tables.ours}_fencing_seq`,
@@ -60,4 +67,5 @@ export const postgresBackend: Backend = {
       },
     }
   },
+  attach: ({ runId }) => postgresSubjects(tablesOf(runId)),
 }

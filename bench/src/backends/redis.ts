@@ -2,7 +2,7 @@ import { redisStore } from '@verrou/redis'
 import { redisUrl as configuredRedisUrl } from '@verrou/test-utils/connection-settings'
 import { Redis } from 'ioredis'
 import { RedisStore as V0RedisStore } from 'verrou-v0/drivers/redis'
-import type { Counters } from '../subject.js'
+import type { Counters, Subject } from '../subject.js'
 import { redisFloorSubject } from '../subjects/floor_redis.js'
 import { redisSemaphoreSubject } from '../subjects/redis_semaphore.js'
 import { redlockSubject } from '../subjects/redlock.js'
@@ -35,6 +35,25 @@ export async function deleteKeys(url: string, pattern: string): Promise<void> {
   }
 }
 
+function redisSubjects(): Subject[] {
+  const url = redisUrl()
+  const connect = (counters: Counters) => countedRedis(url, counters)
+  return [
+    // Our store with its default prefix: the keys the bench passes carry the run id.
+    ...verrouSubjects('redis', async (counters) => {
+      const connection = connect(counters)
+      return { store: redisStore({ connection }), close: async () => void (await connection.quit()) }
+    }),
+    redisFloorSubject(connect),
+    verrouV0Subject('redis', async (counters) => {
+      const connection = connect(counters)
+      return { store: new V0RedisStore({ connection }), close: async () => void (await connection.quit()) }
+    }),
+    redlockSubject(connect),
+    redisSemaphoreSubject(connect),
+  ]
+}
+
 export const redisBackend: Backend = {
   store: 'redis',
   label: 'Redis',
@@ -45,23 +64,10 @@ export const redisBackend: Backend = {
     admin.on('error', () => {})
     await admin.connect()
     const version = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? 'unknown version'
-    const connect = (counters: Counters) => countedRedis(url, counters)
     return {
       server: `Redis ${version}`,
-      subjects: [
-        // Our store with its default prefix: the keys the bench passes carry the run id.
-        ...verrouSubjects('redis', async (counters) => {
-          const connection = connect(counters)
-          return { store: redisStore({ connection }), close: async () => void (await connection.quit()) }
-        }),
-        redisFloorSubject(connect),
-        verrouV0Subject('redis', async (counters) => {
-          const connection = connect(counters)
-          return { store: new V0RedisStore({ connection }), close: async () => void (await connection.quit()) }
-        }),
-        redlockSubject(connect),
-        redisSemaphoreSubject(connect),
-      ],
+      subjects: redisSubjects(),
+      shared: {},
       async stop() {
         await admin.quit()
         // Every library's keys contain the run id and subject (redis-semaphore and ours add a prefix).
@@ -69,4 +75,5 @@ export const redisBackend: Backend = {
       },
     }
   },
+  attach: () => redisSubjects(),
 }

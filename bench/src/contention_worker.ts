@@ -1,0 +1,53 @@
+// One contention worker in a process of its own: started by `process_contention.ts` with `fork`.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { BACKENDS } from './backends/index.js'
+import { counterKey, type Hold } from './contention.js'
+import { warmUp } from './cycles.js'
+import { type FromWorker, sharedNow, type ToWorker } from './process_protocol.js'
+import { type LockClient, newCounters } from './subject.js'
+
+const send = (message: FromWorker) => process.send?.(message)
+const counters = newCounters()
+let client: LockClient | undefined
+let key = ''
+let worker = 0
+
+process.on('message', (message: ToWorker) => {
+  const step = message.type === 'setup' ? setUp(message) : work(message.deadline, message.holdMs)
+  step.catch((error: unknown) => {
+    send({ type: 'failed', error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })
+    process.exitCode = 1
+    process.disconnect?.()
+  })
+})
+
+async function setUp(order: Extract<ToWorker, { type: 'setup' }>): Promise<void> {
+  const backend = BACKENDS[order.store]
+  if (backend.attach === undefined) throw new Error(`${order.store} cannot be measured across processes`)
+  const subject = backend.attach({ runId: order.runId }, order.shared).find((each) => each.id === order.subjectId)
+  if (subject === undefined) throw new Error(`no subject ${order.subjectId} on ${order.store}`)
+  client = await subject.connect(counters)
+  key = order.key
+  worker = order.worker
+  // Connections, tables and scripts are ready before the window opens.
+  await warmUp(client, counterKey(`${key}:warm:${worker}`), 2)
+  Object.assign(counters, newCounters())
+  send({ type: 'ready' })
+}
+
+async function work(deadline: number, holdMs: number): Promise<void> {
+  if (client === undefined) throw new Error('told to start before setup')
+  const holds: Hold[] = []
+  while (sharedNow() < deadline) {
+    const askedAt = sharedNow()
+    const release = await client.lock(key)
+    const acquiredAt = sharedNow()
+    await sleep(holdMs)
+    const releasingAt = sharedNow()
+    await release()
+    holds.push({ worker, askedAt, acquiredAt, releasingAt })
+  }
+  await client.close()
+  send({ type: 'done', holds, counters })
+  process.disconnect?.()
+}
