@@ -4,7 +4,7 @@ import type { Counters, StoreId } from './subject.js'
 
 /**
  * Messages between the bench and its contention worker processes (over the fork IPC channel).
- * Times are `performance.timeOrigin + performance.now()`: one clock every process on the machine shares.
+ * Times are on the kernel's monotonic clock (`process.hrtime`), which every process on the machine shares.
  */
 export type ToWorker =
   | {
@@ -23,5 +23,9 @@ export type FromWorker =
   | { type: 'done'; holds: Hold[]; counters: Counters }
   | { type: 'failed'; error: string }
 
-/** Now, on the clock every process shares. */
-export const sharedNow = (): number => performance.timeOrigin + performance.now()
+/**
+ * Now in ms, on the clock every process shares. Not `performance.timeOrigin + performance.now()`: the
+ * origin is sampled from the wall clock as each process starts, and can be off by milliseconds between
+ * processes on a loaded machine.
+ */
+export const sharedNow = (): number => Number(process.hrtime.bigint()) / 1e6

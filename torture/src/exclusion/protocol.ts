@@ -4,7 +4,10 @@ import type { StoreSpec } from '../backends/stores.js'
 export interface WorkerTask {
   spec: StoreSpec
   key: string
+  /** How many sections each worker runs (at most, with `runForMs`). */
   sections: number
+  /** Start no new section once this long has passed since the go. */
+  runForMs?: number
   /** Lease of every acquisition, ms. */
   ttl: number
   /** Hold time of a normal section, ms: uniform in [min, max]. */

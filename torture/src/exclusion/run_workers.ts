@@ -47,7 +47,13 @@ export interface TaskResult {
  * when every worker is connected for it. The memory store lives in one process, so for it the workers are
  * concurrent async loops in this one.
  */
-export async function runWorkers(tasks: WorkerTask[], workers: number, timeoutMs: number): Promise<TaskResult[]> {
+export async function runWorkers(
+  tasks: WorkerTask[],
+  workers: number,
+  timeoutMs: number,
+  /** Told when every worker has been sent the go for `task` (worker processes only). */
+  onGo: (task: number) => void = () => {},
+): Promise<TaskResult[]> {
   const results = tasks.map(() => ({ records: [], counter: new FencedCounter(), startupMs: 0, runMs: 0 }) as TaskResult)
   if (tasks[0]?.spec.kind === 'memory') {
     for (const [index, task] of tasks.entries()) {
@@ -84,6 +90,7 @@ export async function runWorkers(tasks: WorkerTask[], workers: number, timeoutMs
               if (readyCount[message.task] === workers) {
                 goAt[message.task] = performance.now()
                 for (const each of children) each.send({ type: 'go', task: message.task } satisfies ParentMessage)
+                onGo(message.task)
               }
               break
             }

@@ -33,7 +33,9 @@ export async function runSections(task: WorkerTask, link: WorkerLink, pid: numbe
     link.ready()
     await link.started
     const records: SectionRecord[] = []
-    for (let section = 0; section < task.sections; section++) {
+    const startedAt = now()
+    const timeLeft = () => task.runForMs === undefined || now() - startedAt < task.runForMs
+    for (let section = 0; section < task.sections && timeLeft(); section++) {
       const lock = factory.createLock(task.key, task.ttl)
       const requestedAt = now()
       const acquired = await lock.acquire({ retry: { timeout: 60_000 } })
