@@ -1,4 +1,5 @@
 import { describe, expect, test, vi } from 'vitest'
+import { QUEUE_PLACE_LEASE_MS } from './acquire.js'
 import { E_LOCK_LOST, E_LOCK_NOT_OWNED, E_LOCK_STORAGE_ERROR } from './errors.js'
 import { LockFactory } from './lock_factory.js'
 import type { Logger } from './logger.js'
@@ -249,6 +250,31 @@ describe('release subscriptions', () => {
     const started = performance.now()
     expect(await factory.createLock('k').acquire({ retry: { delay: 50, timeout: '10s' } })).toBe(true)
     expect(performance.now() - started).toBeLessThan(3_000)
+  })
+
+  test('a hanging subscription never outlasts the place of a waiter in the queue: the first waiter stays first', async () => {
+    const store = new MemoryStore()
+    store.subscribeToReleases = () => new Promise(() => {})
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    const order: string[] = []
+    const first = factory.createLock('k', '10s')
+    const firstDone = first.acquire({ retry: { timeout: '10s' } }).then(async () => {
+      order.push('first')
+      await first.release()
+    })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const second = factory.createLock('k', '10s')
+    const secondDone = second.acquire({ retry: { timeout: '10s' } }).then(async () => {
+      order.push('second')
+      await second.release()
+    })
+    // Past the place lease: a waiter stuck waiting for its subscription that long would have lost its place.
+    await new Promise((resolve) => setTimeout(resolve, QUEUE_PLACE_LEASE_MS + 500))
+    await holder.release()
+    await Promise.all([firstDone, secondDone])
+    expect(order).toEqual(['first', 'second'])
   })
 })
 

@@ -113,8 +113,12 @@ export function handoffPending(store: LockStore, key: string): boolean {
   return queue?.waiters.some((waiter) => waiter.handoffPending) ?? false
 }
 
-/** A subscription slower than this is given up on: the waiter polls rather than stall. */
-const SUBSCRIBE_TIMEOUT_MS = 2_000
+/**
+ * A subscription slower than this is given up on: the waiter polls rather than stall. Well under the
+ * renewal period of a place in a store's wait queue (a third of QUEUE_PLACE_LEASE_MS, 2 s), so a waiter
+ * stuck subscribing renews its place in time and never loses it to those behind.
+ */
+const SUBSCRIBE_TIMEOUT_MS = 500
 
 /** Ends a subscription; a throwing or rejecting unsubscribe is logged, never an unhandled rejection. */
 function endSubscription(unsubscribe: Unsubscribe | undefined, key: string, logger: Logger): void {
