@@ -38,6 +38,7 @@ export function createSuite(options: ConformanceOptions, capabilities: StoreCapa
   const defaultTimeout = options.testTimeoutMs ?? DEFAULT_TEST_TIMEOUT_MS
   let counter = 0
   const runId = Math.random().toString(36).slice(2, 10)
+  const closeStore = options.closeStore ?? ((store: LockStore) => store.close?.())
   const createStore = async (): Promise<LockStore> => {
     const store = await options.createStore()
     stores.add(store)
@@ -50,7 +51,23 @@ export function createSuite(options: ConformanceOptions, capabilities: StoreCapa
     createStore,
     test: (name, body, testOptions = {}) => {
       const timeoutMs = testOptions.timeoutMs ?? defaultTimeout
-      options.runner.test(name, () => withTimeout(body(), timeoutMs, name), timeoutMs + RUNNER_GRACE_MS)
+      options.runner.test(
+        name,
+        async () => {
+          const before = new Set(stores)
+          try {
+            await withTimeout(body(), timeoutMs, name)
+          } finally {
+            // The stores a test opened are closed when it ends, not when the suite does: a driver that
+            // opens a connection per store (as a process would) must not run the server out of them.
+            for (const store of [...stores].filter((each) => !before.has(each))) {
+              stores.delete(store)
+              await closeStore(store)
+            }
+          }
+        },
+        timeoutMs + RUNNER_GRACE_MS,
+      )
     },
     afterExpiry: (ttl) => ttl + tolerance + 60,
     setup: async () => {

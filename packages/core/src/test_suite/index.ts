@@ -69,7 +69,11 @@ export interface ConformanceOptions {
    * fail with E_LOCK_STORAGE_ERROR, never be reported as "not acquired" or "not owned".
    */
   createUnreachableStore?: () => LockStore | Promise<LockStore>
-  /** Called after the suite with every distinct store it created. Default: the store's own `close()`. */
+  /**
+   * Called with every distinct store the suite created, once: when the test that created it ends (a driver
+   * that opens a connection per store must not run the server out of them). Default: the store's own
+   * `close()`. Close what your `createStore` opened for that store here.
+   */
   closeStore?: (store: LockStore) => Promise<void> | void
 }
 
@@ -139,6 +143,7 @@ export function runLockStoreConformance(options: ConformanceOptions): void {
       if (name === 'backend failures' && !options.createUnreachableStore) continue
       describe(name, () => register(suite))
     }
+    // Stores opened outside a test body (none today, but a group may) are closed with the suite.
     afterAll?.(async () => {
       const close = options.closeStore ?? ((store: LockStore) => store.close?.())
       for (const store of stores) await close(store)
