@@ -1,3 +1,4 @@
+import type { LockStore } from '@verrou/core'
 import { runLockStoreConformance } from '@verrou/core/test-suite'
 import type { Connection, Pool } from 'mysql2/promise'
 import { afterAll, describe, test } from 'vitest'
@@ -24,13 +25,22 @@ runLockStoreConformance({
   capabilities,
 })
 
-// Each store on its own connection: two stores in one test stand for two processes.
+// Each store on its own connection: two stores in one test stand for two processes. A connection is ended
+// with its store, when the test that opened it ends: hundreds kept open would exhaust max_connections.
+const connectionOf = new Map<LockStore, Connection>()
 runLockStoreConformance({
   name: 'MysqlStore (one mysql2 connection per store)',
   createStore: async () => {
     const connection = await createTestConnection()
-    opened.push(connection)
-    return mysqlStore({ connection, tableName })
+    const store = mysqlStore({ connection, tableName })
+    connectionOf.set(store, connection)
+    return store
+  },
+  closeStore: async (store) => {
+    await store.close?.()
+    const connection = connectionOf.get(store)
+    connectionOf.delete(store)
+    await connection?.end()
   },
   // A lone connection to a dead server cannot even be created, so this one is a pool too.
   createUnreachableStore: unreachableStore,
