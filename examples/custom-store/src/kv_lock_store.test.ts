@@ -14,6 +14,6 @@ runLockStoreConformance({
     down.down = true
     return new KvLockStore(down)
   },
-  capabilities: { releaseNotifications: false, close: false, waitQueue: false },
+  capabilities: { releaseNotifications: false, close: false, waitQueue: true },
   runner: { describe, test, afterAll },
 })
