@@ -1,5 +1,5 @@
 import { type AttributeValue, type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
-import { type AcquireResult, LockFactory, type LockStore } from '@verrou/core'
+import { type AcquireResult, errors, LockFactory, type LockStore } from '@verrou/core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { loseNextReply, recordCommands, testClient, uniqueKey, uniqueTableName } from '../test/client.js'
 import { type DynamoDBStoreOptions, dynamodbStore, MAX_PLACE_LEASE_MS } from './store.js'
@@ -472,5 +472,59 @@ describe('requests the SDK retried after a lost reply', () => {
     const item = await rawItem(key)
     expect(result).toEqual({ acquired: true, fencingToken: Number(item?.fencingToken?.N) })
     expect(item?.owner?.S).toBe('head')
+  })
+})
+
+describe('failures', () => {
+  test('a queue attribute that is not a map of places is a storage error, never an answer', async () => {
+    const a = store()
+    const key = uniqueKey()
+    tokenOf(await a.acquire(key, 'holder', TTL))
+    await client().send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { pk: { S: key } },
+        UpdateExpression: 'SET #queue = :queue',
+        ExpressionAttributeNames: { '#queue': 'queue' },
+        ExpressionAttributeValues: { ':queue': { M: { someone: { S: 'not a place' } } } },
+      }),
+    )
+    await expect(a.acquire(key, 'waiter', TTL, { lease: 5000 })).rejects.toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+    await expect(a.acquire(key, 'other', TTL)).rejects.toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+  })
+
+  test('a join that keeps losing races gives up after a bounded number of writes, claiming no place', async () => {
+    const own = client()
+    const rival = client()
+    const sent = recordCommands(own)
+    const locks = dynamodbStore({ client: own, table: { name: table }, clockSkewAllowance: 50 })
+    const key = uniqueKey()
+    tokenOf(await store().acquire(key, 'holder', TTL))
+    await locks.isLocked(key) // the table check
+    // Before every guarded write of `locks`, another client changes the item's write id: every race is lost.
+    own.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { ConditionExpression?: string }
+        if (input.ConditionExpression?.includes('#write = :seen')) {
+          await rival.send(
+            new UpdateItemCommand({
+              TableName: table,
+              Key: { pk: { S: key } },
+              UpdateExpression: 'SET #write = :write',
+              ExpressionAttributeNames: { '#write': 'lastWrite' },
+              ExpressionAttributeValues: { ':write': { S: `rival-${Math.random()}` } },
+            }),
+          )
+        }
+        return next(args)
+      },
+      { step: 'initialize', name: 'verrouLoseEveryRace' },
+    )
+    sent.length = 0
+    const reply = await locks.acquire(key, 'unlucky', TTL, { lease: 5000 })
+    expect(reply).toEqual({ acquired: false, expiresIn: expect.any(Number) })
+    expect(sent).toHaveLength(1 + 25) // the uncontended write, then the bounded guarded ones
+    expect((await rawItem(key))?.queue).toBeUndefined()
+    rival.destroy()
   })
 })
