@@ -422,6 +422,32 @@ describe('requests per operation', () => {
   })
 })
 
+describe('renewing in one request', () => {
+  test('a waiter behind a live place renews in one request even while the lock is free', async () => {
+    const holderStore = store()
+    const headStore = store()
+    const { sent, locks } = countedStore()
+    const key = uniqueKey()
+    tokenOf(await holderStore.acquire(key, 'holder', TTL))
+    await headStore.acquire(key, 'head', TTL, { lease: 5000 })
+    await locks.acquire(key, 'second', TTL, { lease: 5000 })
+    await locks.acquire(key, 'third', TTL, { lease: 5000 })
+    expect(await holderStore.release(key, 'holder')).toBe(true)
+    // The head has not claimed it yet: the lock is free, but a live place stands ahead of each of them.
+    sent.length = 0
+    expect(position(await locks.acquire(key, 'second', TTL, { lease: 5000 }))).toBe(1)
+    expect(position(await locks.acquire(key, 'third', TTL, { lease: 5000 }))).toBe(2)
+    expect(sent).toHaveLength(2)
+    // The place ahead of 'second' leaves: the one-request renewal no longer applies, and 'second' is first.
+    await headStore.leaveQueue(key, 'head')
+    sent.length = 0
+    tokenOf(await locks.acquire(key, 'second', TTL, { lease: 5000 }))
+    expect(sent).toHaveLength(2)
+    // 'third' renewed behind 'second', which is no longer queued: it learns it is first, and waits for the holder.
+    expect(position(await locks.acquire(key, 'third', TTL, { lease: 5000 }))).toBe(0)
+  })
+})
+
 describe('leaveQueue', () => {
   test('is idempotent, and works for owners that look like expression syntax', async () => {
     const a = store()

@@ -133,11 +133,12 @@ export class DynamoDBStore implements LockStore {
     if (wait !== undefined) validatePlaceLease(wait)
     await this.#ready('acquire', key)
     const now = this.#clock()
-    // A waiter this store knows to have a place renews it in one request while the lock is held; every
-    // other call starts with the uncontended write. Either returns the item when its condition fails.
+    // A waiter this store knows to have a place renews it in one request while it is sure to be refused;
+    // every other call starts with the uncontended write. Either returns the item when its condition fails.
+    const hint = wait === undefined ? undefined : this.#waiting.get(key, owner)
     const first =
-      wait !== undefined && this.#waiting.has(key, owner)
-        ? await this.#renewPlace(key, owner, wait, now, true)
+      wait !== undefined && hint !== undefined
+        ? await this.#renewPlace(key, owner, wait, now, { whileRefused: true, ahead: hint.ahead })
         : await this.#takeFree(key, owner, ttl, now)
     if (!('item' in first)) return this.#remember(key, owner, first)
     return this.#remember(key, owner, await this.#contended(key, owner, ttl, wait, first.item, now))
@@ -194,7 +195,9 @@ export class DynamoDBStore implements LockStore {
    * decides nothing for anyone else: it only extends a live place). It applies only while the place exists
    * and is live by our own clock with no allowance (as a holder judges its own lease, so a place others may
    * already have skipped is never revived), and while the item's TTL already outlives the renewed place.
-   * `whileHeld`: also only while the lock is held, which makes the refusal certain without a read.
+   * `whileRefused`: also only while the refusal is certain without a read: the lock is held, or the place
+   * `ahead` (the one just before ours when we last looked) is still there, live and ahead of ours (orders
+   * never change, so a place ahead stays ahead). Without it, the caller already decided on a read.
    * Returns the refusal, or the item as it was when the condition failed.
    */
   async #renewPlace(
@@ -202,26 +205,33 @@ export class DynamoDBStore implements LockStore {
     owner: string,
     wait: WaitOptions,
     now: number,
-    whileHeld: boolean,
+    mode: { whileRefused: false } | { whileRefused: true; ahead: string | undefined },
   ): Promise<AcquireResult | { item: Record<string, AttributeValue> }> {
     const placeEnd = this.#placeEnd(now, wait)
-    const held = whileHeld ? ' AND attribute_exists(#owner) AND (attribute_not_exists(#expiresAt) OR #expiresAt > :stale)' : ''
+    const held = 'attribute_exists(#owner) AND (attribute_not_exists(#expiresAt) OR #expiresAt > :stale)'
+    const ahead = mode.whileRefused ? mode.ahead : undefined
+    const refused = !mode.whileRefused
+      ? ''
+      : ahead === undefined
+        ? ` AND ${held}`
+        : ` AND ((${held}) OR (#queue.#ahead.#leaseEnd > :stale AND #queue.#ahead.#order < #queue.#place.#order))`
     try {
       const output = await this.#client.send(
         new UpdateItemCommand({
           ...this.#target(key),
           UpdateExpression: 'SET #queue.#place.#leaseEnd = :placeEnd',
-          ConditionExpression: `attribute_exists(#queue.#place) AND #queue.#place.#leaseEnd > :now AND (attribute_not_exists(#ttl) OR #ttl >= :covering)${held}`,
+          ConditionExpression: `attribute_exists(#queue.#place) AND #queue.#place.#leaseEnd > :now AND (attribute_not_exists(#ttl) OR #ttl >= :covering)${refused}`,
           ExpressionAttributeNames: {
-            ...names('#queue', '#ttl', ...(whileHeld ? (['#owner', '#expiresAt'] as const) : [])),
+            ...names('#queue', '#ttl', ...(mode.whileRefused ? (['#owner', '#expiresAt'] as const) : [])),
             '#place': owner,
             '#leaseEnd': PLACE_LEASE_END,
+            ...(ahead === undefined ? {} : { '#ahead': ahead, '#order': PLACE_ORDER }),
           },
           ExpressionAttributeValues: {
             ':placeEnd': { N: String(placeEnd) },
             ':now': { N: String(now) },
             ':covering': { N: String(this.#coveringTtl(placeEnd)) },
-            ...(whileHeld ? { ':stale': { N: String(now - this.#allowance) } } : {}),
+            ...(mode.whileRefused ? { ':stale': { N: String(now - this.#allowance) } } : {}),
           },
           ReturnValues: 'ALL_NEW',
         }),
@@ -261,7 +271,7 @@ export class DynamoDBStore implements LockStore {
         return refusal
       }
       if (plan.kind === 'renew') {
-        const renewed = await this.#renewPlace(key, owner, plan.wait, at, false)
+        const renewed = await this.#renewPlace(key, owner, plan.wait, at, { whileRefused: false })
         if (!('item' in renewed)) return renewed
         current = renewed.item
       } else {
@@ -358,13 +368,16 @@ export class DynamoDBStore implements LockStore {
     const covered = neverDeleted || (itemTtl !== undefined && itemTtl >= this.#coveringTtl(placeEnd))
     const others = live.filter((place) => place.owner !== owner)
     if (mine !== undefined && covered) {
-      refusal.position = others.filter((place) => place.order < mine.order).length
+      const before = others.filter((place) => place.order < mine.order)
+      refusal.position = before.length
+      refusal.ahead = before.at(-1)?.owner
       return { kind: 'renew', refusal, wait }
     }
     // Join at the tail (or renew a place whose TTL must be raised): one guarded write.
     const order = mine?.order ?? places.reduce((latest, place) => Math.max(latest, place.order), 0) + 1
     const after = [...others, { owner, order, leaseEnd: placeEnd }].sort((a, b) => a.order - b.order)
     refusal.position = after.findIndex((place) => place.owner === owner)
+    refusal.ahead = after[refusal.position - 1]?.owner
     const sets = ['#write = :write']
     const removes: string[] = []
     const placeNames: Record<string, string> = { '#place': owner }
@@ -410,18 +423,25 @@ export class DynamoDBStore implements LockStore {
     if (item[OWNER] !== undefined && holderExpiresAt !== undefined && holderExpiresAt > stale) {
       refusal.expiresIn = Math.max(0, holderExpiresAt + this.#allowance - now)
     }
-    const position = placesOf(item, key)
-      .filter((place) => place.leaseEnd > stale)
-      .findIndex((place) => place.owner === owner)
-    if (position !== -1) refusal.position = position
+    const live = placesOf(item, key).filter((place) => place.leaseEnd > stale)
+    const position = live.findIndex((place) => place.owner === owner)
+    if (position !== -1) {
+      refusal.position = position
+      refusal.ahead = live[position - 1]?.owner
+    }
     return refusal
   }
 
   /** Keeps track of the owners that have a place here, so that their next attempt starts with a renewal. */
-  #remember(key: string, owner: string, result: AcquireResult): AcquireResult {
-    if (!result.acquired && result.position !== undefined) this.#waiting.add(key, owner)
-    else this.#waiting.delete(key, owner)
-    return result
+  #remember(key: string, owner: string, result: AcquireResult | Refusal): AcquireResult {
+    if (result.acquired) {
+      this.#waiting.delete(key, owner)
+      return result
+    }
+    const { ahead, ...refusal } = result as Refusal
+    if (refusal.position === undefined) this.#waiting.delete(key, owner)
+    else this.#waiting.set(key, owner, { ahead })
+    return refusal
   }
 
   /** When a place taken or renewed at `now` ends: the place lease, capped (see MAX_PLACE_LEASE_MS). */
@@ -674,25 +694,24 @@ function conditionFailure(error: unknown): Record<string, AttributeValue> | unde
 const MAX_PLACE_HINTS = 10_000
 
 /**
- * The (key, owner) pairs this store last saw holding a place, so that their next attempt starts with the
- * one-request renewal. Only a hint: a wrong one costs a failed condition, then the full decision. Bounded,
+ * The (key, owner) pairs this store last saw holding a place, with the owner of the place just ahead, so
+ * that their next attempt starts with the one-request renewal. Only a hint: a wrong one costs a failed condition, then the full decision. Bounded,
  * as a waiter that vanished without leaving is never seen again.
  */
 class PlaceHints {
-  readonly #pairs = new Set<string>()
+  readonly #pairs = new Map<string, { ahead: string | undefined }>()
 
-  has(key: string, owner: string): boolean {
-    return this.#pairs.has(pair(key, owner))
+  get(key: string, owner: string): { ahead: string | undefined } | undefined {
+    return this.#pairs.get(pair(key, owner))
   }
 
-  add(key: string, owner: string): void {
+  set(key: string, owner: string, hint: { ahead: string | undefined }): void {
     const id = pair(key, owner)
-    if (this.#pairs.has(id)) return
-    if (this.#pairs.size >= MAX_PLACE_HINTS) {
-      const oldest = this.#pairs.values().next()
+    if (!this.#pairs.has(id) && this.#pairs.size >= MAX_PLACE_HINTS) {
+      const oldest = this.#pairs.keys().next()
       if (!oldest.done) this.#pairs.delete(oldest.value)
     }
-    this.#pairs.add(id)
+    this.#pairs.set(id, hint)
   }
 
   delete(key: string, owner: string): void {
@@ -712,7 +731,8 @@ interface Place {
   leaseEnd: number
 }
 
-type Refusal = { acquired: false; expiresIn?: number; position?: number }
+/** A refusal; `ahead` (internal, never returned) is the owner of the live place just before ours. */
+type Refusal = { acquired: false; expiresIn?: number; position?: number; ahead?: string | undefined }
 type GuardedUpdate = Omit<UpdateItemCommandInput, 'TableName' | 'Key'>
 
 /**
