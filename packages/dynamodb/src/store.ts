@@ -96,9 +96,11 @@ const NAMES = {
 
 /**
  * Locks in a DynamoDB table, one item per key. Every operation is a single conditional UpdateItem or a
- * strongly consistent GetItem. DynamoDB has no clock usable in conditions, so leases are epoch-ms times
+ * strongly consistent GetItem, except an acquire that meets a queue or must join it: it then decides on the
+ * item its failed condition returned and writes that decision with a condition on the item's write id.
+ * DynamoDB has no clock usable in conditions, so leases (and waiters' place leases) are epoch-ms times
  * written by clients and compared against the caller's clock, with `clockSkewAllowance` of slack before
- * anyone takes over a lease.
+ * anyone takes over a lease or skips a place.
  */
 export class DynamoDBStore implements LockStore {
   readonly #client: DynamoDBClient
@@ -525,7 +527,7 @@ export class DynamoDBStore implements LockStore {
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { [KEY_ATTRIBUTE]: { S: key } },
-          // A new write id, so that a contended acquire decided on the queue before this cannot write it back.
+          // A new write id: a grant or join decided on the queue with this place in it is decided again.
           UpdateExpression: 'REMOVE #queue.#place SET #write = :write',
           ConditionExpression: 'attribute_exists(#queue.#place)',
           ExpressionAttributeNames: { ...names('#queue', '#write'), '#place': owner },
