@@ -6,7 +6,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb'
-import { type AcquireResult, errors, type LockStore } from '@verrou/core'
+import { type AcquireResult, errors, type LockStore, type WaitOptions } from '@verrou/core'
 import { ensureTable, errorName, KEY_ATTRIBUTE, TTL_ATTRIBUTE, validateTableName } from './table.js'
 
 /** How this store's errors name it. */
@@ -41,8 +41,20 @@ const OWNER = 'owner'
 /** Epoch ms, written by the client that acquired or extended; absent while held for ever. */
 const EXPIRES_AT = 'expiresAt'
 const FENCING_TOKEN = 'fencingToken'
-/** Random id of the last write: recognises our own write when the SDK retried a request that had succeeded. */
+/**
+ * Random id of the last write. Every write sets a new one, so it doubles as the item's version: a write
+ * conditioned on the id it read applies only if nothing changed since. It also recognises our own write
+ * when the SDK retried a request that had succeeded.
+ */
 const LAST_WRITE = 'lastWrite'
+/**
+ * The wait queue: a map from owner id to its place, `{ order: N, leaseEnd: N }`. `order` is the join
+ * number (FIFO rank), `leaseEnd` the end of the place lease in epoch ms on the waiter's clock. Absent (or
+ * an empty map, after a `leaveQueue`) when nobody waits.
+ */
+const QUEUE = 'queue'
+const PLACE_ORDER = 'order'
+const PLACE_LEASE_END = 'leaseEnd'
 
 /**
  * How long an item stays after its lease ends before DynamoDB's TTL may delete it. The fencing counter
@@ -55,6 +67,20 @@ const ITEM_RETENTION_MS = 60 * 60 * 1000
  * ms, so now + ttl can exceed what a double holds exactly) ends here instead, in the year 287,396.
  */
 export const LATEST_LEASE_END = Number.MAX_SAFE_INTEGER
+/**
+ * The longest place lease the store writes. Release and extend lower the item's TTL to their own time plus
+ * the hour of retention without reading the queue; capping places at half that hour keeps every live place
+ * inside it (with clocks within `clockSkewAllowance`, itself far below half an hour), so DynamoDB never
+ * deletes an item someone still waits on. Waiters renew their place every few hundred ms, far inside it.
+ */
+export const MAX_PLACE_LEASE_MS = ITEM_RETENTION_MS / 2
+/**
+ * Conditional writes a contended acquire makes before it answers "not acquired". Each lost race means
+ * another client's grant, join, leave or lock write landed (renewals do not count), and the failed write
+ * returns the item as it now is, so the next try decides on fresh state without a read: n clients joining
+ * at the same instant all get a place within n tries.
+ */
+const MAX_CONTENDED_WRITES = 25
 /** DynamoDB allows partition key values up to 2048 bytes of UTF-8. */
 const MAX_KEY_BYTES = 2048
 
@@ -65,13 +91,16 @@ const NAMES = {
   '#token': FENCING_TOKEN,
   '#ttl': TTL_ATTRIBUTE,
   '#write': LAST_WRITE,
+  '#queue': QUEUE,
 }
 
 /**
  * Locks in a DynamoDB table, one item per key. Every operation is a single conditional UpdateItem or a
- * strongly consistent GetItem. DynamoDB has no clock usable in conditions, so leases are epoch-ms times
+ * strongly consistent GetItem, except an acquire that meets a queue or must join it: it then decides on the
+ * item its failed condition returned and writes that decision with a condition on the item's write id.
+ * DynamoDB has no clock usable in conditions, so leases (and waiters' place leases) are epoch-ms times
  * written by clients and compared against the caller's clock, with `clockSkewAllowance` of slack before
- * anyone takes over a lease.
+ * anyone takes over a lease or skips a place.
  */
 export class DynamoDBStore implements LockStore {
   readonly #client: DynamoDBClient
@@ -81,6 +110,7 @@ export class DynamoDBStore implements LockStore {
   readonly #clock: () => number
   readonly #tableActiveTimeout: number
   #tableReady: Promise<void> | undefined
+  readonly #waiting = new PlaceHints()
 
   constructor(options: DynamoDBStoreOptions) {
     if (options === null || typeof options !== 'object' || options.client === null || typeof options.client !== 'object') {
@@ -100,10 +130,33 @@ export class DynamoDBStore implements LockStore {
     return this.#table
   }
 
-  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+  async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     validateKey(key)
+    if (wait !== undefined) validatePlaceLease(wait)
     await this.#ready('acquire', key)
     const now = this.#clock()
+    // A waiter this store knows to have a place renews it in one request while it is sure to be refused;
+    // every other call starts with the uncontended write. Either returns the item when its condition fails.
+    const hint = wait === undefined ? undefined : this.#waiting.get(key, owner)
+    const first =
+      wait !== undefined && hint !== undefined
+        ? await this.#renewPlace(key, owner, wait, now, { whileRefused: true, ahead: hint.ahead })
+        : await this.#takeFree(key, owner, ttl, now)
+    if (!('item' in first)) return this.#remember(key, owner, first)
+    return this.#remember(key, owner, await this.#contended(key, owner, ttl, wait, first.item, now))
+  }
+
+  /**
+   * The uncontended acquire, one conditional write: granted if nobody waits (no queue, or an empty one)
+   * and nobody holds the lock or the holder's lease ended at least `allowance` ago on our clock. Otherwise
+   * the item as DynamoDB evaluated the condition.
+   */
+  async #takeFree(
+    key: string,
+    owner: string,
+    ttl: number | null,
+    now: number,
+  ): Promise<AcquireResult | { item: Record<string, AttributeValue> }> {
     const write = randomUUID()
     const take = 'SET #owner = :owner, #write = :write, #token = if_not_exists(#token, :floor) + :one'
     try {
@@ -113,15 +166,16 @@ export class DynamoDBStore implements LockStore {
           // The fencing token is bumped in the same write that takes the lock; a missing counter (new key, or
           // an item DynamoDB's TTL deleted) starts from the clock-based floor.
           UpdateExpression: ttl === null ? `${take} REMOVE #expiresAt, #ttl` : `${take}, #expiresAt = :expiresAt, #ttl = :ttl`,
-          // Free: nobody holds it, or the holder's lease ended at least `allowance` ago on our clock. A lease
-          // without expiry has no #expiresAt, so the comparison is false and it stays held.
-          ConditionExpression: 'attribute_not_exists(#owner) OR #expiresAt <= :stale',
-          ExpressionAttributeNames: names('#owner', '#write', '#token', '#expiresAt', '#ttl'),
+          // A lease without expiry has no #expiresAt, so the comparison is false and it stays held.
+          ConditionExpression:
+            '(attribute_not_exists(#queue) OR size(#queue) = :zero) AND (attribute_not_exists(#owner) OR #expiresAt <= :stale)',
+          ExpressionAttributeNames: names('#queue', '#owner', '#write', '#token', '#expiresAt', '#ttl'),
           ExpressionAttributeValues: {
             ':owner': { S: owner },
             ':write': { S: write },
             ':floor': { N: String(this.#tokenFloor(now)) },
             ':one': { N: '1' },
+            ':zero': { N: '0' },
             ':stale': { N: String(now - this.#allowance) },
             ...(ttl === null ? {} : this.#leaseValues(now, ttl)),
           },
@@ -130,15 +184,276 @@ export class DynamoDBStore implements LockStore {
       )
       return { acquired: true, fencingToken: this.#token(output.Attributes, key) }
     } catch (error) {
-      const held = conditionFailure(error)
-      if (held === undefined) throw this.#storageError(error, 'acquire', key)
+      const current = conditionFailure(error)
+      if (current === undefined) throw this.#storageError(error, 'acquire', key)
       // The SDK retried a request whose first attempt succeeded but whose reply was lost: the lock is ours.
-      if (held[LAST_WRITE]?.S === write) return { acquired: true, fencingToken: this.#token(held, key) }
-      const expiresAt = numberOf(held[EXPIRES_AT])
-      return expiresAt === undefined
-        ? { acquired: false }
-        : { acquired: false, expiresIn: Math.max(0, expiresAt + this.#allowance - now) }
+      if (current[LAST_WRITE]?.S === write) return { acquired: true, fencingToken: this.#token(current, key) }
+      return { item: current }
     }
+  }
+
+  /**
+   * Renews `owner`'s place lease in place, one conditional write that leaves the item's write id alone (it
+   * decides nothing for anyone else: it only extends a live place). It applies only while the place exists
+   * and is live by our own clock with no allowance (as a holder judges its own lease, so a place others may
+   * already have skipped is never revived), and while the item's TTL already outlives the renewed place.
+   * `whileRefused`: also only while the refusal is certain without a read: the lock is held, or the place
+   * `ahead` (the one just before ours when we last looked) is still there, live and ahead of ours (orders
+   * never change, so a place ahead stays ahead). Without it, the caller already decided on a read.
+   * Returns the refusal, or the item as it was when the condition failed.
+   */
+  async #renewPlace(
+    key: string,
+    owner: string,
+    wait: WaitOptions,
+    now: number,
+    mode: { whileRefused: false } | { whileRefused: true; ahead: string | undefined },
+  ): Promise<AcquireResult | { item: Record<string, AttributeValue> }> {
+    const placeEnd = this.#placeEnd(now, wait)
+    const held = 'attribute_exists(#owner) AND (attribute_not_exists(#expiresAt) OR #expiresAt > :stale)'
+    const ahead = mode.whileRefused ? mode.ahead : undefined
+    const refused = !mode.whileRefused
+      ? ''
+      : ahead === undefined
+        ? ` AND ${held}`
+        : ` AND ((${held}) OR (#queue.#ahead.#leaseEnd > :stale AND #queue.#ahead.#order < #queue.#place.#order))`
+    try {
+      const output = await this.#client.send(
+        new UpdateItemCommand({
+          ...this.#target(key),
+          UpdateExpression: 'SET #queue.#place.#leaseEnd = :placeEnd',
+          ConditionExpression: `attribute_exists(#queue.#place) AND #queue.#place.#leaseEnd > :now AND (attribute_not_exists(#ttl) OR #ttl >= :covering)${refused}`,
+          ExpressionAttributeNames: {
+            ...names('#queue', '#ttl', ...(mode.whileRefused ? (['#owner', '#expiresAt'] as const) : [])),
+            '#place': owner,
+            '#leaseEnd': PLACE_LEASE_END,
+            ...(ahead === undefined ? {} : { '#ahead': ahead, '#order': PLACE_ORDER }),
+          },
+          ExpressionAttributeValues: {
+            ':placeEnd': { N: String(placeEnd) },
+            ':now': { N: String(now) },
+            ':covering': { N: String(this.#coveringTtl(placeEnd)) },
+            ...(mode.whileRefused ? { ':stale': { N: String(now - this.#allowance) } } : {}),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      )
+      return this.#refusal(output.Attributes ?? {}, owner, key, now)
+    } catch (error) {
+      const current = conditionFailure(error)
+      if (current === undefined) throw this.#storageError(error, 'acquire', key)
+      return { item: current }
+    }
+  }
+
+  /**
+   * Acquire when the first write's condition failed. `item` is the item as DynamoDB evaluated it. The
+   * decision follows the queueing rules; a grant or a join is written with a condition on the item's write
+   * id, so it applies only to the very state it was decided on. A lost race returns the newer item, decided
+   * on again, a bounded number of times.
+   */
+  async #contended(
+    key: string,
+    owner: string,
+    ttl: number | null,
+    wait: WaitOptions | undefined,
+    item: Record<string, AttributeValue>,
+    now: number,
+  ): Promise<AcquireResult> {
+    let current = item
+    let at = now
+    for (let round = 0; ; round++) {
+      const plan = this.#plan(key, owner, ttl, wait, current, at)
+      if (plan.kind === 'refuse') return plan.refusal
+      if (round >= MAX_CONTENDED_WRITES) {
+        // Every write lost a race: each loss means another client changed the lock meanwhile, so "not
+        // acquired" is a true answer; the caller tries again. A join never written has no position.
+        if (plan.kind === 'renew') return plan.refusal
+        const { position: _unwritten, ...refusal } = plan.kind === 'join' ? plan.refusal : ({ acquired: false } as Refusal)
+        return refusal
+      }
+      if (plan.kind === 'renew') {
+        const renewed = await this.#renewPlace(key, owner, plan.wait, at, { whileRefused: false })
+        if (!('item' in renewed)) return renewed
+        current = renewed.item
+      } else {
+        try {
+          await this.#client.send(new UpdateItemCommand({ ...this.#target(key), ...plan.update }))
+          return plan.kind === 'grant' ? { acquired: true, fencingToken: plan.token } : plan.refusal
+        } catch (error) {
+          const newer = conditionFailure(error)
+          if (newer === undefined) throw this.#storageError(error, 'acquire', key)
+          // Our own write, applied before the SDK retried it: the decision stands.
+          if (newer[LAST_WRITE]?.S === plan.write) {
+            return plan.kind === 'grant' ? { acquired: true, fencingToken: this.#token(newer, key) } : plan.refusal
+          }
+          current = newer
+        }
+      }
+      at = this.#clock()
+    }
+  }
+
+  /** What `owner` gets from `item` at `now`, and the write that records it. */
+  #plan(
+    key: string,
+    owner: string,
+    ttl: number | null,
+    wait: WaitOptions | undefined,
+    item: Record<string, AttributeValue>,
+    now: number,
+  ): ContendedPlan {
+    const stale = now - this.#allowance
+    const holderExpiresAt = numberOf(item[EXPIRES_AT])
+    const held = item[OWNER] !== undefined && (holderExpiresAt === undefined || holderExpiresAt > stale)
+    const places = placesOf(item, key)
+    // Dead places (lease over for `allowance` on our clock, the same rule as for a holder's lease) are
+    // skipped, and dropped by the guarded writes below.
+    const live = places.filter((place) => place.leaseEnd > stale)
+    const dead = places.filter((place) => place.leaseEnd <= stale)
+    const write = randomUUID()
+    const guard = lastWriteGuard(item)
+    const first = live[0]?.owner
+    if (!held && (first === undefined || first === owner)) {
+      const rest = live.filter((place) => place.owner !== owner)
+      const token = this.#nextToken(item, key, now)
+      const leaseEnd = ttl === null ? undefined : Math.min(now + ttl, LATEST_LEASE_END)
+      const sets = ['#owner = :owner', '#write = :write', '#token = :token']
+      const removes: string[] = []
+      const placeNames: Record<string, string> = {}
+      const values: Record<string, AttributeValue> = {
+        ...guard.values,
+        ':owner': { S: owner },
+        ':write': { S: write },
+        ':token': { N: String(token) },
+      }
+      if (leaseEnd === undefined) {
+        removes.push('#expiresAt', '#ttl')
+      } else {
+        sets.push('#expiresAt = :expiresAt', '#ttl = :ttl')
+        values[':expiresAt'] = { N: String(leaseEnd) }
+        values[':ttl'] = { N: String(this.#ttlSeconds(Math.max(leaseEnd, latestEnd(rest)))) }
+      }
+      if (rest.length === 0) {
+        removes.push('#queue')
+      } else {
+        // Place by place, so that renewals of the others' places meanwhile are kept.
+        const gone = places.filter((place) => place.owner === owner || place.leaseEnd <= stale)
+        for (const [index, place] of gone.entries()) {
+          placeNames[`#gone${index}`] = place.owner
+          removes.push(`#queue.#gone${index}`)
+        }
+      }
+      return {
+        kind: 'grant',
+        token,
+        write,
+        update: {
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length === 0 ? '' : ` REMOVE ${removes.join(', ')}`}`,
+          ConditionExpression: guard.condition,
+          ExpressionAttributeNames: { ...names('#owner', '#write', '#token', '#expiresAt', '#ttl', '#queue'), ...placeNames },
+          ExpressionAttributeValues: values,
+        },
+      }
+    }
+    const refusal: Refusal = { acquired: false }
+    if (held && holderExpiresAt !== undefined) refusal.expiresIn = Math.max(0, holderExpiresAt + this.#allowance - now)
+    if (wait === undefined) return { kind: 'refuse', refusal }
+    const placeEnd = this.#placeEnd(now, wait)
+    // Our own place counts as ours only while our own clock says its lease has not ended; otherwise we
+    // lost it and join again at the tail.
+    const mine = live.find((place) => place.owner === owner && place.leaseEnd > now)
+    const itemTtl = numberOf(item[TTL_ATTRIBUTE])
+    // An item without TTL while held without expiry is never deleted; release then sets a TTL that
+    // outlives every place (see MAX_PLACE_LEASE_MS).
+    const neverDeleted = held && holderExpiresAt === undefined && itemTtl === undefined
+    const covered = neverDeleted || (itemTtl !== undefined && itemTtl >= this.#coveringTtl(placeEnd))
+    const others = live.filter((place) => place.owner !== owner)
+    if (mine !== undefined && covered) {
+      const before = others.filter((place) => place.order < mine.order)
+      refusal.position = before.length
+      refusal.ahead = before.at(-1)?.owner
+      return { kind: 'renew', refusal, wait }
+    }
+    // Join at the tail (or renew a place whose TTL must be raised): one guarded write.
+    const order = mine?.order ?? places.reduce((latest, place) => Math.max(latest, place.order), 0) + 1
+    const after = [...others, { owner, order, leaseEnd: placeEnd }].sort((a, b) => a.order - b.order)
+    refusal.position = after.findIndex((place) => place.owner === owner)
+    refusal.ahead = after[refusal.position - 1]?.owner
+    const sets = ['#write = :write']
+    const removes: string[] = []
+    const placeNames: Record<string, string> = { '#place': owner }
+    const values: Record<string, AttributeValue> = {
+      ...guard.values,
+      ':write': { S: write },
+      ':place': placeValue(order, placeEnd),
+    }
+    if (item[QUEUE] === undefined) {
+      sets.push('#queue = :queue')
+      values[':queue'] = { M: { [owner]: placeValue(order, placeEnd) } }
+      delete values[':place']
+      delete placeNames['#place']
+    } else {
+      sets.push('#queue.#place = :place')
+      for (const [index, place] of dead.filter((place) => place.owner !== owner).entries()) {
+        placeNames[`#gone${index}`] = place.owner
+        removes.push(`#queue.#gone${index}`)
+      }
+    }
+    if (!neverDeleted) {
+      sets.push('#ttl = :ttl')
+      values[':ttl'] = { N: String(Math.max(itemTtl ?? 0, this.#ttlSeconds(latestEnd(after)))) }
+    }
+    return {
+      kind: 'join',
+      refusal,
+      write,
+      update: {
+        UpdateExpression: `SET ${sets.join(', ')}${removes.length === 0 ? '' : ` REMOVE ${removes.join(', ')}`}`,
+        ConditionExpression: guard.condition,
+        ExpressionAttributeNames: { ...names('#queue', '#write', ...(neverDeleted ? [] : (['#ttl'] as const))), ...placeNames },
+        ExpressionAttributeValues: values,
+      },
+    }
+  }
+
+  /** The refusal `item` means for `owner` (a waiter with a place): the holder's remaining lease, its position. */
+  #refusal(item: Record<string, AttributeValue>, owner: string, key: string, now: number): Refusal {
+    const stale = now - this.#allowance
+    const refusal: Refusal = { acquired: false }
+    const holderExpiresAt = numberOf(item[EXPIRES_AT])
+    if (item[OWNER] !== undefined && holderExpiresAt !== undefined && holderExpiresAt > stale) {
+      refusal.expiresIn = Math.max(0, holderExpiresAt + this.#allowance - now)
+    }
+    const live = placesOf(item, key).filter((place) => place.leaseEnd > stale)
+    const position = live.findIndex((place) => place.owner === owner)
+    if (position !== -1) {
+      refusal.position = position
+      refusal.ahead = live[position - 1]?.owner
+    }
+    return refusal
+  }
+
+  /** Keeps track of the owners that have a place here, so that their next attempt starts with a renewal. */
+  #remember(key: string, owner: string, result: AcquireResult | Refusal): AcquireResult {
+    if (result.acquired) {
+      this.#waiting.delete(key, owner)
+      return result
+    }
+    const { ahead, ...refusal } = result as Refusal
+    if (refusal.position === undefined) this.#waiting.delete(key, owner)
+    else this.#waiting.set(key, owner, { ahead })
+    return refusal
+  }
+
+  /** When a place taken or renewed at `now` ends: the place lease, capped (see MAX_PLACE_LEASE_MS). */
+  #placeEnd(now: number, wait: WaitOptions): number {
+    return now + Math.min(wait.lease, MAX_PLACE_LEASE_MS)
+  }
+
+  /** The least TTL (epoch s) under which the item outlives a place ending at `placeEnd` for everyone. */
+  #coveringTtl(placeEnd: number): number {
+    return Math.ceil((placeEnd + this.#allowance) / 1000)
   }
 
   async release(key: string, owner: string): Promise<boolean> {
@@ -196,6 +511,31 @@ export class DynamoDBStore implements LockStore {
       )
     } catch (error) {
       if (conditionFailure(error) === undefined) throw this.#storageError(error, 'force release', key)
+    }
+  }
+
+  /**
+   * Removes `owner`'s place, in one conditional write that changes nothing when it has none. Nothing is
+   * announced: this store has no notifications, and the next waiter finds itself first on its next poll.
+   */
+  async leaveQueue(key: string, owner: string): Promise<void> {
+    validateKey(key)
+    await this.#ready('leave queue', key)
+    this.#waiting.delete(key, owner)
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { [KEY_ATTRIBUTE]: { S: key } },
+          // A new write id: a grant or join decided on the queue with this place in it is decided again.
+          UpdateExpression: 'REMOVE #queue.#place SET #write = :write',
+          ConditionExpression: 'attribute_exists(#queue.#place)',
+          ExpressionAttributeNames: { ...names('#queue', '#write'), '#place': owner },
+          ExpressionAttributeValues: { ':write': { S: randomUUID() } },
+        }),
+      )
+    } catch (error) {
+      if (conditionFailure(error) === undefined) throw this.#storageError(error, 'leave queue', key)
     }
   }
 
@@ -268,6 +608,12 @@ export class DynamoDBStore implements LockStore {
    */
   #tokenFloor(now: number): number {
     return Math.floor(now) * 1000
+  }
+
+  /** The token a contended grant writes: one past the item's counter, or past the floor if it has none. */
+  #nextToken(item: Record<string, AttributeValue>, key: string, now: number): number {
+    if (item[FENCING_TOKEN] === undefined) return this.#tokenFloor(now) + 1
+    return this.#token(item, key) + 1
   }
 
   /** `:expiresAt` and `:ttl` of a lease of `ttl` ms from `now`, as exact integers. */
@@ -344,6 +690,111 @@ function conditionFailure(error: unknown): Record<string, AttributeValue> | unde
   if (errorName(error) !== 'ConditionalCheckFailedException') return undefined
   const item = (error as { Item?: Record<string, AttributeValue> }).Item
   return item ?? {}
+}
+
+/** How many (key, owner) pairs a store remembers as having a place; the oldest is forgotten beyond it. */
+const MAX_PLACE_HINTS = 10_000
+
+/**
+ * The (key, owner) pairs this store last saw holding a place, with the owner of the place just ahead, so
+ * that their next attempt starts with the one-request renewal. Only a hint: a wrong one costs a failed condition, then the full decision. Bounded,
+ * as a waiter that vanished without leaving is never seen again.
+ */
+class PlaceHints {
+  readonly #pairs = new Map<string, { ahead: string | undefined }>()
+
+  get(key: string, owner: string): { ahead: string | undefined } | undefined {
+    return this.#pairs.get(pair(key, owner))
+  }
+
+  set(key: string, owner: string, hint: { ahead: string | undefined }): void {
+    const id = pair(key, owner)
+    if (!this.#pairs.has(id) && this.#pairs.size >= MAX_PLACE_HINTS) {
+      const oldest = this.#pairs.keys().next()
+      if (!oldest.done) this.#pairs.delete(oldest.value)
+    }
+    this.#pairs.set(id, hint)
+  }
+
+  delete(key: string, owner: string): void {
+    this.#pairs.delete(pair(key, owner))
+  }
+}
+
+/** One string per (key, owner), unambiguous whatever either contains. */
+function pair(key: string, owner: string): string {
+  return `${key.length}:${key}${owner}`
+}
+
+/** One waiter's place, as read from the item. */
+interface Place {
+  owner: string
+  order: number
+  leaseEnd: number
+}
+
+/** A refusal; `ahead` (internal, never returned) is the owner of the live place just before ours. */
+type Refusal = { acquired: false; expiresIn?: number; position?: number; ahead?: string | undefined }
+type GuardedUpdate = Omit<UpdateItemCommandInput, 'TableName' | 'Key'>
+
+/**
+ * A contended acquire's decision: refuse without writing, renew our place in place, or a write guarded by
+ * the item's write id (grant, or join).
+ */
+type ContendedPlan =
+  | { kind: 'refuse'; refusal: Refusal }
+  | { kind: 'renew'; refusal: Refusal; wait: WaitOptions }
+  | { kind: 'grant'; token: number; write: string; update: GuardedUpdate }
+  | { kind: 'join'; refusal: Refusal; write: string; update: GuardedUpdate }
+
+/** The item's places in FIFO order. A malformed queue is a storage error, never an empty queue. */
+function placesOf(item: Record<string, AttributeValue>, key: string): Place[] {
+  const queue = item[QUEUE]
+  if (queue === undefined) return []
+  if (queue.M === undefined) throw malformedQueue(queue, key)
+  const places: Place[] = []
+  for (const [owner, value] of Object.entries(queue.M)) {
+    const order = numberOf(value.M?.[PLACE_ORDER])
+    const leaseEnd = numberOf(value.M?.[PLACE_LEASE_END])
+    if (order === undefined || leaseEnd === undefined) throw malformedQueue(queue, key)
+    places.push({ owner, order, leaseEnd })
+  }
+  return places.sort((a, b) => a.order - b.order)
+}
+
+function malformedQueue(queue: AttributeValue, key: string): errors.VerrouError {
+  return errors.E_LOCK_STORAGE_ERROR.from(queue, {
+    operation: 'acquire',
+    key,
+    store: STORE_NAME,
+    detail: `the item's "${QUEUE}" attribute is not a map of places`,
+  })
+}
+
+function placeValue(order: number, leaseEnd: number): AttributeValue {
+  return { M: { [PLACE_ORDER]: { N: String(order) }, [PLACE_LEASE_END]: { N: String(leaseEnd) } } }
+}
+
+/** The latest place lease end, or 0 with no place. */
+function latestEnd(places: Place[]): number {
+  return places.reduce((latest, place) => Math.max(latest, place.leaseEnd), 0)
+}
+
+/** A condition that holds only while the item is exactly as read: no write since (every write sets a new id). */
+function lastWriteGuard(item: Record<string, AttributeValue>): {
+  condition: string
+  values: Record<string, AttributeValue>
+} {
+  const seen = item[LAST_WRITE]?.S
+  return seen === undefined
+    ? { condition: 'attribute_not_exists(#write)', values: {} }
+    : { condition: '#write = :seen', values: { ':seen': { S: seen } } }
+}
+
+function validatePlaceLease(wait: WaitOptions): void {
+  if (wait === null || typeof wait !== 'object' || !Number.isSafeInteger(wait.lease) || wait.lease <= 0) {
+    throw new errors.E_INVALID_ARGUMENT(`wait.lease must be a positive integer of milliseconds, got ${String(wait?.lease)}`)
+  }
 }
 
 function ownedBy(owner: string, now: number): Record<string, AttributeValue> {
