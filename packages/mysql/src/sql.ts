@@ -117,8 +117,16 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   const leaseEnd = `LEAST(${NOW_MS} + CAST({lease} AS SIGNED), ${MAX_LEASE_END})`
   const leaseEndText = `LPAD(${leaseEnd}, ${LEASE_END_DIGITS}, '0')`
   const newPlace = `CONCAT('"', {ownerId}, ${leaseEndText}, '",')`
-  // Read after lock_owner is assigned: an ended lease gets the caller as owner when granted, NULL when not.
-  const granted = `COALESCE(${ended} AND lock_owner IS NOT NULL, FALSE)`
+  // The decision, from the row as it was: the lease ended and no live place stands ahead of the caller.
+  const granted = `COALESCE(${ended} AND (wait_queue IS NULL OR ${ahead} = 0), FALSE)`
+  // For the last assignment, which may see the others' results: by default MySQL and MariaDB run the
+  // assignments left to right and each sees the results before it, so lock_owner (the caller when granted,
+  // NULL when an ended lease was refused) already says; under MariaDB's SIMULTANEOUS_ASSIGNMENT every one
+  // sees the row as it was, so the decision is made again from it.
+  const grantedLast = [
+    `IF(@@SESSION.sql_mode LIKE '%SIMULTANEOUS_ASSIGNMENT%', ${granted},`,
+    `COALESCE(${ended} AND lock_owner IS NOT NULL, FALSE))`,
+  ].join(' ')
   const refusedWithoutWait = `IF(COALESCE(${ended}, FALSE), 0, IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0))`
   const refusedWithWait = [
     `${REFUSED_BASE} + LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) * ${POSITION_UNIT}`,
@@ -150,21 +158,25 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       ') ENGINE=InnoDB',
     ].join('\n'),
     seedFloor: `INSERT INTO ${floor} (id, fencing_token) VALUES (1, 0) ON DUPLICATE KEY UPDATE id = id`,
-    // One statement: insert the row, or decide on the existing one under its row lock. The ON DUPLICATE KEY
-    // UPDATE assignments run left to right and later ones see earlier results, so the order is the logic:
-    // lock_owner takes the decision (from the old lease and queue), fencing_token reports it, wait_queue is
-    // rewritten from the old queue, and `expires_at`, which every condition reads, is assigned last. With no
-    // queue (the uncontended case) no JSON is touched. The floor is read with a shared lock so pruning cannot
-    // delete a row between that read and the insert that replaces it.
+    // One statement: insert the row, or decide on the existing one under its row lock. MySQL runs the ON
+    // DUPLICATE KEY UPDATE assignments left to right, and later ones see earlier results (MariaDB too,
+    // unless SIMULTANEOUS_ASSIGNMENT is set), so every assignment but the last reads only columns assigned
+    // after it, `wait_queue` and then `expires_at`: each sees the row as it was, in either mode, and makes
+    // the same decision from it. With no queue (the uncontended case) no JSON is touched. The floor is read
+    // with a shared lock so pruning cannot delete a row between that read and the insert that replaces it.
     acquire: statement(
       [
         `INSERT INTO ${locks} (key_hash, lock_key, lock_owner, expires_at, fencing_token)`,
         `VALUES ({keyHash}, {key}, {owner}, ${NOW_MS} + CAST({ttl} AS SIGNED), LAST_INSERT_ID((SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE) + 1))`,
         'ON DUPLICATE KEY UPDATE',
-        `  lock_owner = IF(${ended}, IF(wait_queue IS NULL OR ${ahead} = 0, {owner}, NULL), lock_owner),`,
+        // An ended lease refused to the caller (a live place ahead) belongs to nobody: NULL.
+        `  lock_owner = IF(${ended}, IF(${granted}, {owner}, NULL), lock_owner),`,
         // Refused: the token is unchanged; LAST_INSERT_ID is called only to report the refusal.
         `  fencing_token = IF(${granted}, LAST_INSERT_ID(fencing_token + 1),`,
         `    fencing_token + 0 * LAST_INSERT_ID(IF({lease} IS NULL, ${refusedWithoutWait}, ${refusedWithWait}))),`,
+        // Never below any place's lease end; left as it is when the queue empties (housekeeping reads it only
+        // while a queue exists).
+        `  queue_ends_at = IF({lease} IS NOT NULL AND NOT ${granted}, GREATEST(IFNULL(queue_ends_at, 0), ${leaseEnd}), queue_ends_at),`,
         '  wait_queue = CASE',
         // The grantee stood first among the live: its place and the dead ones before it go.
         `    WHEN ${granted} THEN IF(${ownLive}, NULLIF(SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES}), ''), NULL)`,
@@ -177,8 +189,7 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
         `    WHEN ${own} > 0 THEN CONCAT(LEFT(wait_queue, ${own} - 1), SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES}), ${newPlace})`,
         `    ELSE CONCAT(wait_queue, ${newPlace})`,
         '  END,',
-        `  queue_ends_at = IF(wait_queue IS NULL, NULL, IF(${granted} OR {lease} IS NULL, queue_ends_at, GREATEST(IFNULL(queue_ends_at, 0), ${leaseEnd}))),`,
-        `  expires_at = IF(${granted}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
+        `  expires_at = IF(${grantedLast}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
       ].join('\n'),
     ),
     // A single assignment: its result does not depend on the order assignments run in.

@@ -72,7 +72,7 @@ describe('table creation', () => {
   test('the README shows the exact DDL, and a table made from it works with autoCreateTable: false', async () => {
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
     const ddl = lockStatements(resolveTables('verrou_locks'))
-    for (const statement of [ddl.createLockTable, ddl.createFloorTable, ddl.seedFloor]) {
+    for (const statement of [ddl.createLockTable, ddl.createFloorTable, ddl.seedFloor, ddl.upgradeLockTable]) {
       expect(readme).toContain(`${statement};`)
     }
     const name = tableName('readme')
