@@ -100,6 +100,9 @@ describe('MysqlStore', () => {
     const operations: Array<[string, (key: string) => Promise<unknown>]> = [
       ['acquire', (key) => store.acquire(key, 'o', 10_000)],
       ['refused acquire', (key) => store.acquire(key, 'other', 10_000)],
+      ['acquire that joins the queue', (key) => store.acquire(key, 'other', 10_000, { lease: 2_000 })],
+      ['acquire that renews a place', (key) => store.acquire(key, 'other', 10_000, { lease: 2_000 })],
+      ['leaveQueue', (key) => store.leaveQueue(key, 'other')],
       ['extend', (key) => store.extend(key, 'o', 10_000)],
       ['isLocked', (key) => store.isLocked(key)],
       ['release', (key) => store.release(key, 'o')],
