@@ -18,9 +18,17 @@ export const REFUSED_BASE = 2 ** 52
 /**
  * The most a refused acquire reports as `expiresIn`: REFUSED_BASE plus it is the largest safe integer, so
  * the OK packet's value still reads exactly. A longer lease (the contract accepts up to 2^53-1 ms) is
- * reported as this: about 142,800 years, as good as "for ever" to a waiter.
+ * reported as this: about 142,800 years, as good as "for ever" to a waiter. The value above is QUEUE_PRESENT_CODE.
  */
-export const MAX_REPORTED_EXPIRES_IN = Number.MAX_SAFE_INTEGER - REFUSED_BASE
+export const MAX_REPORTED_EXPIRES_IN = Number.MAX_SAFE_INTEGER - REFUSED_BASE - 1
+
+/**
+ * What the plain acquire statement reports, changing nothing, when the row has a wait queue or a caller
+ * with `wait` must take a place: the queue statement decides then.
+ */
+export const QUEUE_PRESENT_CODE = Number.MAX_SAFE_INTEGER
+/** `readAcquire`'s answer for QUEUE_PRESENT_CODE: ask the queue statement. */
+export const QUEUE_PRESENT: unique symbol = Symbol('queue present')
 
 /** Rows pruned per batch: small enough that a batch holds its row locks only briefly. */
 export const PRUNE_BATCH = 200
@@ -41,8 +49,9 @@ const MAX_LEASE_END = '9999999999999999'
 
 /**
  * A refused acquire with `wait` reports its position and the holder's remaining lease together:
- * REFUSED_BASE + position * 2^32 + milliseconds left. Milliseconds that do not fit (over 49 days), or an
- * unknown remainder, read as 0 (`expiresIn` undefined); positions that do not fit read as unknown.
+ * REFUSED_BASE + position * 2^32 + milliseconds left. Milliseconds that do not fit (2^32-1 and more, over
+ * 49 days), or an unknown remainder, read as 0 (`expiresIn` undefined); positions that do not fit read as
+ * unknown. The sum stays below QUEUE_PRESENT_CODE.
  */
 export const POSITION_UNIT = 2 ** 32
 export const MAX_REPORTED_POSITION = 2 ** 20 - 1
@@ -73,8 +82,14 @@ export interface LockStatements {
   probeLockTable: string
   createFloorTable: string
   seedFloor: string
-  /** Result: see `readAcquire`. */
+  /**
+   * Decides alone when the row has no wait queue and the caller takes no place, as on every uncontended
+   * path; otherwise changes nothing and reports QUEUE_PRESENT_CODE. It neither reads the queue with a
+   * subquery nor writes it, which would cost on every run even when not needed. Result: see `readAcquire`.
+   */
   acquire: Statement
+  /** Decides with or without a queue. Result: see `readAcquire`. */
+  acquireQueued: Statement
   /** Removes `ownerId`'s place, if it has one. */
   leaveQueue: Statement
   /** Params: keyHash, owner. One affected row when released. */
@@ -130,7 +145,7 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   const refusedWithoutWait = `IF(COALESCE(${ended}, FALSE), 0, IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0))`
   const refusedWithWait = [
     `${REFUSED_BASE} + LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) * ${POSITION_UNIT}`,
-    `+ IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT}, expires_at - ${NOW_MS}, 0)`,
+    `+ IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0)`,
   ].join(' ')
 
   return {
@@ -158,13 +173,29 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       ') ENGINE=InnoDB',
     ].join('\n'),
     seedFloor: `INSERT INTO ${floor} (id, fencing_token) VALUES (1, 0) ON DUPLICATE KEY UPDATE id = id`,
-    // One statement: insert the row, or decide on the existing one under its row lock. MySQL runs the ON
+    // Insert the row, or decide on an existing row without a queue: grant an ended lease, refuse a live one
+    // to a caller without `wait`. Anything else (a queue to respect, or a place to take) changes nothing and
+    // is passed on to acquireQueued. It writes only the columns the statement before queues wrote, and reads
+    // `wait_queue`, which it never assigns, and `expires_at`, assigned last: the same in any order.
+    acquire: statement(
+      [
+        `INSERT INTO ${locks} (key_hash, lock_key, lock_owner, expires_at, fencing_token)`,
+        `VALUES ({keyHash}, {key}, {owner}, ${NOW_MS} + CAST({ttl} AS SIGNED), LAST_INSERT_ID((SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE) + 1))`,
+        'ON DUPLICATE KEY UPDATE',
+        `  fencing_token = IF(wait_queue IS NULL AND ${ended}, LAST_INSERT_ID(fencing_token + 1),`,
+        `    fencing_token + 0 * LAST_INSERT_ID(IF(wait_queue IS NULL AND {lease} IS NULL,`,
+        `      IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0), ${QUEUE_PRESENT_CODE}))),`,
+        `  lock_owner = IF(wait_queue IS NULL AND ${ended}, {owner}, lock_owner),`,
+        `  expires_at = IF(wait_queue IS NULL AND ${ended}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
+      ].join('\n'),
+    ),
+    // Insert the row, or decide on the existing one under its row lock, queue or not. MySQL runs the ON
     // DUPLICATE KEY UPDATE assignments left to right, and later ones see earlier results (MariaDB too,
     // unless SIMULTANEOUS_ASSIGNMENT is set), so every assignment but the last reads only columns assigned
     // after it, `wait_queue` and then `expires_at`: each sees the row as it was, in either mode, and makes
-    // the same decision from it. With no queue (the uncontended case) no JSON is touched. The floor is read
-    // with a shared lock so pruning cannot delete a row between that read and the insert that replaces it.
-    acquire: statement(
+    // the same decision from it. The floor is read with a shared lock so pruning cannot delete a row between
+    // that read and the insert that replaces it.
+    acquireQueued: statement(
       [
         `INSERT INTO ${locks} (key_hash, lock_key, lock_owner, expires_at, fencing_token)`,
         `VALUES ({keyHash}, {key}, {owner}, ${NOW_MS} + CAST({ttl} AS SIGNED), LAST_INSERT_ID((SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE) + 1))`,
@@ -224,10 +255,11 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
  * Decodes what the acquire statement reported through LAST_INSERT_ID (see `REFUSED_BASE`, and
  * `POSITION_UNIT` for a caller that passed `wait`).
  */
-export function readAcquire(insertId: number, waited: boolean): AcquireResult {
+export function readAcquire(insertId: number, waited: boolean): AcquireResult | typeof QUEUE_PRESENT {
   if (!Number.isSafeInteger(insertId) || insertId < 0) {
     throw new Error(`unexpected insertId ${String(insertId)} from the acquire statement`)
   }
+  if (insertId === QUEUE_PRESENT_CODE) return QUEUE_PRESENT
   if (insertId === 0) return { acquired: false }
   if (insertId < REFUSED_BASE) return { acquired: true, fencingToken: insertId }
   const refusal = insertId - REFUSED_BASE

@@ -3,7 +3,15 @@ import { type AcquireResult, errors, type LockStore, type WaitOptions } from '@v
 import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { keyHash, toBytes } from './key_bytes.js'
-import { type LockStatements, lockStatements, type Param, PRUNE_BATCH, readAcquire, type Statement } from './sql.js'
+import {
+  type LockStatements,
+  lockStatements,
+  type Param,
+  PRUNE_BATCH,
+  QUEUE_PRESENT,
+  readAcquire,
+  type Statement,
+} from './sql.js'
 import { type LockTables, resolveTables } from './table_name.js'
 
 /** How this store's errors name it. */
@@ -32,6 +40,8 @@ export interface MysqlStoreOptions {
 
 const DEFAULT_TABLE = 'verrou_locks'
 const DEFAULT_PRUNE_INTERVAL = 60_000
+// Bounds the hint of who holds a place; forgetting it costs only an extra statement per waiter.
+const MAX_REMEMBERED_PLACES = 10_000
 // A cap per pruneExpired() call keeps one call's duration bounded; the next call carries on.
 const MAX_PRUNE_BATCHES = 50
 
@@ -47,6 +57,9 @@ export class MysqlStore implements LockStore {
   readonly #autoCreateTable: boolean
   readonly #housekeeping: Housekeeping | undefined
   #tablesReady: Promise<void> | undefined
+  /** Owners that hold a place, per key: they skip the plain statement, which would only pass them on. */
+  readonly #places = new Map<string, Set<string>>()
+  #placeCount = 0
 
   constructor(options: MysqlStoreOptions) {
     if (typeof options?.connection?.execute !== 'function') {
@@ -80,30 +93,76 @@ export class MysqlStore implements LockStore {
     return this.#run('acquire', key, async () => {
       const keyBytes = toBytes(key)
       const ownerBytes = toBytes(owner)
-      const values: Record<Param, Buffer | number | null> = {
+      const values: Partial<Record<Param, Buffer | number | null>> = {
         keyHash: keyHash(keyBytes),
         key: keyBytes,
         owner: ownerBytes,
-        ownerId: ownerId(ownerBytes),
         ttl,
         lease: wait === undefined ? null : wait.lease,
       }
-      const header = await this.#write(this.#sql.acquire.sql, bind(this.#sql.acquire, values)).catch((error: unknown) => {
-        if ((error as { errno?: unknown } | null)?.errno !== MISSING_FLOOR_ROW) throw error
-        throw errors.E_LOCK_STORAGE_ERROR.from(error, {
-          operation: 'acquire',
-          key,
-          store: STORE_NAME,
-          detail: `${this.#tables.floor} has no row; create it as the README shows`,
-        })
-      })
-      return readAcquire(Number(header.insertId), wait !== undefined)
+      // A caller that holds a place goes straight to the queue statement; anyone else tries the plain one,
+      // which answers alone unless the key has a queue.
+      const places = this.#places.get(key)
+      const queued = wait !== undefined && places?.has(owner) === true
+      let result = queued ? undefined : await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined)
+      if (result === undefined || result === QUEUE_PRESENT) {
+        // Only the queue knows owners by id: the plain statement, on the uncontended path, never hashes one.
+        values.ownerId = ownerId(ownerBytes)
+        result = await this.#acquireWith(this.#sql.acquireQueued, values, key, wait !== undefined)
+      }
+      if (result === QUEUE_PRESENT) throw new Error('the queue statement reported a queue instead of deciding')
+      if (wait !== undefined && !result.acquired) this.#remember(key, owner)
+      else if (result.acquired) this.#forget(key, owner)
+      return result
     })
+  }
+
+  async #acquireWith(
+    statement: Statement,
+    values: Partial<Record<Param, Buffer | number | null>>,
+    key: string,
+    waited: boolean,
+  ): Promise<AcquireResult | typeof QUEUE_PRESENT> {
+    const header = await this.#write(statement.sql, bind(statement, values)).catch((error: unknown) => {
+      if ((error as { errno?: unknown } | null)?.errno !== MISSING_FLOOR_ROW) throw error
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, {
+        operation: 'acquire',
+        key,
+        store: STORE_NAME,
+        detail: `${this.#tables.floor} has no row; create it as the README shows`,
+      })
+    })
+    return readAcquire(Number(header.insertId), waited)
+  }
+
+  /** Notes that `owner` holds a place in the queue of `key` (only a hint: it picks the first statement). */
+  #remember(key: string, owner: string): void {
+    if (this.#placeCount >= MAX_REMEMBERED_PLACES) {
+      this.#places.clear()
+      this.#placeCount = 0
+    }
+    let owners = this.#places.get(key)
+    if (owners === undefined) {
+      owners = new Set()
+      this.#places.set(key, owners)
+    }
+    if (!owners.has(owner)) {
+      owners.add(owner)
+      this.#placeCount++
+    }
+  }
+
+  #forget(key: string, owner: string): void {
+    const owners = this.#places.get(key)
+    if (owners?.delete(owner) !== true) return
+    this.#placeCount--
+    if (owners.size === 0) this.#places.delete(key)
   }
 
   /** Removes `owner`'s place from the wait queue of `key`, if it has one: one statement. */
   leaveQueue(key: string, owner: string): Promise<void> {
     return this.#run('leave the wait queue of', key, async () => {
+      this.#forget(key, owner)
       const values = { keyHash: keyHash(toBytes(key)), ownerId: ownerId(toBytes(owner)) }
       await this.#write(this.#sql.leaveQueue.sql, bind(this.#sql.leaveQueue, values))
     })

@@ -6,7 +6,15 @@ import { afterAll, describe, expect, test } from 'vitest'
 import { createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { type MysqlStore, mysqlStore } from './index.js'
 import { keyHash, toBytes } from './key_bytes.js'
-import { MAX_REPORTED_POSITION, PLACE_BYTES, POSITION_UNIT, REFUSED_BASE, readAcquire } from './sql.js'
+import {
+  MAX_REPORTED_POSITION,
+  PLACE_BYTES,
+  POSITION_UNIT,
+  QUEUE_PRESENT,
+  QUEUE_PRESENT_CODE,
+  REFUSED_BASE,
+  readAcquire,
+} from './sql.js'
 
 const pool = createTestPool({ connectionLimit: 4 })
 const tableName = uniqueTableName('queue')
@@ -256,6 +264,13 @@ describe('readAcquire', () => {
     expect(readAcquire(REFUSED_BASE + 1_500, false)).toEqual({ acquired: false, expiresIn: 1_500 })
     expect(readAcquire(0, false)).toEqual({ acquired: false })
     expect(readAcquire(42, true)).toEqual({ acquired: true, fencingToken: 42 })
+    expect(readAcquire(QUEUE_PRESENT_CODE, true)).toBe(QUEUE_PRESENT)
+    expect(readAcquire(QUEUE_PRESENT_CODE, false)).toBe(QUEUE_PRESENT)
+    // The largest refusal with wait is not mistaken for it.
+    expect(readAcquire(REFUSED_BASE + MAX_REPORTED_POSITION * POSITION_UNIT + POSITION_UNIT - 2, true)).toEqual({
+      acquired: false,
+      expiresIn: POSITION_UNIT - 2,
+    })
     expect(Number.isSafeInteger(REFUSED_BASE + MAX_REPORTED_POSITION * POSITION_UNIT + POSITION_UNIT - 1)).toBe(true)
   })
 
