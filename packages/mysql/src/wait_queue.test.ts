@@ -95,10 +95,11 @@ describe('wait queue', () => {
     expect((await queueOf(key)).text).toBeNull()
   })
 
-  test('Locks on 8 connections churning through one key: never two holders, tokens increase, nobody starves', async () => {
+  test('Locks on 8 connections churning through one key, 2 more barging with acquireImmediately: never two holders, tokens increase, no waiter starves', async () => {
     const factories = await Promise.all(
       Array.from({ length: 8 }, async () => new LockFactory(await processStore(), { retry: { delay: 20, timeout: 20_000 } })),
     )
+    const bargers = await Promise.all(Array.from({ length: 2 }, async () => new LockFactory(await processStore())))
     const key = newKey()
     const grants: Array<{ worker: number; token: number }> = []
     let inside = 0
@@ -115,6 +116,19 @@ describe('wait queue', () => {
             await sleep(2)
             inside--
           })
+        }
+      }),
+      ...bargers.map(async (factory, i) => {
+        const lock = factory.createLock(key, '5s')
+        while (performance.now() < deadline) {
+          await lock.runImmediately(async () => {
+            inside++
+            if (inside > 1) overlaps++
+            grants.push({ worker: factories.length + i, token: lock.fencingToken! })
+            await sleep(2)
+            inside--
+          })
+          await sleep(5)
         }
       }),
     )
