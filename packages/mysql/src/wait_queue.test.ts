@@ -24,10 +24,11 @@ const newKey = () => `verrou:mysql:queue:${randomUUID()}`
 const TTL = 10_000
 
 /** A store on a connection of its own: a separate "process" as far as the server can tell. */
-async function processStore(options: { sqlMode?: string } = {}): Promise<MysqlStore> {
+async function processStore(options: { sqlMode?: string; isolation?: string } = {}): Promise<MysqlStore> {
   const connection = await createTestConnection()
   connections.push(connection)
   if (options.sqlMode !== undefined) await connection.query('SET SESSION sql_mode = ?', [options.sqlMode])
+  if (options.isolation !== undefined) await connection.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${options.isolation}`)
   return mysqlStore({ connection, tableName, pruneInterval: false })
 }
 
@@ -61,39 +62,42 @@ afterAll(async () => {
 })
 
 describe('wait queue', () => {
-  test('12 joiners racing on 12 connections get distinct places and are served in that order, one at a time, with increasing tokens', async () => {
-    const holderStore = await processStore()
-    const stores = await Promise.all(Array.from({ length: 12 }, () => processStore()))
-    const key = newKey()
-    let last = tokenOf(await holderStore.acquire(key, 'holder', TTL))
-    const owners = stores.map((_, i) => `joiner-${i}`)
-    const joined = await Promise.all(stores.map((store, i) => store.acquire(key, owners[i]!, TTL, { lease: TTL })))
-    const positions = joined.map(positionOf)
-    expect([...positions].sort((a, b) => a! - b!)).toEqual(owners.map((_, i) => i))
-    const order = owners.map((_, i) => i).sort((a, b) => positions[a]! - positions[b]!)
-    expect(await holderStore.release(key, 'holder')).toBe(true)
+  test.each(['REPEATABLE READ', 'READ COMMITTED', 'SERIALIZABLE'])(
+    '12 joiners racing on 12 connections at %s get distinct places and are served in that order, one at a time, with increasing tokens',
+    async (isolation) => {
+      const holderStore = await processStore({ isolation })
+      const stores = await Promise.all(Array.from({ length: 12 }, () => processStore({ isolation })))
+      const key = newKey()
+      let last = tokenOf(await holderStore.acquire(key, 'holder', TTL))
+      const owners = stores.map((_, i) => `joiner-${i}`)
+      const joined = await Promise.all(stores.map((store, i) => store.acquire(key, owners[i]!, TTL, { lease: TTL })))
+      const positions = joined.map(positionOf)
+      expect([...positions].sort((a, b) => a! - b!)).toEqual(owners.map((_, i) => i))
+      const order = owners.map((_, i) => i).sort((a, b) => positions[a]! - positions[b]!)
+      expect(await holderStore.release(key, 'holder')).toBe(true)
 
-    let holder = -1
-    const served = new Set<number>()
-    for (const expected of order) {
-      if (holder !== -1) expect(await stores[holder]!.release(key, owners[holder]!)).toBe(true)
-      // Everyone still waiting asks at once: only the first live place may win.
-      const replies = await Promise.all(
-        stores.map((store, i) => (served.has(i) ? null : store.acquire(key, owners[i]!, TTL, { lease: TTL }))),
-      )
-      const winners = replies.flatMap((reply, i) => (reply?.acquired ? [i] : []))
-      expect(winners).toEqual([expected])
-      const token = tokenOf(replies[expected]!)
-      expect(token).toBeGreaterThan(last)
-      last = token
-      holder = expected
-      served.add(expected)
-      // The newcomer without a place and the earlier holder are refused too.
-      expect((await holderStore.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
-    }
-    await stores[holder]!.release(key, owners[holder]!)
-    expect((await queueOf(key)).text).toBeNull()
-  })
+      let holder = -1
+      const served = new Set<number>()
+      for (const expected of order) {
+        if (holder !== -1) expect(await stores[holder]!.release(key, owners[holder]!)).toBe(true)
+        // Everyone still waiting asks at once: only the first live place may win.
+        const replies = await Promise.all(
+          stores.map((store, i) => (served.has(i) ? null : store.acquire(key, owners[i]!, TTL, { lease: TTL }))),
+        )
+        const winners = replies.flatMap((reply, i) => (reply?.acquired ? [i] : []))
+        expect(winners).toEqual([expected])
+        const token = tokenOf(replies[expected]!)
+        expect(token).toBeGreaterThan(last)
+        last = token
+        holder = expected
+        served.add(expected)
+        // The newcomer without a place and the earlier holder are refused too.
+        expect((await holderStore.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
+      }
+      await stores[holder]!.release(key, owners[holder]!)
+      expect((await queueOf(key)).text).toBeNull()
+    },
+  )
 
   test('Locks on 8 connections churning through one key, 2 more barging with acquireImmediately: never two holders, tokens increase, no waiter starves', async () => {
     const factories = await Promise.all(
