@@ -48,3 +48,22 @@ describe.each(HUGE_TTLS)('a lease of %d ms', (ttl) => {
     expect(await store.isLocked(key)).toBe(false)
   })
 })
+
+describe('waiting behind huge leases, with huge place leases', () => {
+  test.each(HUGE_TTLS)('a place lease of %d ms is kept, and the refusal never says more than fits', async (lease) => {
+    const key = `huge:${randomUUID()}`
+    expect((await store.acquire(key, 'holder', lease)).acquired).toBe(true)
+    const refused = await store.acquire(key, 'waiter', 1_000, { lease })
+    expect(refused).toMatchObject({ acquired: false, position: 0 })
+    // Past 2^32-1 ms the time left no longer fits beside the position: it is left out, never wrong.
+    const expiresIn = refused.acquired ? undefined : refused.expiresIn
+    if (lease < 2 ** 32 - 1) expect(expiresIn).toBeGreaterThan(lease - 60_000)
+    else expect(expiresIn).toBeUndefined()
+    expect(await store.acquire(key, 'second', 1_000, { lease })).toMatchObject({ acquired: false, position: 1 })
+    await store.forceRelease(key)
+    expect(await store.acquire(key, 'waiter', 1_000, { lease })).toMatchObject({ acquired: true })
+    expect(await store.acquire(key, 'second', 1_000, { lease })).toMatchObject({ acquired: false, position: 0 })
+    await store.leaveQueue(key, 'second')
+    await store.release(key, 'waiter')
+  })
+})

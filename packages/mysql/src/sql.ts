@@ -18,19 +18,80 @@ export const REFUSED_BASE = 2 ** 52
 /**
  * The most a refused acquire reports as `expiresIn`: REFUSED_BASE plus it is the largest safe integer, so
  * the OK packet's value still reads exactly. A longer lease (the contract accepts up to 2^53-1 ms) is
- * reported as this: about 142,800 years, as good as "for ever" to a waiter.
+ * reported as this: about 142,800 years, as good as "for ever" to a waiter. The value above is QUEUE_PRESENT_CODE.
  */
-export const MAX_REPORTED_EXPIRES_IN = Number.MAX_SAFE_INTEGER - REFUSED_BASE
+export const MAX_REPORTED_EXPIRES_IN = Number.MAX_SAFE_INTEGER - REFUSED_BASE - 1
+
+/**
+ * What the plain acquire statement reports, changing nothing, when the row has a wait queue or a caller
+ * with `wait` must take a place: the queue statement decides then.
+ */
+export const QUEUE_PRESENT_CODE = Number.MAX_SAFE_INTEGER
+/** `readAcquire`'s answer for QUEUE_PRESENT_CODE: ask the queue statement. */
+export const QUEUE_PRESENT: unique symbol = Symbol('queue present')
 
 /** Rows pruned per batch: small enough that a batch holds its row locks only briefly. */
 export const PRUNE_BATCH = 200
 
+/**
+ * The wait queue lives in the lock's own row (`wait_queue`), so the row lock every statement takes on it
+ * serialises each decision about the queue with the decision about the lock. It is ASCII text made of
+ * fixed-size places, each `"<owner id><lease end>",`: the owner id is the SHA-256 of the owner's bytes in
+ * lowercase hex (64 characters), the lease end is epoch milliseconds on the server's clock, zero-padded to
+ * 16 digits. Fixed sizes let plain string functions find, renew and cut places by offset; dropping the
+ * trailing comma and adding brackets makes it a JSON array, which JSON_TABLE walks to count live places.
+ */
+export const PLACE_BYTES = 83
+const OWNER_ID_CHARS = 64
+const LEASE_END_DIGITS = 16
+/** The largest lease end the 16 digits hold; now plus any lease the contract accepts (2^53-1) stays below. */
+const MAX_LEASE_END = '9999999999999999'
+
+/**
+ * A refused acquire with `wait` reports its position and the holder's remaining lease together:
+ * REFUSED_BASE + position * 2^32 + milliseconds left. Milliseconds that do not fit (2^32-1 and more, over
+ * 49 days), or an unknown remainder, read as 0 (`expiresIn` undefined); positions that do not fit read as
+ * unknown. The sum stays below QUEUE_PRESENT_CODE.
+ */
+export const POSITION_UNIT = 2 ** 32
+export const MAX_REPORTED_POSITION = 2 ** 20 - 1
+
+/** The SQL of one statement and the names of its parameters, in the order the placeholders appear. */
+export interface Statement {
+  sql: string
+  params: readonly Param[]
+}
+
+export type Param = 'keyHash' | 'key' | 'owner' | 'ownerId' | 'ttl' | 'lease'
+
+/** Replaces `{name}` placeholders by `?` and records their order, so a value used many times is named once. */
+function statement(template: string): Statement {
+  const params: Param[] = []
+  const sql = template.replace(/\{(keyHash|key|owner|ownerId|ttl|lease)\}/g, (_, name: Param) => {
+    params.push(name)
+    return '?'
+  })
+  return { sql, params }
+}
+
 export interface LockStatements {
   createLockTable: string
+  /** Adds the wait-queue columns to a lock table created by a release before queues. */
+  upgradeLockTable: string
+  /** Fails with ER_BAD_FIELD_ERROR on a lock table that lacks the wait-queue columns. */
+  probeLockTable: string
   createFloorTable: string
   seedFloor: string
-  /** Params: keyHash, keyBytes, owner, ttl, owner, ttl. Result: see `readAcquire`. */
-  acquire: string
+  /**
+   * Decides alone when the row has no wait queue and the caller takes no place, as on every uncontended
+   * path; otherwise changes nothing and reports QUEUE_PRESENT_CODE. It neither reads the queue with a
+   * subquery nor writes it, which would cost on every run even when not needed. Result: see `readAcquire`.
+   */
+  acquire: Statement
+  /** Decides with or without a queue. Result: see `readAcquire`. */
+  acquireQueued: Statement
+  /** Removes `ownerId`'s place, if it has one. */
+  leaveQueue: Statement
   /** Params: keyHash, owner. One affected row when released. */
   release: string
   /** Params: ttl, keyHash, owner. `insertId` is the token when extended, 0 otherwise. */
@@ -39,7 +100,7 @@ export interface LockStatements {
   forceRelease: string
   /** Params: keyHash. A row when locked. */
   isLocked: string
-  /** Rows whose lease has ended (released or expired), oldest first. */
+  /** Rows whose lease has ended (released or expired) and whose queue has no live place, oldest first. */
   selectEnded: string
   /** Params: token, token. */
   raiseFloor: string
@@ -52,6 +113,41 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   const ended = `expires_at <= ${NOW_MS}`
   const live = `(expires_at IS NULL OR expires_at > ${NOW_MS})`
   const newExpiry = `${NOW_MS} + CAST(? AS SIGNED)`
+  // A row may go only once no place in its queue can be alive: queue_ends_at is never below any place's end.
+  const prunable = `${ended} AND (wait_queue IS NULL OR queue_ends_at <= ${NOW_MS})`
+
+  // The owner's place: the 1-based offset of its opening quote, 0 when it has none. A quote followed by 64
+  // hex digits only ever starts a place (a closing quote is followed by a comma), so a match is aligned.
+  const own = `LOCATE(CONCAT('"', {ownerId}), wait_queue)`
+  const ownEnd = `CAST(SUBSTRING(wait_queue, ${own} + ${OWNER_ID_CHARS + 1}, ${LEASE_END_DIGITS}) AS UNSIGNED)`
+  const ownLive = `(${own} > 0 AND ${ownEnd} > ${NOW_MS})`
+  // Live places ahead of the owner's live place, or all live places when it has none (it would go last).
+  const ahead = [
+    '(SELECT COUNT(*) FROM JSON_TABLE(',
+    `CONVERT(CONCAT('[', LEFT(wait_queue, LENGTH(wait_queue) - 1), ']') USING utf8mb4), '$[*]'`,
+    `COLUMNS (seq FOR ORDINALITY, place VARCHAR(${OWNER_ID_CHARS + LEASE_END_DIGITS}) PATH '$')) AS places`,
+    `WHERE CAST(RIGHT(places.place, ${LEASE_END_DIGITS}) AS UNSIGNED) > ${NOW_MS}`,
+    `AND places.seq <= IF(${ownLive}, (${own} - 1) DIV ${PLACE_BYTES}, ${2 ** 32}))`,
+  ].join(' ')
+  const leaseEnd = `LEAST(${NOW_MS} + CAST({lease} AS SIGNED), ${MAX_LEASE_END})`
+  const leaseEndText = `LPAD(${leaseEnd}, ${LEASE_END_DIGITS}, '0')`
+  const newPlace = `CONCAT('"', {ownerId}, ${leaseEndText}, '",')`
+  // The decision, from the row as it was: the lease ended and no live place stands ahead of the caller.
+  const granted = `COALESCE(${ended} AND (wait_queue IS NULL OR ${ahead} = 0), FALSE)`
+  // For the last assignment, which may see the others' results: by default MySQL and MariaDB run the
+  // assignments left to right and each sees the results before it, so lock_owner (the caller when granted,
+  // NULL when an ended lease was refused) already says; under MariaDB's SIMULTANEOUS_ASSIGNMENT every one
+  // sees the row as it was, so the decision is made again from it.
+  const grantedLast = [
+    `IF(@@SESSION.sql_mode LIKE '%SIMULTANEOUS_ASSIGNMENT%', ${granted},`,
+    `COALESCE(${ended} AND lock_owner IS NOT NULL, FALSE))`,
+  ].join(' ')
+  const refusedWithoutWait = `IF(COALESCE(${ended}, FALSE), 0, IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0))`
+  const refusedWithWait = [
+    `${REFUSED_BASE} + LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) * ${POSITION_UNIT}`,
+    `+ IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0)`,
+  ].join(' ')
+
   return {
     createLockTable: [
       `CREATE TABLE IF NOT EXISTS ${locks} (`,
@@ -60,11 +156,15 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       '  lock_owner LONGBLOB NULL,',
       '  expires_at BIGINT NULL,',
       '  fencing_token BIGINT NOT NULL,',
+      '  wait_queue LONGBLOB NULL,',
+      '  queue_ends_at BIGINT NULL,',
       '  PRIMARY KEY (key_hash),',
       '  KEY ended_leases (expires_at, fencing_token),',
       `  CHECK (fencing_token BETWEEN 1 AND ${REFUSED_BASE - 1})`,
       ') ENGINE=InnoDB',
     ].join('\n'),
+    upgradeLockTable: `ALTER TABLE ${locks} ADD COLUMN wait_queue LONGBLOB NULL, ADD COLUMN queue_ends_at BIGINT NULL`,
+    probeLockTable: `SELECT wait_queue, queue_ends_at FROM ${locks} LIMIT 0`,
     createFloorTable: [
       `CREATE TABLE IF NOT EXISTS ${floor} (`,
       '  id TINYINT NOT NULL,',
@@ -73,20 +173,63 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       ') ENGINE=InnoDB',
     ].join('\n'),
     seedFloor: `INSERT INTO ${floor} (id, fencing_token) VALUES (1, 0) ON DUPLICATE KEY UPDATE id = id`,
-    // One statement: insert the row, or take over an ended one. The ON DUPLICATE KEY UPDATE assignments run
-    // left to right and later ones see earlier results, so `expires_at`, which every condition reads, is
-    // assigned last. The floor is read with a shared lock so pruning cannot delete a row between that read
-    // and the insert that replaces it.
-    acquire: [
-      `INSERT INTO ${locks} (key_hash, lock_key, lock_owner, expires_at, fencing_token)`,
-      `VALUES (?, ?, ?, ${newExpiry}, LAST_INSERT_ID((SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE) + 1))`,
-      'ON DUPLICATE KEY UPDATE',
-      `  fencing_token = IF(${ended}, LAST_INSERT_ID(fencing_token + 1),`,
-      // Refused: the token is unchanged; LAST_INSERT_ID is called only to report the time left.
-      `    fencing_token + 0 * LAST_INSERT_ID(IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0))),`,
-      `  lock_owner = IF(${ended}, ?, lock_owner),`,
-      `  expires_at = IF(${ended}, ${newExpiry}, expires_at)`,
-    ].join('\n'),
+    // Insert the row, or decide on an existing row without a queue: grant an ended lease, refuse a live one
+    // to a caller without `wait`. Anything else (a queue to respect, or a place to take) changes nothing and
+    // is passed on to acquireQueued. It writes only the columns the statement before queues wrote, and reads
+    // `wait_queue`, which it never assigns, and `expires_at`, assigned last: the same in any order.
+    acquire: statement(
+      [
+        `INSERT INTO ${locks} (key_hash, lock_key, lock_owner, expires_at, fencing_token)`,
+        `VALUES ({keyHash}, {key}, {owner}, ${NOW_MS} + CAST({ttl} AS SIGNED), LAST_INSERT_ID((SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE) + 1))`,
+        'ON DUPLICATE KEY UPDATE',
+        `  fencing_token = IF(wait_queue IS NULL AND ${ended}, LAST_INSERT_ID(fencing_token + 1),`,
+        `    fencing_token + 0 * LAST_INSERT_ID(IF(wait_queue IS NULL AND {lease} IS NULL,`,
+        `      IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0), ${QUEUE_PRESENT_CODE}))),`,
+        `  lock_owner = IF(wait_queue IS NULL AND ${ended}, {owner}, lock_owner),`,
+        `  expires_at = IF(wait_queue IS NULL AND ${ended}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
+      ].join('\n'),
+    ),
+    // Insert the row, or decide on the existing one under its row lock, queue or not. MySQL runs the ON
+    // DUPLICATE KEY UPDATE assignments left to right, and later ones see earlier results (MariaDB too,
+    // unless SIMULTANEOUS_ASSIGNMENT is set), so every assignment but the last reads only columns assigned
+    // after it, `wait_queue` and then `expires_at`: each sees the row as it was, in either mode, and makes
+    // the same decision from it. The floor is read with a shared lock so pruning cannot delete a row between
+    // that read and the insert that replaces it.
+    acquireQueued: statement(
+      [
+        `INSERT INTO ${locks} (key_hash, lock_key, lock_owner, expires_at, fencing_token)`,
+        `VALUES ({keyHash}, {key}, {owner}, ${NOW_MS} + CAST({ttl} AS SIGNED), LAST_INSERT_ID((SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE) + 1))`,
+        'ON DUPLICATE KEY UPDATE',
+        // An ended lease refused to the caller (a live place ahead) belongs to nobody: NULL.
+        `  lock_owner = IF(${ended}, IF(${granted}, {owner}, NULL), lock_owner),`,
+        // Refused: the token is unchanged; LAST_INSERT_ID is called only to report the refusal.
+        `  fencing_token = IF(${granted}, LAST_INSERT_ID(fencing_token + 1),`,
+        `    fencing_token + 0 * LAST_INSERT_ID(IF({lease} IS NULL, ${refusedWithoutWait}, ${refusedWithWait}))),`,
+        // Never below any place's lease end; left as it is when the queue empties (housekeeping reads it only
+        // while a queue exists).
+        `  queue_ends_at = IF({lease} IS NOT NULL AND NOT ${granted}, GREATEST(IFNULL(queue_ends_at, 0), ${leaseEnd}), queue_ends_at),`,
+        '  wait_queue = CASE',
+        // The grantee stood first among the live: its place and the dead ones before it go.
+        `    WHEN ${granted} THEN IF(${ownLive}, NULLIF(SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES}), ''), NULL)`,
+        '    WHEN {lease} IS NULL THEN wait_queue',
+        `    WHEN wait_queue IS NULL THEN ${newPlace}`,
+        `    WHEN ${ownLive} THEN INSERT(wait_queue, ${own} + ${OWNER_ID_CHARS + 1}, ${LEASE_END_DIGITS}, ${leaseEndText})`,
+        // No live place at all: the dead ones go, the caller is first.
+        `    WHEN ${ahead} = 0 THEN ${newPlace}`,
+        // A dead place of the caller's own is dropped; it joins again at the tail.
+        `    WHEN ${own} > 0 THEN CONCAT(LEFT(wait_queue, ${own} - 1), SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES}), ${newPlace})`,
+        `    ELSE CONCAT(wait_queue, ${newPlace})`,
+        '  END,',
+        `  expires_at = IF(${grantedLast}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
+      ].join('\n'),
+    ),
+    // A single assignment: its result does not depend on the order assignments run in.
+    leaveQueue: statement(
+      [
+        `UPDATE ${locks} SET wait_queue = NULLIF(CONCAT(LEFT(wait_queue, ${own} - 1), SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES})), '')`,
+        `WHERE key_hash = {keyHash} AND ${own} > 0`,
+      ].join(' '),
+    ),
     release: `UPDATE ${locks} SET lock_owner = NULL, expires_at = ${NOW_MS} WHERE key_hash = ? AND lock_owner = ? AND ${live}`,
     // LAST_INSERT_ID reports a match even when the new expiry equals the old one (a row that did not change
     // counts as unaffected when the client did not ask for found rows).
@@ -96,24 +239,35 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
     ].join(' '),
     forceRelease: `UPDATE ${locks} SET lock_owner = NULL, expires_at = ${NOW_MS} WHERE key_hash = ? AND ${live}`,
     isLocked: `SELECT 1 AS locked FROM ${locks} WHERE key_hash = ? AND ${live}`,
-    selectEnded: `SELECT key_hash, fencing_token FROM ${locks} WHERE ${ended} ORDER BY expires_at LIMIT ${PRUNE_BATCH}`,
+    selectEnded: `SELECT key_hash, fencing_token FROM ${locks} WHERE ${prunable} ORDER BY expires_at LIMIT ${PRUNE_BATCH}`,
     raiseFloor: [
       `INSERT INTO ${floor} (id, fencing_token) VALUES (1, CAST(? AS SIGNED))`,
       'ON DUPLICATE KEY UPDATE fencing_token = GREATEST(fencing_token, CAST(? AS SIGNED))',
     ].join(' '),
     deleteEnded: [
       `DELETE FROM ${locks} WHERE key_hash IN (${Array.from({ length: PRUNE_BATCH }, () => '?').join(', ')})`,
-      `AND ${ended} AND fencing_token <= CAST(? AS SIGNED)`,
+      `AND ${prunable} AND fencing_token <= CAST(? AS SIGNED)`,
     ].join(' '),
   }
 }
 
-/** Decodes what the acquire statement reported through LAST_INSERT_ID (see `REFUSED_BASE`). */
-export function readAcquire(insertId: number): AcquireResult {
+/**
+ * Decodes what the acquire statement reported through LAST_INSERT_ID (see `REFUSED_BASE`, and
+ * `POSITION_UNIT` for a caller that passed `wait`).
+ */
+export function readAcquire(insertId: number, waited: boolean): AcquireResult | typeof QUEUE_PRESENT {
   if (!Number.isSafeInteger(insertId) || insertId < 0) {
     throw new Error(`unexpected insertId ${String(insertId)} from the acquire statement`)
   }
+  if (insertId === QUEUE_PRESENT_CODE) return QUEUE_PRESENT
   if (insertId === 0) return { acquired: false }
-  if (insertId >= REFUSED_BASE) return { acquired: false, expiresIn: insertId - REFUSED_BASE }
-  return { acquired: true, fencingToken: insertId }
+  if (insertId < REFUSED_BASE) return { acquired: true, fencingToken: insertId }
+  const refusal = insertId - REFUSED_BASE
+  if (!waited) return { acquired: false, expiresIn: refusal }
+  const position = Math.floor(refusal / POSITION_UNIT)
+  const expiresIn = refusal % POSITION_UNIT
+  const result: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
+  if (expiresIn > 0) result.expiresIn = expiresIn
+  if (position < MAX_REPORTED_POSITION) result.position = position
+  return result
 }

@@ -88,7 +88,7 @@ describe('MysqlStore', () => {
     expect(await eastStore.acquire(key, 'east', 1_000)).toMatchObject({ acquired: true })
   })
 
-  test('every lock operation is one statement on the server', async () => {
+  test('every lock operation is one statement on the server; taking a place or meeting a queue, two', async () => {
     const db = await connection()
     const store = mysqlStore({ connection: db, tableName, pruneInterval: false })
     const statusOf = async () => {
@@ -97,25 +97,32 @@ describe('MysqlStore', () => {
       )
       return Object.fromEntries(rows.map((row) => [row.Variable_name, Number(row.Value)]))
     }
-    const operations: Array<[string, (key: string) => Promise<unknown>]> = [
-      ['acquire', (key) => store.acquire(key, 'o', 10_000)],
-      ['refused acquire', (key) => store.acquire(key, 'other', 10_000)],
-      ['extend', (key) => store.extend(key, 'o', 10_000)],
-      ['isLocked', (key) => store.isLocked(key)],
-      ['release', (key) => store.release(key, 'o')],
-      ['forceRelease', (key) => store.forceRelease(key)],
+    // [name, statements, run]
+    const operations: Array<[string, number, (key: string) => Promise<unknown>]> = [
+      ['acquire', 1, (key) => store.acquire(key, 'o', 10_000)],
+      ['refused acquire', 1, (key) => store.acquire(key, 'other', 10_000)],
+      // The plain statement sees a place must be taken and passes the call to the queue statement.
+      ['acquire that joins the queue', 2, (key) => store.acquire(key, 'other', 10_000, { lease: 2_000 })],
+      ['acquire that renews a place', 1, (key) => store.acquire(key, 'other', 10_000, { lease: 2_000 })],
+      ['acquire that meets a queue', 2, (key) => store.acquire(key, 'third', 10_000)],
+      ['leaveQueue', 1, (key) => store.leaveQueue(key, 'other')],
+      ['acquire, the queue gone', 1, (key) => store.acquire(key, 'third', 10_000)],
+      ['extend', 1, (key) => store.extend(key, 'o', 10_000)],
+      ['isLocked', 1, (key) => store.isLocked(key)],
+      ['release', 1, (key) => store.release(key, 'o')],
+      ['forceRelease', 1, (key) => store.forceRelease(key)],
     ]
     // Warm up: mysql2 prepares each statement once per connection and caches it.
     const warmKey = newKey()
-    for (const [, run] of operations) await run(warmKey)
+    for (const [, , run] of operations) await run(warmKey)
     const key = newKey()
-    for (const [name, run] of operations) {
+    for (const [name, statements, run] of operations) {
       const before = await statusOf()
       await run(key)
       const after = await statusOf()
-      // The SHOW itself is one question; the operation must be exactly one more.
-      expect({ name, questions: after.Questions! - before.Questions! }).toEqual({ name, questions: 2 })
-      expect({ name, executes: after.Com_stmt_execute! - before.Com_stmt_execute! }).toEqual({ name, executes: 1 })
+      // The SHOW itself is one question; each statement of the operation is one more.
+      expect({ name, questions: after.Questions! - before.Questions! }).toEqual({ name, questions: 1 + statements })
+      expect({ name, executes: after.Com_stmt_execute! - before.Com_stmt_execute! }).toEqual({ name, executes: statements })
       expect({ name, prepares: after.Com_stmt_prepare! - before.Com_stmt_prepare! }).toEqual({ name, prepares: 0 })
     }
   })

@@ -1,8 +1,17 @@
-import { type AcquireResult, errors, type LockStore } from '@verrou/core'
+import { createHash } from 'node:crypto'
+import { type AcquireResult, errors, type LockStore, type WaitOptions } from '@verrou/core'
 import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { keyHash, toBytes } from './key_bytes.js'
-import { type LockStatements, lockStatements, PRUNE_BATCH, readAcquire } from './sql.js'
+import {
+  type LockStatements,
+  lockStatements,
+  type Param,
+  PRUNE_BATCH,
+  QUEUE_PRESENT,
+  readAcquire,
+  type Statement,
+} from './sql.js'
 import { type LockTables, resolveTables } from './table_name.js'
 
 /** How this store's errors name it. */
@@ -10,6 +19,10 @@ const STORE_NAME = 'MySQL lock store'
 
 /** ER_BAD_NULL_ERROR: the acquire statement's token came out NULL, so the floor table has no row. */
 const MISSING_FLOOR_ROW = 1048
+/** ER_BAD_FIELD_ERROR: here, a lock table created by a release before wait queues. */
+const UNKNOWN_COLUMN = 1054
+/** ER_DUP_FIELDNAME: another process added the wait-queue columns first. */
+const DUPLICATE_COLUMN = 1060
 
 export interface MysqlStoreOptions {
   /** A `mysql2/promise` pool (recommended) or connection. You own it: the store never ends it. */
@@ -27,6 +40,8 @@ export interface MysqlStoreOptions {
 
 const DEFAULT_TABLE = 'verrou_locks'
 const DEFAULT_PRUNE_INTERVAL = 60_000
+// Bounds the hint of who holds a place; forgetting it costs only an extra statement per waiter.
+const MAX_REMEMBERED_PLACES = 10_000
 // A cap per pruneExpired() call keeps one call's duration bounded; the next call carries on.
 const MAX_PRUNE_BATCHES = 50
 
@@ -42,6 +57,9 @@ export class MysqlStore implements LockStore {
   readonly #autoCreateTable: boolean
   readonly #housekeeping: Housekeeping | undefined
   #tablesReady: Promise<void> | undefined
+  /** Owners that hold a place, per key: they skip the plain statement, which would only pass them on. */
+  readonly #places = new Map<string, Set<string>>()
+  #placeCount = 0
 
   constructor(options: MysqlStoreOptions) {
     if (typeof options?.connection?.execute !== 'function') {
@@ -71,21 +89,82 @@ export class MysqlStore implements LockStore {
     }
   }
 
-  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
+  async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     return this.#run('acquire', key, async () => {
       const keyBytes = toBytes(key)
       const ownerBytes = toBytes(owner)
-      const params = [keyHash(keyBytes), keyBytes, ownerBytes, ttl, ownerBytes, ttl]
-      const header = await this.#write(this.#sql.acquire, params).catch((error: unknown) => {
-        if ((error as { errno?: unknown } | null)?.errno !== MISSING_FLOOR_ROW) throw error
-        throw errors.E_LOCK_STORAGE_ERROR.from(error, {
-          operation: 'acquire',
-          key,
-          store: STORE_NAME,
-          detail: `${this.#tables.floor} has no row; create it as the README shows`,
-        })
+      const values: Partial<Record<Param, Buffer | number | null>> = {
+        keyHash: keyHash(keyBytes),
+        key: keyBytes,
+        owner: ownerBytes,
+        ttl,
+        lease: wait === undefined ? null : wait.lease,
+      }
+      // A caller that holds a place goes straight to the queue statement; anyone else tries the plain one,
+      // which answers alone unless the key has a queue.
+      const places = this.#places.get(key)
+      const queued = wait !== undefined && places?.has(owner) === true
+      let result = queued ? undefined : await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined)
+      if (result === undefined || result === QUEUE_PRESENT) {
+        // Only the queue knows owners by id: the plain statement, on the uncontended path, never hashes one.
+        values.ownerId = ownerId(ownerBytes)
+        result = await this.#acquireWith(this.#sql.acquireQueued, values, key, wait !== undefined)
+      }
+      if (result === QUEUE_PRESENT) throw new Error('the queue statement reported a queue instead of deciding')
+      if (wait !== undefined && !result.acquired) this.#remember(key, owner)
+      else if (result.acquired) this.#forget(key, owner)
+      return result
+    })
+  }
+
+  async #acquireWith(
+    statement: Statement,
+    values: Partial<Record<Param, Buffer | number | null>>,
+    key: string,
+    waited: boolean,
+  ): Promise<AcquireResult | typeof QUEUE_PRESENT> {
+    const header = await this.#write(statement.sql, bind(statement, values)).catch((error: unknown) => {
+      if ((error as { errno?: unknown } | null)?.errno !== MISSING_FLOOR_ROW) throw error
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, {
+        operation: 'acquire',
+        key,
+        store: STORE_NAME,
+        detail: `${this.#tables.floor} has no row; create it as the README shows`,
       })
-      return readAcquire(Number(header.insertId))
+    })
+    return readAcquire(Number(header.insertId), waited)
+  }
+
+  /** Notes that `owner` holds a place in the queue of `key` (only a hint: it picks the first statement). */
+  #remember(key: string, owner: string): void {
+    if (this.#placeCount >= MAX_REMEMBERED_PLACES) {
+      this.#places.clear()
+      this.#placeCount = 0
+    }
+    let owners = this.#places.get(key)
+    if (owners === undefined) {
+      owners = new Set()
+      this.#places.set(key, owners)
+    }
+    if (!owners.has(owner)) {
+      owners.add(owner)
+      this.#placeCount++
+    }
+  }
+
+  #forget(key: string, owner: string): void {
+    const owners = this.#places.get(key)
+    if (owners?.delete(owner) !== true) return
+    this.#placeCount--
+    if (owners.size === 0) this.#places.delete(key)
+  }
+
+  /** Removes `owner`'s place from the wait queue of `key`, if it has one: one statement. */
+  leaveQueue(key: string, owner: string): Promise<void> {
+    return this.#run('leave the wait queue of', key, async () => {
+      this.#forget(key, owner)
+      const values = { keyHash: keyHash(toBytes(key)), ownerId: ownerId(toBytes(owner)) }
+      await this.#write(this.#sql.leaveQueue.sql, bind(this.#sql.leaveQueue, values))
     })
   }
 
@@ -141,7 +220,11 @@ export class MysqlStore implements LockStore {
       return deleted
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
-      throw errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'prune ended leases', store: STORE_NAME })
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, {
+        operation: 'prune ended leases',
+        store: STORE_NAME,
+        detail: this.#explain(error),
+      })
     }
   }
 
@@ -156,13 +239,40 @@ export class MysqlStore implements LockStore {
       await this.#ensureTables()
       return await body()
     } catch (error) {
-      throw errors.isVerrouError(error) ? error : errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: STORE_NAME })
+      if (errors.isVerrouError(error)) throw error
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: STORE_NAME, detail: this.#explain(error) })
     }
+  }
+
+  /** The upgrade to run by hand when a table from an earlier release meets `autoCreateTable: false`. */
+  #explain(error: unknown): string | undefined {
+    if ((error as { errno?: unknown } | null)?.errno !== UNKNOWN_COLUMN) return undefined
+    return (
+      `${(error as Error).message}. ${this.#tables.locks} was created by a release without wait queues; ` +
+      `add its columns with: ${this.#sql.upgradeLockTable}`
+    )
   }
 
   async #write(sql: string, params: Array<Buffer | number | null>): Promise<ResultSetHeader> {
     const [header] = await retryingDeadlocks(() => this.#db.execute<ResultSetHeader>(sql, params))
     return header
+  }
+
+  /**
+   * A table created by a release before wait queues lacks their two columns: add them. Two NULL columns
+   * at the end is an instant change on MySQL 8 and MariaDB 10.3+. Processes starting at once may race:
+   * the loser's duplicate column means the table is ready.
+   */
+  async #upgradeLockTable(): Promise<void> {
+    try {
+      await this.#db.query(this.#sql.probeLockTable)
+      return
+    } catch (error) {
+      if ((error as { errno?: unknown } | null)?.errno !== UNKNOWN_COLUMN) throw error
+    }
+    await this.#db.query(this.#sql.upgradeLockTable).catch((error: unknown) => {
+      if ((error as { errno?: unknown } | null)?.errno !== DUPLICATE_COLUMN) throw error
+    })
   }
 
   /** Creates the tables once per store; a failed attempt is retried by the next operation. */
@@ -171,6 +281,7 @@ export class MysqlStore implements LockStore {
     this.#tablesReady ??= (async () => {
       // IF NOT EXISTS and an upsert make this safe when many processes start at once.
       await this.#db.query(this.#sql.createLockTable)
+      await this.#upgradeLockTable()
       await this.#db.query(this.#sql.createFloorTable)
       await this.#db.query(this.#sql.seedFloor)
     })().catch((error: unknown) => {
@@ -194,6 +305,20 @@ export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
 function connectionEnded(connection: Pool | Connection): boolean {
   const inner = connection as { pool?: { _closed?: unknown }; connection?: { _closing?: unknown } }
   return inner.pool?._closed === true || inner.connection?._closing === true
+}
+
+/** The queue's name for an owner: the SHA-256 of its bytes in lowercase hex, fixed-size (see sql.ts). */
+function ownerId(ownerBytes: Buffer): Buffer {
+  return Buffer.from(createHash('sha256').update(ownerBytes).digest('hex'), 'latin1')
+}
+
+/** The values of a statement's parameters, in placeholder order. */
+function bind(statement: Statement, values: Partial<Record<Param, Buffer | number | null>>): Array<Buffer | number | null> {
+  return statement.params.map((name) => {
+    const value = values[name]
+    if (value === undefined) throw new Error(`no value for the parameter ${name}`)
+    return value
+  })
 }
 
 /** InnoDB's deadlock victim: its statement was rolled back whole, so running it again is safe. */
