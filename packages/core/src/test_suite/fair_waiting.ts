@@ -1,7 +1,33 @@
 import assert from 'node:assert/strict'
 import { QUEUE_PLACE_LEASE_MS } from '../acquire.js'
 import { LockFactory } from '../lock_factory.js'
+import type { LockStore } from '../store.js'
 import { type Suite, sleep } from './context.js'
+
+/**
+ * The store, with a promise that settles once an acquire that asked to wait came back refused: from then on
+ * the caller has its place in the queue. Every other method is the store's own.
+ */
+function watchPlace(store: LockStore): { store: LockStore; placed: Promise<void> } {
+  let placed: () => void = () => {}
+  const promise = new Promise<void>((resolve) => {
+    placed = resolve
+  })
+  const watched = new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property)
+      if (property === 'acquire') {
+        return async (...args: Parameters<LockStore['acquire']>) => {
+          const result = await target.acquire(...args)
+          if (!result.acquired && args[3] !== undefined) placed()
+          return result
+        }
+      }
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return { store: watched, placed: promise }
+}
 
 /** Locks on a queueing store, each on its own store object as in its own process. */
 export function fairWaitingTests({ test, setup, createStore, capabilities }: Suite): void {
@@ -16,10 +42,11 @@ export function fairWaitingTests({ test, setup, createStore, capabilities }: Sui
     const order: number[] = []
     const runs: Promise<unknown>[] = []
     for (let i = 0; i < 5; i++) {
-      const lock = (await factoryOn()).createLock(key, '10s')
-      runs.push(lock.run(async () => void order.push(i)))
-      // Each one's first attempt (which takes its place) reaches the store before the next starts.
-      await sleep(100)
+      const { store, placed } = watchPlace(await createStore())
+      const factoryOfWaiter = new LockFactory(store, { retry: { delay: 10, timeout: 20_000 }, operationTimeout: 10_000 })
+      runs.push(factoryOfWaiter.createLock(key, '10s').run(async () => void order.push(i)))
+      // Each one has its place in the queue before the next starts (a fixed pause was flaky under load).
+      await placed
     }
     await holder.release()
     await Promise.all(runs)
