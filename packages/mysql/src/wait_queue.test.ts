@@ -109,8 +109,8 @@ describe('wait queue', () => {
     let inside = 0
     let overlaps = 0
     const deadline = performance.now() + 1_500
-    await Promise.all(
-      factories.map(async (factory, worker) => {
+    await Promise.all([
+      ...factories.map(async (factory, worker) => {
         const lock = factory.createLock(key, '5s')
         while (performance.now() < deadline) {
           await lock.run(async () => {
@@ -135,7 +135,7 @@ describe('wait queue', () => {
           await sleep(5)
         }
       }),
-    )
+    ])
     expect(overlaps).toBe(0)
     for (let i = 1; i < grants.length; i++) expect(grants[i]!.token).toBeGreaterThan(grants[i - 1]!.token)
     for (let worker = 0; worker < factories.length; worker++) {
