@@ -67,6 +67,11 @@ describe('a table created by the previous release', () => {
     expect((await store.acquire(key, 'newcomer', 60_000)).acquired).toBe(false)
     expect(await store.release(key, 'old-holder')).toBe(true)
     expect((await store.acquire(key, 'waiter', 60_000, { lease: 60_000 })).acquired).toBe(true)
+    // A process still on the previous release can go on inserting rows: the new columns have defaults.
+    const otherKey = uniqueKey()
+    await heldByPreviousRelease(tableName, otherKey, 'old-holder')
+    expect(await store.isLocked(otherKey)).toBe(true)
+    expect(await store.release(otherKey, 'old-holder')).toBe(true)
   })
 
   test('10 stores on 10 sessions upgrading the same table at once all succeed', async () => {
