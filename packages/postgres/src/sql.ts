@@ -82,21 +82,32 @@ const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1
     AND NOT EXISTS (SELECT 1 FROM unnest(held.waiter_leases) AS place(lease_end)
       WHERE place.lease_end >= clock_timestamp() - $1::float8 * interval '1 millisecond')`
 
+/**
+ * Everything acquire decides about `row`, from one pass over its queue, at the statement's clock: `at`,
+ * the live places in order (`live`, `live_leases`: dead ones dropped), `mine` ($2's 1-based index among
+ * them, or NULL) and `granted` (the lock is free and no live place is ahead of $2).
+ */
+const decisionFor = (row: string) => `SELECT queue.*, array_position(queue.live, $2::bytea) AS mine,
+    queue.free AND coalesce(queue.live[1] = $2::bytea, true) AS granted
+  FROM (
+    SELECT clock.at, ${row}.owner IS NULL OR ${row}.expires_at <= clock.at AS free,
+      coalesce(place.live, '{}') AS live, coalesce(place.live_leases, '{}') AS live_leases
+    FROM clock, LATERAL (
+      SELECT array_agg(place.waiter ORDER BY place.pos) AS live, array_agg(place.lease_end ORDER BY place.pos) AS live_leases
+      FROM ${places(row)} WHERE place.lease_end > clock.at
+    ) AS place
+  ) AS queue`
+
 export function buildStatements(names: TableNames): Statements {
   const { table, sequence } = names
   const keyMatches = 'held.key_hash = sha256($1::bytea)'
   const ms = (value: string) => `${value}::float8 * interval '1 millisecond'`
   const nextToken = `nextval('${sequence}'::regclass)`
   const heldAt = (now: string) => `held.owner IS NOT NULL AND (held.expires_at IS NULL OR held.expires_at > ${now})`
-  // The lock is free and nobody live stands ahead of $2: the one condition for a grant.
-  const grantable = `(held.owner IS NULL OR held.expires_at <= clock.at)
-      AND (cardinality(held.waiters) = 0 OR coalesce(${firstLive('held', 'clock.at')} = $2::bytea, true))`
   // A live place of $2 in the row.
-  const hasLivePlace = `EXISTS (SELECT 1 FROM ${places('held')} WHERE place.waiter = $2::bytea AND place.lease_end > clock.at)`
-  const liveExcept = (column: 'waiter' | 'lease_end') =>
-    `ARRAY(SELECT place.${column} FROM ${places('held')}
-      WHERE place.lease_end > clock.at AND place.waiter <> $2::bytea ORDER BY place.pos)`
-  const placeLeaseEnd = `clock.at + ${ms('$4')}`
+  const hasLivePlace = `(cardinality(held.waiters) > 0
+      AND EXISTS (SELECT 1 FROM ${places('held')} WHERE place.waiter = $2::bytea AND place.lease_end > clock.at))`
+  const placeLeaseEnd = `decision.at + ${ms('$4')}`
 
   return {
     createTable: createTableSql(names, { guarded: true }),
@@ -135,26 +146,27 @@ holder AS (
   ON CONFLICT (key_hash) DO UPDATE
     SET (owner, expires_at, fencing_token, waiters, waiter_leases) = (
       SELECT
-        CASE WHEN decision.granted THEN $2::bytea ELSE held.owner END,
-        CASE WHEN decision.granted THEN clock.at + ${ms('$3')} ELSE held.expires_at END,
+        -- A lease that ended belongs to nobody: writing so makes a refusal never look like a grant below.
+        CASE WHEN decision.granted THEN $2::bytea WHEN decision.free THEN NULL ELSE held.owner END,
+        CASE WHEN decision.granted THEN decision.at + ${ms('$3')} ELSE held.expires_at END,
         CASE WHEN decision.granted THEN ${nextToken} ELSE held.fencing_token END,
         CASE
-          WHEN cardinality(held.waiters) = 0 AND decision.granted THEN held.waiters
-          WHEN decision.granted THEN ${liveExcept('waiter')}
-          WHEN decision.queued THEN ARRAY(SELECT place.waiter FROM ${places('held')} WHERE place.lease_end > clock.at ORDER BY place.pos)
-          ELSE ${liveExcept('waiter')} || ARRAY[$2::bytea]
+          WHEN decision.granted THEN array_remove(decision.live, $2::bytea)
+          WHEN decision.mine IS NULL AND $4::float8 IS NOT NULL THEN decision.live || $2::bytea
+          ELSE decision.live
         END,
         CASE
-          WHEN cardinality(held.waiters) = 0 AND decision.granted THEN held.waiter_leases
-          WHEN decision.granted THEN ${liveExcept('lease_end')}
-          -- A waiter keeps its place: the others before it, then it, then the others after it.
-          WHEN decision.queued THEN ARRAY(SELECT CASE WHEN place.waiter = $2::bytea THEN ${placeLeaseEnd} ELSE place.lease_end END
-            FROM ${places('held')} WHERE place.lease_end > clock.at ORDER BY place.pos)
-          ELSE ${liveExcept('lease_end')} || ARRAY[${placeLeaseEnd}]
+          WHEN decision.granted AND decision.mine IS NOT NULL
+            THEN decision.live_leases[:decision.mine - 1] || decision.live_leases[decision.mine + 1:]
+          WHEN decision.granted OR $4::float8 IS NULL THEN decision.live_leases
+          WHEN decision.mine IS NULL THEN decision.live_leases || ${placeLeaseEnd}
+          -- A waiter keeps its place, renewed.
+          ELSE decision.live_leases[:decision.mine - 1] || ${placeLeaseEnd} || decision.live_leases[decision.mine + 1:]
         END
-      FROM clock, LATERAL (SELECT ${grantable} AS granted, ${hasLivePlace} AS queued) AS decision
+      FROM (${decisionFor('held')} OFFSET 0) AS decision
     )
-    WHERE $4::float8 IS NOT NULL OR (SELECT ${grantable} FROM clock)
+    -- Without a place lease, only a free lock is worth writing; the SET decides whether it is granted.
+    WHERE $4::float8 IS NOT NULL OR held.owner IS NULL OR held.expires_at <= (SELECT clock.at FROM clock)
   RETURNING
     CASE WHEN held.owner = $2::bytea AND $2::bytea <> ALL (held.waiters) THEN held.fencing_token END AS token,
     array_position(held.waiters, $2::bytea) - 1 AS place_index,

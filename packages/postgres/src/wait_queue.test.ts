@@ -300,6 +300,58 @@ test('a holder asking with a place does not acquire again: it queues like anyone
   expect(await store.release(key, 'holder')).toBe(true)
 })
 
+test('a holder whose lease expired while someone waits is refused like anyone else, never handed its old token', async () => {
+  const key = uniqueKey('expired-holder')
+  const first = tokenOf(await store.acquire(key, 'holder', 150))
+  await sleep(250)
+  // The waiter joins between the acquire's snapshot (which shows a free lock and no queue) and its row
+  // lock: the decision must be taken on the row's latest version. A transaction holds the row while the
+  // acquire starts, so its snapshot predates the commit it then waits for.
+  await admin.query('BEGIN')
+  await admin.query(
+    `UPDATE "${tableName}" SET waiters = ARRAY[$2::bytea], waiter_leases = ARRAY[clock_timestamp() + interval '1 minute']
+     WHERE key_hash = sha256($1::bytea)`,
+    [toStoredBytes(key), toStoredBytes('waiter')],
+  )
+  const racing = store.acquire(key, 'holder', 60_000)
+  await sleep(100)
+  await admin.query('COMMIT')
+  expect(await racing).toEqual({ acquired: false })
+  // Seen in the snapshot too; and with a place, the old holder queues behind the waiter.
+  expect(await store.acquire(key, 'holder', 60_000)).toEqual({ acquired: false })
+  expect(await store.acquire(key, 'holder', 60_000, { lease: 60_000 })).toMatchObject({ acquired: false, position: 1 })
+  expect(await store.release(key, 'holder')).toBe(false)
+  expect(await store.isLocked(key)).toBe(false)
+  const second = tokenOf(await store.acquire(key, 'waiter', 60_000, { lease: 60_000 }), 'the waiter')
+  expect(second).toBeGreaterThan(first)
+  expect(await store.release(key, 'waiter')).toBe(true)
+  const third = tokenOf(await store.acquire(key, 'holder', 60_000, { lease: 60_000 }), 'the old holder, next in line')
+  expect(third).toBeGreaterThan(second)
+  await store.release(key, 'holder')
+})
+
+test('a newcomer racing a joiner on the row lock does not barge: the join it waited for is respected', async () => {
+  const key = uniqueKey('racing-barger')
+  tokenOf(await store.acquire(key, 'holder', 60_000))
+  expect(await store.release(key, 'holder')).toBe(true)
+  await admin.query('BEGIN')
+  await admin.query(
+    `UPDATE "${tableName}" SET waiters = ARRAY[$2::bytea], waiter_leases = ARRAY[clock_timestamp() + interval '1 minute']
+     WHERE key_hash = sha256($1::bytea)`,
+    [toStoredBytes(key), toStoredBytes('waiter')],
+  )
+  const barging = store.acquire(key, 'newcomer', 60_000)
+  const joining = store.acquire(key, 'joiner', 60_000, { lease: 60_000 })
+  await sleep(100)
+  await admin.query('COMMIT')
+  expect(await barging).toEqual({ acquired: false })
+  expect(await joining).toMatchObject({ acquired: false, position: 1 })
+  expect(await store.isLocked(key)).toBe(false)
+  tokenOf(await store.acquire(key, 'waiter', 60_000, { lease: 60_000 }), 'the waiter')
+  await store.release(key, 'waiter')
+  await store.leaveQueue(key, 'joiner')
+})
+
 describe('housekeeping and the queue', () => {
   test('pruning never deletes a row with a live place; it does once every place ended more than pruneAfter ago', async () => {
     const pruning = new PostgresStore({ connection: pool, tableName, listen: false, pruneInterval: false, pruneAfter: 100 })
