@@ -62,11 +62,14 @@ function hot(operation: string, text: string): HotStatement {
 }
 
 /** The places of the queue in `row`, in order: columns `waiter`, `lease_end`, `pos`. */
-const places = (row: string) => `unnest(${row}.waiters, ${row}.waiter_leases) WITH ORDINALITY AS place(waiter, lease_end, pos)`
+const places = (row: string) => `unnest(${row}.waiter_leases) WITH ORDINALITY AS place(lease_end, pos)`
+
+/** The owner of `place`, the place being scanned in `row`. */
+const waiterOf = (row: string) => `${row}.waiters[place.pos]`
 
 /** The owner of the first live place of `row` at `now`, or NULL. */
 const firstLive = (row: string, now: string) =>
-  `(SELECT place.waiter FROM ${places(row)} WHERE place.lease_end > ${now} ORDER BY place.pos LIMIT 1)`
+  `(SELECT ${waiterOf(row)} FROM ${places(row)} WHERE place.lease_end > ${now} ORDER BY place.pos LIMIT 1)`
 
 /**
  * The NOTIFY payload naming `next`: the key's payload ($n), a newline (never part of a key's payload) and
@@ -90,12 +93,16 @@ const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1
 const decisionFor = (row: string) => `SELECT queue.*, array_position(queue.live, $2::bytea) AS mine,
     queue.free AND coalesce(queue.live[1] = $2::bytea, true) AS granted
   FROM (
+    -- An empty queue, the uncontended case, is not scanned. ORDER BY the ordinality needs no sort.
     SELECT clock.at, ${row}.owner IS NULL OR ${row}.expires_at <= clock.at AS free,
-      coalesce(place.live, '{}') AS live, coalesce(place.live_leases, '{}') AS live_leases
-    FROM clock, LATERAL (
-      SELECT array_agg(place.waiter ORDER BY place.pos) AS live, array_agg(place.lease_end ORDER BY place.pos) AS live_leases
-      FROM ${places(row)} WHERE place.lease_end > clock.at
-    ) AS place
+      CASE WHEN cardinality(${row}.waiters) = 0 THEN ${row}.waiters ELSE ARRAY(
+        SELECT ${waiterOf(row)} FROM ${places(row)} WHERE place.lease_end > clock.at ORDER BY place.pos
+      ) END AS live,
+      CASE WHEN cardinality(${row}.waiters) = 0 THEN ${row}.waiter_leases ELSE ARRAY(
+        SELECT place.lease_end FROM ${places(row)} WHERE place.lease_end > clock.at ORDER BY place.pos
+      ) END AS live_leases
+    FROM clock
+    OFFSET 0
   ) AS queue`
 
 export function buildStatements(names: TableNames): Statements {
@@ -106,7 +113,7 @@ export function buildStatements(names: TableNames): Statements {
   const heldAt = (now: string) => `held.owner IS NOT NULL AND (held.expires_at IS NULL OR held.expires_at > ${now})`
   // A live place of $2 in the row.
   const hasLivePlace = `(cardinality(held.waiters) > 0
-      AND EXISTS (SELECT 1 FROM ${places('held')} WHERE place.waiter = $2::bytea AND place.lease_end > clock.at))`
+      AND EXISTS (SELECT 1 FROM ${places('held')} WHERE ${waiterOf('held')} = $2::bytea AND place.lease_end > clock.at))`
   const placeLeaseEnd = `decision.at + ${ms('$4')}`
 
   return {
@@ -124,8 +131,11 @@ WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_CO
     // $4: the place lease in ms when the caller will wait, else NULL.
     //
     // Without a place lease, the `holder` snapshot spares pollers a write (and a burnt token) while the
-    // lock is visibly held or a live waiter stands ahead, and gives the holder's remaining lease for free;
-    // refusing on that snapshot is right as of the statement's start. Every other decision is ON CONFLICT's
+    // lock is visibly held or a live waiter stands first (the first stored place: writes drop dead places,
+    // so it is nearly always the first live one, and a dead one only sends the call on to the exact check
+    // below), and gives the holder's remaining lease for free; refusing on that snapshot is right as of the
+    // statement's start. It scans no queue: every subquery in a statement costs its set-up on every call,
+    // executed or not, and this one would be on the uncontended path. Every other decision is ON CONFLICT's
     // SET and WHERE, evaluated on the latest row version under its row lock: of any number of racing
     // acquirers and joiners, each sees the others' effects in turn. With a place lease the row is always
     // written: granted (place removed), or the place appended or renewed, dead places dropped either way.
@@ -138,7 +148,7 @@ holder AS (
   SELECT CASE WHEN held.owner IS NOT NULL AND held.expires_at > clock.at THEN held.expires_at - clock.at END AS remaining
   FROM ${table} AS held, clock
   WHERE ${keyMatches} AND $4::float8 IS NULL
-    AND (${heldAt('clock.at')} OR (cardinality(held.waiters) > 0 AND ${firstLive('held', 'clock.at')} <> $2::bytea))
+    AND (${heldAt('clock.at')} OR (held.waiter_leases[1] > clock.at AND held.waiters[1] <> $2::bytea))
 ), acquired AS (
   INSERT INTO ${table} AS held (key_hash, key, owner, expires_at, fencing_token)
   SELECT sha256($1::bytea), $1::bytea, $2::bytea, clock.at + ${ms('$3')}, ${nextToken} FROM clock
@@ -231,7 +241,7 @@ SELECT CASE WHEN next IS NOT NULL THEN pg_notify($2::text, ${announcement('$3', 
       `WITH clock AS (SELECT clock_timestamp() AS at),
 left_queue AS (
   UPDATE ${table} AS held SET waiter_leases = ARRAY(
-    SELECT CASE WHEN place.waiter = $2::bytea THEN '-infinity'::timestamptz ELSE place.lease_end END
+    SELECT CASE WHEN ${waiterOf('held')} = $2::bytea THEN '-infinity'::timestamptz ELSE place.lease_end END
     FROM ${places('held')} ORDER BY place.pos)
   FROM clock
   WHERE ${keyMatches} AND ${hasLivePlace}

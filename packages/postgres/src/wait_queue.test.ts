@@ -291,6 +291,30 @@ test('a dead head is skipped once its place lease ends on the server clock, not 
   await store.release(key, 'next')
 })
 
+test('a dead place stored first does not let a newcomer past the live waiter behind it', async () => {
+  const key = uniqueKey('dead-first')
+  tokenOf(await store.acquire(key, 'holder', 60_000))
+  await store.acquire(key, 'dead', 60_000, { lease: 100 })
+  await store.acquire(key, 'live', 60_000, { lease: 60_000 })
+  expect(await store.release(key, 'holder')).toBe(true)
+  await sleep(200)
+  // The row still stores the dead place first (release and refusals without a place rewrite no queue).
+  expect(await storedQueue(key)).toEqual([
+    { waiter: 'dead', live: false },
+    { waiter: 'live', live: true },
+  ])
+  expect(await store.acquire(key, 'newcomer', 60_000)).toEqual({ acquired: false })
+  expect(await store.acquire(key, 'newcomer', 60_000, { lease: 60_000 })).toMatchObject({ acquired: false, position: 1 })
+  expect(await storedQueue(key)).toEqual([
+    { waiter: 'live', live: true },
+    { waiter: 'newcomer', live: true },
+  ])
+  tokenOf(await store.acquire(key, 'live', 60_000), 'the live waiter, even without a place lease')
+  expect(await storedQueue(key)).toEqual([{ waiter: 'newcomer', live: true }])
+  await store.release(key, 'live')
+  await store.leaveQueue(key, 'newcomer')
+})
+
 test('a holder asking with a place does not acquire again: it queues like anyone else', async () => {
   const key = uniqueKey('reentrant')
   tokenOf(await store.acquire(key, 'holder', 60_000))
