@@ -198,12 +198,10 @@ WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     // runs in the same statement, and only when a live waiter exists: nothing is sent when nobody waits.
     release: hot(
       'release',
-      `WITH clock AS (SELECT clock_timestamp() AS at),
-released AS (
-  UPDATE ${table} AS held SET owner = NULL, expires_at = clock.at
-  FROM clock
-  WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock.at)
-  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock.at')} END AS next
+      `WITH released AS (
+  UPDATE ${table} AS held SET owner = NULL, expires_at = clock_timestamp()
+  WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
+  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock_timestamp()')} END AS next
 )
 SELECT CASE WHEN next IS NOT NULL THEN pg_notify($3::text, ${announcement('$4', 'next')}) END AS announced FROM released`,
     ),
@@ -217,12 +215,10 @@ WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR h
     // $2 channel, $3 the key's payload. Announces as release does.
     forceRelease: hot(
       'force_release',
-      `WITH clock AS (SELECT clock_timestamp() AS at),
-released AS (
-  UPDATE ${table} AS held SET owner = NULL, expires_at = clock.at
-  FROM clock
-  WHERE ${keyMatches} AND ${heldAt('clock.at')}
-  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock.at')} END AS next
+      `WITH released AS (
+  UPDATE ${table} AS held SET owner = NULL, expires_at = clock_timestamp()
+  WHERE ${keyMatches} AND ${heldAt('clock_timestamp()')}
+  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock_timestamp()')} END AS next
 )
 SELECT CASE WHEN next IS NOT NULL THEN pg_notify($2::text, ${announcement('$3', 'next')}) END AS announced FROM released`,
     ),
