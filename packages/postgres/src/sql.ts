@@ -15,8 +15,8 @@ import { ddlLockKeys, type TableNames } from './table_name.js'
  * clock; dead places are skipped by every read and dropped by the next acquire that writes the row. As the
  * queue shares the row, every decision is taken under that row's lock, on its latest version.
  *
- * Each statement reads the clock once (the `clock` CTE, which PostgreSQL materialises because
- * clock_timestamp() is volatile), so that one decision never sees two different "nows".
+ * Acquire and leaveQueue read the clock once (the `clock` CTE, which PostgreSQL materialises because
+ * clock_timestamp() is volatile), so that the parts of one decision never see two different "nows".
  *
  * The lock operations are {@link HotStatement}s: sent as named prepared statements, each is parsed and
  * analysed once per session instead of on every call. DDL and housekeeping are rare and stay unnamed.
