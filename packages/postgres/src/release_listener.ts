@@ -1,20 +1,25 @@
 import type { Unsubscribe } from '@verrou/core'
 import type { Client } from 'pg'
 import { quoteIdentifier } from './table_name.js'
+import { parseAnnouncement } from './text_bytes.js'
+
+/** Told of a release; `next` names the waiter the store says should try now, when it named one. */
+export type ReleaseHandler = (next?: string) => void
 
 const FIRST_RECONNECT_DELAY_MS = 100
 const MAX_RECONNECT_DELAY_MS = 5000
 
 /**
  * One LISTENing session per store, opened on the first subscription and kept until `close()`. It hands
- * each notification on the table's channel to the listeners of the key it names. If the session dies it
- * is reopened with backoff while anyone listens; as releases may have gone unheard meanwhile, every
- * listener is woken once it is back (a spurious wake-up costs a waiter one early retry, nothing more).
+ * each notification on the table's channel to the listeners of the key it names, with the owner of the
+ * next waiter when the notification names one. If the session dies it is reopened with backoff while
+ * anyone listens; as releases may have gone unheard meanwhile, every listener is woken once it is back,
+ * unnamed (a spurious wake-up costs a waiter one early retry, nothing more).
  */
 export class ReleaseListener {
   readonly #createClient: () => Client
   readonly #channel: string
-  readonly #listeners = new Map<string, Set<() => void>>()
+  readonly #listeners = new Map<string, Set<ReleaseHandler>>()
   #client: Client | undefined
   #connecting: Promise<void> | undefined
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined
@@ -27,7 +32,7 @@ export class ReleaseListener {
   }
 
   /** Resolves once LISTEN is active on a live session. */
-  async subscribe(payload: string, listener: () => void): Promise<Unsubscribe> {
+  async subscribe(payload: string, listener: ReleaseHandler): Promise<Unsubscribe> {
     if (this.#closed) throw new Error('The store was closed: it no longer listens for releases')
     let listeners = this.#listeners.get(payload)
     if (!listeners) {
@@ -36,7 +41,7 @@ export class ReleaseListener {
     }
     const own = listeners
     // Wrapped so the same function can subscribe twice and be removed once per subscription.
-    const entry = () => listener()
+    const entry: ReleaseHandler = (next) => listener(next)
     own.add(entry)
     const unsubscribe = () => {
       own.delete(entry)
@@ -75,7 +80,9 @@ export class ReleaseListener {
     client.on('error', () => this.#lost(client))
     client.on('end', () => this.#lost(client))
     client.on('notification', (message) => {
-      if (message.channel === this.#channel && message.payload !== undefined) this.#dispatch(message.payload)
+      if (message.channel !== this.#channel || message.payload === undefined) return
+      const { keyPayload, next } = parseAnnouncement(message.payload)
+      this.#dispatch(keyPayload, next)
     })
     try {
       await client.connect()
@@ -95,12 +102,12 @@ export class ReleaseListener {
     this.#reconnectDelay = FIRST_RECONNECT_DELAY_MS
   }
 
-  #dispatch(payload: string): void {
+  #dispatch(payload: string, next?: string): void {
     const listeners = this.#listeners.get(payload)
     if (!listeners) return
     for (const listener of [...listeners]) {
       try {
-        listener()
+        listener(next)
       } catch {
         // A listener's failure is its own; the others still hear about the release.
       }

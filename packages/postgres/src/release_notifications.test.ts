@@ -105,26 +105,33 @@ describe('release notifications', () => {
     await next.lock.release()
   })
 
-  test('notifications reach the listeners of their own key only, for long and NUL-bearing keys too', async () => {
+  test('notifications reach the listeners of their own key only, for long and NUL-bearing keys too, naming the waiter', async () => {
     const prefix = uniqueKey()
     const keys = [`${prefix}:a`, `${prefix}:A`, `${prefix}:${'x'.repeat(9000)}`, `${prefix}:\0nul`, `${prefix}:\uD800`]
-    const heard = new Map<string, number>(keys.map((key) => [key, 0]))
+    // Waiters' owners as odd as the keys: each is named back exactly.
+    const waiterOf = (i: number) => [`w-a`, `w-A`, `w-${'y'.repeat(2000)}`, `w-\0nul`, `w-\uDC00-🔑`][i]!
+    const heard = new Map<string, (string | undefined)[]>(keys.map((key) => [key, []]))
     const unsubscribes = await Promise.all(
-      keys.map((key) => waiterStore.subscribeToReleases!(key, () => heard.set(key, heard.get(key)! + 1))),
+      keys.map((key) => waiterStore.subscribeToReleases!(key, (next) => heard.get(key)!.push(next))),
     )
-    for (const key of keys) await holderStore.acquire(key, 'owner', 60_000)
+    for (const [i, key] of keys.entries()) {
+      await holderStore.acquire(key, 'owner', 60_000)
+      // A queueing store announces a release only to a waiter: every key gets one.
+      expect((await waiterStore.acquire(key, waiterOf(i), 60_000, { lease: 60_000 })).acquired).toBe(false)
+    }
 
     await holderStore.release(keys[0]!, 'owner')
     await holderStore.release(keys[2]!, 'not-the-owner') // refused: nothing to announce
     await holderStore.forceRelease(keys[3]!)
     await holderStore.release(keys[4]!, 'owner')
-    await waitFor(async () => heard.get(keys[4]!) === 1, 'the last notification')
-    expect([...heard.values()]).toEqual([1, 0, 0, 1, 1])
+    await waitFor(async () => heard.get(keys[4]!)!.length === 1, 'the last notification')
+    expect([...heard.values()]).toEqual([[waiterOf(0)], [], [], [waiterOf(3)], [waiterOf(4)]])
 
     for (const unsubscribe of unsubscribes) await unsubscribe()
     await holderStore.release(keys[2]!, 'owner')
     await sleep(100)
-    expect(heard.get(keys[2]!)).toBe(0)
+    expect(heard.get(keys[2]!)).toEqual([])
+    for (const [i, key] of keys.entries()) await waiterStore.leaveQueue(key, waiterOf(i))
   })
 
   test('one listening session per store, however many keys; close() ends it and leaves the pool alone', async () => {
@@ -145,11 +152,14 @@ describe('release notifications', () => {
     const store = new PostgresStore({ connection: client, tableName })
     try {
       const key = uniqueKey()
-      let heard = 0
-      await store.subscribeToReleases!(key, () => heard++)
+      const heard: (string | undefined)[] = []
+      await store.subscribeToReleases!(key, (next) => heard.push(next))
       await holderStore.acquire(key, 'owner', 60_000)
+      await holderStore.acquire(key, 'waiter', 60_000, { lease: 60_000 })
       await holderStore.release(key, 'owner')
-      await waitFor(async () => heard === 1, 'the notification')
+      await waitFor(async () => heard.length === 1, 'the notification')
+      expect(heard).toEqual(['waiter'])
+      await holderStore.leaveQueue(key, 'waiter')
     } finally {
       await store.close()
       await client.end()

@@ -6,9 +6,17 @@ import { ddlLockKeys, type TableNames } from './table_name.js'
  * parameters. Conventions: $1 key bytes, $2 owner bytes, $3 ttl in ms (NULL: never expires).
  *
  * A row is held while `owner IS NOT NULL` and `expires_at` is NULL (no expiry) or still ahead of the
- * server's clock_timestamp() (not now(): that is frozen at the start of the transaction). Released rows
- * stay, owner NULL and expires_at set to the release time, until housekeeping deletes them. Tokens come
- * from a per-table sequence, so deleting a row never resets a key's counter.
+ * server's clock (clock_timestamp(), not now(): that is frozen at the start of the transaction). Released
+ * rows stay, owner NULL and expires_at set to the release time, until housekeeping deletes them. Tokens
+ * come from a per-table sequence, so deleting a row never resets a key's counter.
+ *
+ * The wait queue lives in the lock's own row: `waiters` holds the owners in arrival order and
+ * `waiter_leases` the end of each one's place lease. A place is live while its lease end is ahead of the
+ * clock; dead places are skipped by every read and dropped by the next acquire that writes the row. As the
+ * queue shares the row, every decision is taken under that row's lock, on its latest version.
+ *
+ * Acquire and leaveQueue read the clock once (the `clock` CTE, which PostgreSQL materialises because
+ * clock_timestamp() is volatile), so that the parts of one decision never see two different "nows".
  *
  * The lock operations are {@link HotStatement}s: sent as named prepared statements, each is parsed and
  * analysed once per session instead of on every call. DDL and housekeeping are rare and stay unnamed.
@@ -16,11 +24,14 @@ import { ddlLockKeys, type TableNames } from './table_name.js'
 export interface Statements {
   createTable: string
   tableExists: string
+  queueColumns: string
+  addQueueColumns: string
   acquire: HotStatement
   release: HotStatement
   extend: HotStatement
   forceRelease: HotStatement
   isLocked: HotStatement
+  leaveQueue: HotStatement
   prune: string
 }
 
@@ -35,17 +46,75 @@ export interface HotStatement {
   readonly text: string
 }
 
+/** The columns the wait queue needs; a table created by an earlier release lacks them. */
+export const QUEUE_COLUMNS = ['waiters', 'waiter_leases'] as const
+
+/**
+ * Owners up to this many bytes are named in a notification as their hex; longer ones as their hash, which
+ * the listener cannot turn back into a name (it then wakes its waiters without naming one). Keeps the
+ * payload under NOTIFY's 8000 bytes whatever the key.
+ */
+export const MAX_NAMED_OWNER_BYTES = 3000
+
 function hot(operation: string, text: string): HotStatement {
   const digest = createHash('sha256').update(text).digest('hex').slice(0, 16)
   return { name: `verrou_${operation}_${digest}`, text }
 }
 
+/** The places of the queue in `row`, in order: columns `waiter`, `lease_end`, `pos`. */
+const places = (row: string) => `unnest(${row}.waiter_leases) WITH ORDINALITY AS place(lease_end, pos)`
+
+/** The owner of `place`, the place being scanned in `row`. */
+const waiterOf = (row: string) => `${row}.waiters[place.pos]`
+
+/** The owner of the first live place of `row` at `now`, or NULL. */
+const firstLive = (row: string, now: string) =>
+  `(SELECT ${waiterOf(row)} FROM ${places(row)} WHERE place.lease_end > ${now} ORDER BY place.pos LIMIT 1)`
+
+/**
+ * The NOTIFY payload naming `next`: the key's payload ($n), a newline (never part of a key's payload) and
+ * `x:` with the owner's bytes in hex, or `h:` with their SHA-256 for a very long owner. Hex keeps it valid
+ * in any server encoding.
+ */
+const announcement = (keyPayload: string, next: string) =>
+  `${keyPayload}::text || chr(10) || CASE WHEN octet_length(${next}) <= ${MAX_NAMED_OWNER_BYTES}
+    THEN 'x:' || encode(${next}, 'hex') ELSE 'h:' || encode(sha256(${next}), 'hex') END`
+
+/** $1 grace in ms: the row's lease and every place in its queue ended more than that ago. */
+const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
+    AND NOT EXISTS (SELECT 1 FROM unnest(held.waiter_leases) AS place(lease_end)
+      WHERE place.lease_end >= clock_timestamp() - $1::float8 * interval '1 millisecond')`
+
+/**
+ * Everything acquire decides about `row`, from one pass over its queue, at the statement's clock: `at`,
+ * the live places in order (`live`, `live_leases`: dead ones dropped), `mine` ($2's 1-based index among
+ * them, or NULL) and `granted` (the lock is free and no live place is ahead of $2).
+ */
+const decisionFor = (row: string) => `SELECT queue.*, array_position(queue.live, $2::bytea) AS mine,
+    queue.free AND coalesce(queue.live[1] = $2::bytea, true) AS granted
+  FROM (
+    -- An empty queue, the uncontended case, is not scanned. ORDER BY the ordinality needs no sort.
+    SELECT clock.at, ${row}.owner IS NULL OR ${row}.expires_at <= clock.at AS free,
+      CASE WHEN cardinality(${row}.waiters) = 0 THEN ${row}.waiters ELSE ARRAY(
+        SELECT ${waiterOf(row)} FROM ${places(row)} WHERE place.lease_end > clock.at ORDER BY place.pos
+      ) END AS live,
+      CASE WHEN cardinality(${row}.waiters) = 0 THEN ${row}.waiter_leases ELSE ARRAY(
+        SELECT place.lease_end FROM ${places(row)} WHERE place.lease_end > clock.at ORDER BY place.pos
+      ) END AS live_leases
+    FROM clock
+    OFFSET 0
+  ) AS queue`
+
 export function buildStatements(names: TableNames): Statements {
   const { table, sequence } = names
-  const keyMatches = 'key_hash = sha256($1::bytea)'
-  const live = 'owner IS NOT NULL AND (expires_at IS NULL OR expires_at > clock_timestamp())'
-  const leaseEnd = `clock_timestamp() + $3::float8 * interval '1 millisecond'`
+  const keyMatches = 'held.key_hash = sha256($1::bytea)'
+  const ms = (value: string) => `${value}::float8 * interval '1 millisecond'`
   const nextToken = `nextval('${sequence}'::regclass)`
+  const heldAt = (now: string) => `held.owner IS NOT NULL AND (held.expires_at IS NULL OR held.expires_at > ${now})`
+  // A live place of $2 in the row.
+  const hasLivePlace = `(cardinality(held.waiters) > 0
+      AND EXISTS (SELECT 1 FROM ${places('held')} WHERE ${waiterOf('held')} = $2::bytea AND place.lease_end > clock.at))`
+  const placeLeaseEnd = `decision.at + ${ms('$4')}`
 
   return {
     createTable: createTableSql(names, { guarded: true }),
@@ -53,66 +122,143 @@ export function buildStatements(names: TableNames): Statements {
     // to_regclass parses its argument as a (quoted) name, so it finds exactly the objects we would create.
     tableExists: 'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present',
 
-    // The `holder` snapshot spares pollers a write (and a burnt token) while the lock is visibly held and
-    // gives the holder's remaining lease for free. The decision itself is ON CONFLICT's WHERE, evaluated on
-    // the latest row version under its row lock: of any number of racing acquirers, exactly one wins.
+    // How many of the queue's columns the table has; $1 the quoted table name.
+    queueColumns: `SELECT count(*)::int AS present FROM pg_attribute
+WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_COLUMNS.map((c) => `'${c}'`).join(', ')})`,
+
+    addQueueColumns: addQueueColumnsSql(names, { guarded: true }),
+
+    // $4: the place lease in ms when the caller will wait, else NULL.
+    //
+    // Without a place lease, the `holder` snapshot spares pollers a write (and a burnt token) while the
+    // lock is visibly held or a live waiter stands first (the first stored place: writes drop dead places,
+    // so it is nearly always the first live one, and a dead one only sends the call on to the exact check
+    // below), and gives the holder's remaining lease for free; refusing on that snapshot is right as of the
+    // statement's start. It scans no queue: every subquery in a statement costs its set-up on every call,
+    // executed or not, and this one would be on the uncontended path. Every other decision is ON CONFLICT's
+    // SET and WHERE, evaluated on the latest row version under its row lock: of any number of racing
+    // acquirers and joiners, each sees the others' effects in turn. With a place lease the row is always
+    // written: granted (place removed), or the place appended or renewed, dead places dropped either way.
+    // A reply is a grant exactly when $2 holds the row and has no place in it; a refusal with a place gives
+    // its 0-based position.
     acquire: hot(
       'acquire',
-      `WITH holder AS (
-  SELECT expires_at - clock_timestamp() AS remaining FROM ${table} WHERE ${keyMatches} AND ${live}
+      `WITH clock AS (SELECT clock_timestamp() AS at),
+holder AS (
+  SELECT CASE WHEN held.owner IS NOT NULL AND held.expires_at > clock.at THEN held.expires_at - clock.at END AS remaining
+  FROM ${table} AS held, clock
+  WHERE ${keyMatches} AND $4::float8 IS NULL
+    AND (${heldAt('clock.at')} OR (held.waiter_leases[1] > clock.at AND held.waiters[1] <> $2::bytea))
 ), acquired AS (
   INSERT INTO ${table} AS held (key_hash, key, owner, expires_at, fencing_token)
-  SELECT sha256($1::bytea), $1::bytea, $2::bytea, ${leaseEnd}, ${nextToken}
+  SELECT sha256($1::bytea), $1::bytea, $2::bytea, clock.at + ${ms('$3')}, ${nextToken} FROM clock
   WHERE NOT EXISTS (SELECT 1 FROM holder)
   ON CONFLICT (key_hash) DO UPDATE
-    SET owner = excluded.owner, expires_at = ${leaseEnd}, fencing_token = ${nextToken}
-    WHERE held.owner IS NULL OR held.expires_at <= clock_timestamp()
-  RETURNING held.fencing_token
+    SET (owner, expires_at, fencing_token, waiters, waiter_leases) = (
+      SELECT
+        -- A lease that ended belongs to nobody: writing so makes a refusal never look like a grant below.
+        CASE WHEN decision.granted THEN $2::bytea WHEN decision.free THEN NULL ELSE held.owner END,
+        CASE WHEN decision.granted THEN decision.at + ${ms('$3')} ELSE held.expires_at END,
+        CASE WHEN decision.granted THEN ${nextToken} ELSE held.fencing_token END,
+        CASE
+          WHEN decision.granted THEN array_remove(decision.live, $2::bytea)
+          WHEN decision.mine IS NULL AND $4::float8 IS NOT NULL THEN decision.live || $2::bytea
+          ELSE decision.live
+        END,
+        CASE
+          WHEN decision.granted AND decision.mine IS NOT NULL
+            THEN decision.live_leases[:decision.mine - 1] || decision.live_leases[decision.mine + 1:]
+          WHEN decision.granted OR $4::float8 IS NULL THEN decision.live_leases
+          WHEN decision.mine IS NULL THEN decision.live_leases || ${placeLeaseEnd}
+          -- A waiter keeps its place, renewed.
+          ELSE decision.live_leases[:decision.mine - 1] || ${placeLeaseEnd} || decision.live_leases[decision.mine + 1:]
+        END
+      FROM (${decisionFor('held')} OFFSET 0) AS decision
+    )
+    -- Without a place lease, only a free lock is worth writing; the SET decides whether it is granted.
+    WHERE $4::float8 IS NOT NULL OR held.owner IS NULL OR held.expires_at <= (SELECT clock.at FROM clock)
+  RETURNING
+    CASE WHEN held.owner = $2::bytea AND $2::bytea <> ALL (held.waiters) THEN held.fencing_token END AS token,
+    array_position(held.waiters, $2::bytea) - 1 AS place_index,
+    CASE WHEN held.owner IS NOT NULL AND held.expires_at > clock_timestamp() THEN held.expires_at - clock_timestamp() END AS remaining
 )
-SELECT fencing_token::text AS fencing_token, NULL::float8 AS expires_in FROM acquired
-UNION ALL
 -- GREATEST ignores NULLs, so a lease that never expires (remaining NULL) is kept NULL explicitly.
-SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8
+SELECT token::text AS fencing_token,
+  CASE WHEN token IS NULL AND remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8 AS expires_in,
+  CASE WHEN token IS NULL THEN place_index END AS queue_position
+FROM acquired
+UNION ALL
+SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL
 FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     ),
 
-    // pg_notify runs only when a row was released, in the same statement: no extra round trip.
+    // $3 channel, $4 the key's payload. The UPDATE re-reads the latest row version under its lock
+    // (READ COMMITTED's re-check), so the head it names is the one after every earlier commit. pg_notify
+    // runs in the same statement, and only when a live waiter exists: nothing is sent when nobody waits.
     release: hot(
       'release',
       `WITH released AS (
-  UPDATE ${table} SET owner = NULL, expires_at = clock_timestamp()
-  WHERE ${keyMatches} AND owner = $2::bytea AND (expires_at IS NULL OR expires_at > clock_timestamp())
-  RETURNING 1
+  UPDATE ${table} AS held SET owner = NULL, expires_at = clock_timestamp()
+  WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
+  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock_timestamp()')} END AS next
 )
-SELECT pg_notify($3::text, $4::text) FROM released`,
+SELECT CASE WHEN next IS NOT NULL THEN pg_notify($3::text, ${announcement('$4', 'next')}) END AS announced FROM released`,
     ),
 
     extend: hot(
       'extend',
-      `UPDATE ${table} SET expires_at = ${leaseEnd}
-WHERE ${keyMatches} AND owner = $2::bytea AND (expires_at IS NULL OR expires_at > clock_timestamp())`,
+      `UPDATE ${table} AS held SET expires_at = clock_timestamp() + ${ms('$3')}
+WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())`,
     ),
 
+    // $2 channel, $3 the key's payload. Announces as release does.
     forceRelease: hot(
       'force_release',
       `WITH released AS (
-  UPDATE ${table} SET owner = NULL, expires_at = clock_timestamp()
-  WHERE ${keyMatches} AND ${live}
-  RETURNING 1
+  UPDATE ${table} AS held SET owner = NULL, expires_at = clock_timestamp()
+  WHERE ${keyMatches} AND ${heldAt('clock_timestamp()')}
+  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock_timestamp()')} END AS next
 )
-SELECT pg_notify($2::text, $3::text) FROM released`,
+SELECT CASE WHEN next IS NOT NULL THEN pg_notify($2::text, ${announcement('$3', 'next')}) END AS announced FROM released`,
     ),
 
-    isLocked: hot('is_locked', `SELECT EXISTS (SELECT 1 FROM ${table} WHERE ${keyMatches} AND ${live}) AS locked`),
+    isLocked: hot(
+      'is_locked',
+      `SELECT EXISTS (SELECT 1 FROM ${table} AS held WHERE ${keyMatches} AND ${heldAt('clock_timestamp()')}) AS locked`,
+    ),
 
-    // $1 grace in ms, $2 batch size. Rows are locked with SKIP LOCKED and re-checked under the lock, so a
-    // row being taken over right now is left alone.
-    prune: `DELETE FROM ${table} WHERE key_hash IN (
-  SELECT key_hash FROM ${table}
-  WHERE expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
+    // $3 channel, $4 the key's payload. A live place of $2 is ended on the spot (its lease set to
+    // -infinity) rather than removed: the row then still shows where it stood, so RETURNING, which sees
+    // only the new version, can tell whether it was the first live one. The next acquire that writes the
+    // row drops it with the other dead places.
+    leaveQueue: hot(
+      'leave_queue',
+      `WITH clock AS (SELECT clock_timestamp() AS at),
+left_queue AS (
+  UPDATE ${table} AS held SET waiter_leases = ARRAY(
+    SELECT CASE WHEN ${waiterOf('held')} = $2::bytea THEN '-infinity'::timestamptz ELSE place.lease_end END
+    FROM ${places('held')} ORDER BY place.pos)
+  FROM clock
+  WHERE ${keyMatches} AND ${hasLivePlace}
+  RETURNING CASE
+    WHEN NOT (${heldAt('clock.at')})
+      AND NOT EXISTS (SELECT 1 FROM ${places('held')}
+        WHERE place.lease_end > clock.at AND place.pos < array_position(held.waiters, $2::bytea))
+    THEN ${firstLive('held', 'clock.at')}
+  END AS next
+)
+SELECT CASE WHEN next IS NOT NULL THEN pg_notify($3::text, ${announcement('$4', 'next')}) END AS announced FROM left_queue`,
+    ),
+
+    // $1 grace in ms, $2 batch size. A row goes once its lease and every place in its queue ended more
+    // than the grace ago. Rows are locked with SKIP LOCKED and re-checked under the lock, so a row being
+    // taken over or joined right now is left alone.
+    prune: `DELETE FROM ${table} AS held WHERE held.key_hash IN (
+  SELECT key_hash FROM ${table} AS held
+  WHERE ${prunable}
   LIMIT $2::int FOR UPDATE SKIP LOCKED
-) AND expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'`,
+) AND ${prunable}`,
   }
 }
 
@@ -122,14 +268,30 @@ SELECT pg_notify($2::text, $3::text) FROM released`,
  * when two sessions run it at once. Sent without parameters, the statements run as one implicit transaction.
  */
 export function createTableSql(names: TableNames, options: { guarded: boolean }): string {
-  const [classId, objectId] = ddlLockKeys(names)
-  const lock = options.guarded ? `SELECT pg_advisory_xact_lock(${classId}, ${objectId});\n` : ''
-  return `${lock}CREATE TABLE IF NOT EXISTS ${names.table} (
+  return `${ddlGuard(names, options)}CREATE TABLE IF NOT EXISTS ${names.table} (
   key_hash bytea PRIMARY KEY,
   key bytea NOT NULL,
   owner bytea,
   expires_at timestamptz,
-  fencing_token bigint NOT NULL
+  fencing_token bigint NOT NULL,
+  waiters bytea[] NOT NULL DEFAULT '{}',
+  waiter_leases timestamptz[] NOT NULL DEFAULT '{}'
 );
 CREATE SEQUENCE IF NOT EXISTS ${names.sequence};`
+}
+
+/**
+ * Brings a table created by a release without the wait queue up to date. The constant defaults make it a
+ * catalog change only (no table rewrite, PostgreSQL 11+), but ALTER TABLE still takes an exclusive lock
+ * for a moment, so the store runs it only when a column is missing.
+ */
+export function addQueueColumnsSql(names: TableNames, options: { guarded: boolean }): string {
+  return `${ddlGuard(names, options)}ALTER TABLE ${names.table}
+  ADD COLUMN IF NOT EXISTS waiters bytea[] NOT NULL DEFAULT '{}',
+  ADD COLUMN IF NOT EXISTS waiter_leases timestamptz[] NOT NULL DEFAULT '{}';`
+}
+
+function ddlGuard(names: TableNames, options: { guarded: boolean }): string {
+  const [classId, objectId] = ddlLockKeys(names)
+  return options.guarded ? `SELECT pg_advisory_xact_lock(${classId}, ${objectId});\n` : ''
 }

@@ -1,4 +1,4 @@
-import { type AcquireResult, errors, type LockStore, type Unsubscribe } from '@verrou/core'
+import { type AcquireResult, errors, type LockStore, type Unsubscribe, type WaitOptions } from '@verrou/core'
 import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { QueryResult } from 'pg'
 import {
@@ -9,8 +9,8 @@ import {
   type Queryable,
   toQueryable,
 } from './connection.js'
-import { ReleaseListener } from './release_listener.js'
-import { buildStatements, type HotStatement, type Statements } from './sql.js'
+import { type ReleaseHandler, ReleaseListener } from './release_listener.js'
+import { addQueueColumnsSql, buildStatements, type HotStatement, QUEUE_COLUMNS, type Statements } from './sql.js'
 import { resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
 import { retryingConflicts } from './transient_conflicts.js'
@@ -58,6 +58,7 @@ const DEFAULT_PRUNE_BATCH = 1000
 interface AcquireRow {
   fencing_token: string | null
   expires_in: number | null
+  queue_position: number | null
 }
 
 /**
@@ -65,6 +66,9 @@ interface AcquireRow {
  * Not session-bound (unlike advisory locks), so it works through poolers, survives reconnects, can be
  * serialised and restored elsewhere, and frees itself when its holder dies. Every operation is one
  * statement, hence one round trip.
+ *
+ * A queueing store: waiters keep FIFO places, with leases on the server's clock, in the lock's own row,
+ * and a release announces the first live waiter by name (only when someone waits).
  */
 export class PostgresStore implements LockStore {
   readonly #db: Queryable
@@ -82,7 +86,7 @@ export class PostgresStore implements LockStore {
    * Present unless `listen: false`: the lock waits on it instead of only polling. An own property rather
    * than a method, because the contract treats its absence as "this store cannot announce releases".
    */
-  readonly subscribeToReleases?: (key: string, listener: () => void) => Promise<Unsubscribe>
+  readonly subscribeToReleases?: (key: string, listener: ReleaseHandler) => Promise<Unsubscribe>
 
   constructor(options: PostgresStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -125,8 +129,13 @@ export class PostgresStore implements LockStore {
     return this.#names.display
   }
 
-  async acquire(key: string, owner: string, ttl: number | null): Promise<AcquireResult> {
-    const result = await this.#run('acquire', key, this.#hot(this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl]))
+  async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
+    const placeLease = wait === undefined ? null : wait.lease
+    const result = await this.#run(
+      'acquire',
+      key,
+      this.#hot(this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl, placeLease]),
+    )
     const row = result.rows[0] as AcquireRow | undefined
     if (row === undefined) return { acquired: false }
     if (row.fencing_token !== null) {
@@ -141,7 +150,10 @@ export class PostgresStore implements LockStore {
       }
       return { acquired: true, fencingToken }
     }
-    return row.expires_in === null ? { acquired: false } : { acquired: false, expiresIn: row.expires_in }
+    const refused: AcquireResult = { acquired: false }
+    if (row.expires_in !== null) refused.expiresIn = row.expires_in
+    if (row.queue_position !== null) refused.position = row.queue_position
+    return refused
   }
 
   async release(key: string, owner: string): Promise<boolean> {
@@ -163,6 +175,14 @@ export class PostgresStore implements LockStore {
       'force release',
       key,
       this.#hot(this.#sql.forceRelease, [toStoredBytes(key), this.#names.channel, releasePayload(key)]),
+    )
+  }
+
+  async leaveQueue(key: string, owner: string): Promise<void> {
+    await this.#run(
+      'leave the queue of',
+      key,
+      this.#hot(this.#sql.leaveQueue, [toStoredBytes(key), toStoredBytes(owner), this.#names.channel, releasePayload(key)]),
     )
   }
 
@@ -202,14 +222,15 @@ export class PostgresStore implements LockStore {
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
       const what = key === undefined ? `${operation} table ${this.#names.display}` : operation
-      throw errors.E_LOCK_STORAGE_ERROR.from(error, { operation: what, key, store: STORE_NAME })
+      const detail = isMissingQueueColumn(error) ? this.#upgradeAdvice(error) : undefined
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, { operation: what, key, store: STORE_NAME, ...(detail && { detail }) })
     }
   }
 
   #ensureTable(): Promise<void> {
     if (!this.#autoCreateTable) return Promise.resolve()
     if (this.#ready === undefined) {
-      const creating = this.#createTable()
+      const creating = this.#createTable().then(() => this.#upgradeTable())
       this.#ready = creating
       // A failure is not remembered: the next operation tries again (the server may be back by then).
       creating.catch(() => {
@@ -233,6 +254,30 @@ export class PostgresStore implements LockStore {
     }
   }
 
+  /**
+   * A table created by a release without the wait queue lacks its columns: they are added (once, and only
+   * when missing, as ALTER TABLE locks the table for a moment). A role that may not alter the table gets an
+   * error naming the statement to run.
+   */
+  async #upgradeTable(): Promise<void> {
+    const result = await this.#db.query({ text: this.#sql.queueColumns, values: [this.#names.table] })
+    if ((result.rows[0] as { present: number } | undefined)?.present === QUEUE_COLUMNS.length) return
+    try {
+      await this.#db.query({ text: this.#sql.addQueueColumns })
+    } catch (error) {
+      throw errors.E_LOCK_STORAGE_ERROR.from(error, {
+        operation: `upgrade table ${this.#names.display}`,
+        store: STORE_NAME,
+        detail: this.#upgradeAdvice(error),
+      })
+    }
+  }
+
+  #upgradeAdvice(error: unknown): string {
+    const message = error instanceof Error ? error.message : String(error)
+    return `${message}. The table lacks the wait queue's columns (it was created by an earlier release of @verrou/postgres); run as its owner:\n${addQueueColumnsSql(this.#names, { guarded: false })}`
+  }
+
   async #tableExists(): Promise<boolean> {
     const result = await this.#db.query({ text: this.#sql.tableExists, values: [this.#names.table, this.#names.sequence] })
     return (result.rows[0] as { present: boolean } | undefined)?.present === true
@@ -242,6 +287,12 @@ export class PostgresStore implements LockStore {
 /** Creates a PostgreSQL store for Verrou on a `pg` Pool or Client you own. */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   return new PostgresStore(options)
+}
+
+/** 42703 undefined_column on one of the queue's columns: the table predates the wait queue. */
+function isMissingQueueColumn(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  return code === '42703' && typeof message === 'string' && QUEUE_COLUMNS.some((column) => message.includes(column))
 }
 
 function booleanOption(value: unknown, name: string, fallback: boolean): boolean {

@@ -18,6 +18,12 @@ export function toStoredBytes(text: string): Buffer {
   return Buffer.concat([Buffer.from([UTF16_MARKER]), Buffer.from(text, 'utf16le')])
 }
 
+/** The string whose stored bytes are `bytes`: the inverse of {@link toStoredBytes}. */
+export function fromStoredBytes(bytes: Buffer): string {
+  if (bytes[0] === UTF16_MARKER) return bytes.subarray(1).toString('utf16le')
+  return bytes.toString('utf8')
+}
+
 /**
  * The NOTIFY payload announcing the release of `key`. Payloads are text in the server's encoding and
  * limited to 8000 bytes, so only short printable-ASCII keys travel as themselves (valid in any encoding);
@@ -26,4 +32,18 @@ export function toStoredBytes(text: string): Buffer {
 export function releasePayload(key: string): string {
   if (key.length <= MAX_PLAIN_PAYLOAD_LENGTH && PRINTABLE_ASCII.test(key)) return `k:${key}`
   return `h:${createHash('sha256').update(toStoredBytes(key)).digest('hex')}`
+}
+
+/**
+ * Splits a notification into the key's payload and, when the store named the next waiter, its owner.
+ * The statements append a newline (never part of a key's payload) and `x:<owner's bytes in hex>`; an owner
+ * too long to travel comes as `h:<its hash>` and is left unnamed, as is a payload from an earlier release.
+ */
+export function parseAnnouncement(payload: string): { keyPayload: string; next: string | undefined } {
+  const newline = payload.indexOf('\n')
+  if (newline === -1) return { keyPayload: payload, next: undefined }
+  const keyPayload = payload.slice(0, newline)
+  const named = payload.slice(newline + 1)
+  if (!named.startsWith('x:') || !/^(?:[0-9a-f]{2})+$/.test(named.slice(2))) return { keyPayload, next: undefined }
+  return { keyPayload, next: fromStoredBytes(Buffer.from(named.slice(2), 'hex')) }
 }
