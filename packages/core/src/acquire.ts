@@ -131,6 +131,7 @@ export async function acquireWithRetry(
       if (attempt > 1 && monotonicNow() >= deadline) return false
       // Sent with `wait`, an attempt may leave a place behind even if it fails or is abandoned.
       if (wait !== undefined) queued = true
+      const attemptSentAt = monotonicNow()
       const result = await target.attempt(attempt === 1 ? { signal } : { signal, deadline }, wait)
       waiter?.attempted()
       if (result === GAVE_UP) return false
@@ -143,10 +144,12 @@ export async function acquireWithRetry(
       if (remaining <= 0) return false
       if (!subscribed) {
         // Subscribe once we know we must wait, then try again at once: the lock may have been released
-        // between the attempt and the subscription becoming active.
+        // between the attempt and the subscription becoming active. Unless this process was already
+        // listening on the key when the attempt was sent: then such a release was heard.
         subscribed = true
-        waiter = joinReleaseQueue(store, key, owner, logger)
-        if (waiter !== undefined) {
+        waiter = joinReleaseQueue(store, key, owner, logger, attemptSentAt)
+        const heardSinceAttempt = (waiter?.listeningSince ?? Number.POSITIVE_INFINITY) <= attemptSentAt
+        if (waiter !== undefined && !heardSinceAttempt) {
           if (!(await subscriptionReady(waiter, deadline, signal))) return false
           continue
         }

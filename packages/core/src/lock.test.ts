@@ -252,6 +252,57 @@ describe('release subscriptions', () => {
     expect(performance.now() - started).toBeLessThan(3_000)
   })
 
+  test('a process that waits on a key again within the linger reuses its subscription and skips the extra attempt', async () => {
+    const store = new MemoryStore()
+    let subscriptions = 0
+    const subscribe = store.subscribeToReleases.bind(store)
+    store.subscribeToReleases = (key, listener) => {
+      subscriptions++
+      return subscribe(key, listener)
+    }
+    const attemptsBy = new Map<string, number>()
+    const acquire = store.acquire.bind(store)
+    store.acquire = (key, owner, ttl, wait) => {
+      attemptsBy.set(owner, (attemptsBy.get(owner) ?? 0) + 1)
+      return acquire(key, owner, ttl, wait)
+    }
+    const factory = new LockFactory(store)
+    for (let round = 0; round < 3; round++) {
+      const holder = factory.createLock('k', '10s')
+      await holder.acquire()
+      const waiter = factory.createLock('k', '10s')
+      const waiting = waiter.acquire({ retry: { timeout: '10s' } })
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      await holder.release()
+      expect(await waiting).toBe(true)
+      await waiter.release()
+      // The first round subscribes and tries once more once subscribed; later rounds find it active.
+      expect(attemptsBy.get(waiter.getOwner())).toBe(round === 0 ? 3 : 2)
+    }
+    expect(subscriptions).toBe(1)
+  })
+
+  test('a release announced between the attempt of a waiter and its joining the in-process queue still wakes it', async () => {
+    const store = new MemoryStore()
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    // Keep the key's subscription active (lingering) so that the waiter skips its extra attempt.
+    const early = factory.createLock('k', '10s')
+    expect(await early.acquire({ retry: { timeout: 30 } })).toBe(false)
+    const acquire = store.acquire.bind(store)
+    store.acquire = async (key, owner, ttl, wait) => {
+      const reply = await acquire(key, owner, ttl, wait)
+      // The holder releases after the store answered the waiter, before the waiter has joined.
+      if (!reply.acquired && owner !== holder.getOwner() && holder.isExpired() === false) await holder.release()
+      return reply
+    }
+    const started = performance.now()
+    expect(await factory.createLock('k', '10s').acquire({ retry: { timeout: '10s' } })).toBe(true)
+    // Not the third of the place lease that the next renewal would have taken.
+    expect(performance.now() - started).toBeLessThan(QUEUE_PLACE_LEASE_MS / 3 - 200)
+  })
+
   test('a hanging subscription never outlasts the place of a waiter in the queue: the first waiter stays first', async () => {
     const store = new MemoryStore()
     store.subscribeToReleases = () => new Promise(() => {})

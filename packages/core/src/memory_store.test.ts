@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { LockFactory } from './lock_factory.js'
 import { MemoryStore } from './memory_store.js'
+import { SUBSCRIPTION_LINGER_MS } from './release_queue.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -108,12 +109,12 @@ describe('memory store footprint', () => {
       // Half are released, half left to expire.
       if (i % 2 === 0) await lock.release()
     }
-    // A waiter leaves a subscription behind only while it waits.
+    // A waiter's subscription outlives it only by the linger a quick return to the key would reuse.
     const held = factory.createLock('invoice:0', '10s')
     await held.acquire()
     await factory.createLock('invoice:0').acquire({ retry: { timeout: 20 } })
     await held.release()
-    await sleep(80)
+    await sleep(SUBSCRIPTION_LINGER_MS + 80)
     expect(store.size).toBe(0)
     expect(store.footprint).toBe(0)
     const again = factory.createLock('invoice:1', '10s')

@@ -1,6 +1,6 @@
 import type { Logger } from './logger.js'
 import type { LockStore, Unsubscribe } from './store.js'
-import { sleep } from './timer.js'
+import { monotonicNow, sleep } from './timer.js'
 
 /**
  * In-process waiters and wake-ups. A release notification that names the next owner (a queueing store's)
@@ -32,6 +32,11 @@ export class ReleaseWaiter {
   /** Whether the key's subscription is active: false while subscribing, and when subscribing failed. */
   get listening(): boolean {
     return this.#queue.active
+  }
+
+  /** When (monotonic ms) this process saw the key's subscription become active; undefined if it is not. */
+  get listeningSince(): number | undefined {
+    return this.#queue.active ? this.#queue.activeSince : undefined
   }
 
   /** Sleeps at most `ms`, less if the key is released meanwhile (or was since the last attempt). */
@@ -73,17 +78,30 @@ export class ReleaseWaiter {
   }
 }
 
+/**
+ * How long a key's subscription outlives its last waiter in this process. A process that waits on the same
+ * key again soon (a worker loop, a job that runs every few seconds) finds it active: no new subscription,
+ * and no extra attempt to cover a release that happened while subscribing.
+ */
+export const SUBSCRIPTION_LINGER_MS = 2_000
+
 class KeyQueue {
   readonly waiters: ReleaseWaiter[] = []
   /** The subscription's end, once active; `undefined` when subscribing failed or was given up. */
   unsubscribe: Promise<Unsubscribe | undefined> = Promise.resolve(undefined)
   ready: Promise<void> = Promise.resolve()
   active = false
+  /** When the subscription became active here (after the server had it active). */
+  activeSince: number | undefined
+  /** The last notification (and the owner it named, if any): it may have come just before a waiter joined. */
+  lastHeard: { owner: string | undefined; at: number } | undefined
+  #lingering: ReturnType<typeof setTimeout> | undefined
 
   constructor(readonly onEmpty: () => void) {}
 
   /** `next`: the owner the store says should try now; nameless, the first waiter not yet awake. */
   notify(next?: string): void {
+    this.lastHeard = { owner: next, at: monotonicNow() }
     if (next !== undefined) {
       for (const waiter of this.waiters) if (waiter.owner === next) waiter.notify()
       return
@@ -93,11 +111,25 @@ class KeyQueue {
     }
   }
 
+  add(waiter: ReleaseWaiter): void {
+    clearTimeout(this.#lingering)
+    this.#lingering = undefined
+    this.waiters.push(waiter)
+  }
+
   remove(waiter: ReleaseWaiter): void {
     const index = this.waiters.indexOf(waiter)
     if (index === -1) return
     this.waiters.splice(index, 1)
-    if (this.waiters.length === 0) this.onEmpty()
+    if (this.waiters.length > 0) return
+    if (!this.active) return this.onEmpty()
+    clearTimeout(this.#lingering)
+    this.#lingering = setTimeout(() => {
+      this.#lingering = undefined
+      if (this.waiters.length === 0) this.onEmpty()
+    }, SUBSCRIPTION_LINGER_MS)
+    // A lingering subscription never keeps the process alive by itself.
+    this.#lingering.unref?.()
   }
 }
 
@@ -160,7 +192,14 @@ function subscribeWithin(subscribing: Promise<Unsubscribe>, ms: number, key: str
  * this is the first waiter. Returns at once; `waiter.ready` settles when the subscription is active.
  * Returns `undefined` when the store cannot notify: the caller then just polls.
  */
-export function joinReleaseQueue(store: LockStore, key: string, owner: string, logger: Logger): ReleaseWaiter | undefined {
+export function joinReleaseQueue(
+  store: LockStore,
+  key: string,
+  owner: string,
+  logger: Logger,
+  /** When the caller's last attempt was sent: a notification naming `owner` since then wakes it at once. */
+  attemptSentAt?: number,
+): ReleaseWaiter | undefined {
   const subscribe = store.subscribeToReleases
   if (subscribe === undefined) return undefined
 
@@ -187,11 +226,17 @@ export function joinReleaseQueue(store: LockStore, key: string, owner: string, l
     created.unsubscribe = subscribeWithin(subscribing, SUBSCRIBE_TIMEOUT_MS, key, logger)
     created.ready = created.unsubscribe.then((unsubscribe) => {
       created.active = unsubscribe !== undefined
+      if (created.active) created.activeSince = monotonicNow()
     })
     byKey.set(key, created)
     queue = created
   }
   const waiter = new ReleaseWaiter(queue, owner)
-  queue.waiters.push(waiter)
+  queue.add(waiter)
+  // A release heard between the caller's attempt and this join, for it (or for anyone), is not lost.
+  const heard = queue.lastHeard
+  if (attemptSentAt !== undefined && heard !== undefined && heard.at >= attemptSentAt && (heard.owner ?? owner) === owner) {
+    waiter.notify()
+  }
   return waiter
 }

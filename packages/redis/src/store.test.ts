@@ -314,6 +314,10 @@ describe('scripts and round trips', () => {
     await store.release(key, 'o')
     await store.leaveQueue(key, 'q')
     await store.forceRelease(key)
+    // MONITOR reports on its own connection, later than the replies: wait for all of them (a fixed 100 ms
+    // was not always enough on a loaded machine), then a little more for any command too many.
+    const until = performance.now() + 3_000
+    while (seen.length < 8 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
     await new Promise((resolve) => setTimeout(resolve, 100))
     monitor.disconnect()
     expect(seen).toEqual(['evalsha', 'evalsha', 'evalsha', 'evalsha', 'exists', 'evalsha', 'evalsha', 'evalsha'])
