@@ -28,6 +28,9 @@ end
  * The counter's expiry is the grace after the lock's own (none while a lease that never expires is
  * held), plus however far the counter has run ahead of the clock: an expired counter's last token is
  * then always below the clock that the next one starts from.
+ *
+ * read_fence reads the counter (0 when there is none) and fails on anything but a whole number: scripts
+ * call it before their first write, so a foreign value there changes nothing.
  */
 export const FENCE_LUA = `
 local function read_fence(key)
@@ -42,8 +45,7 @@ end
 local function fence_expiry(token, now, lease, grace)
   return whole(grace + math.max(lease, math.ceil((token - now) / 1000)))
 end
-local function keep_fence(key, lease, grace)
-  local token = read_fence(key)
+local function keep_fence(key, token, lease, grace)
   if token > 0 then redis.call('PEXPIRE', key, fence_expiry(token, now_us(), lease, grace)) end
 end
 `

@@ -11,25 +11,23 @@ export function ttlArgument(ttl: number | null): string {
 }
 
 /**
- * Reads the reply of ACQUIRE_SCRIPT. `waiting`: the call passed a place lease, so a refusal must carry
+ * Reads the reply of ACQUIRE_SCRIPT: a grant is the fencing token alone (one integer, the cheapest reply
+ * to send and read), a refusal an array. `waiting`: the call passed a place lease, so a refusal must carry
  * the caller's position; without one, it must not.
  */
 export function parseAcquireReply(reply: unknown, waiting: boolean): AcquireReply {
-  if (Array.isArray(reply)) {
-    const [flag, value, position] = reply as unknown[]
-    if (reply.length === 2 && flag === 1 && Number.isSafeInteger(value) && (value as number) > 0) {
-      return { acquired: true, fencingToken: value as number }
-    }
-    if (flag === 0 && Number.isInteger(value) && (value as number) >= -2) {
+  if (typeof reply === 'number') {
+    if (Number.isSafeInteger(reply) && reply > 0) return { acquired: true, fencingToken: reply }
+  } else if (Array.isArray(reply) && reply.length === (waiting ? 2 : 1)) {
+    const [pttl, position] = reply as unknown[]
+    if (Number.isInteger(pttl) && (pttl as number) >= -2) {
       // PTTL is -1 for a lease without expiry and -2 for a free lock a waiter goes first on: no end known.
       // A lease near Number.MAX_SAFE_INTEGER ms can reach JavaScript rounded up to 2^53 (ioredis 6 does so):
       // what is left of it is then capped at the largest safe integer, never refused as a malformed reply.
-      const left = Math.min(value as number, Number.MAX_SAFE_INTEGER)
+      const left = Math.min(pttl as number, Number.MAX_SAFE_INTEGER)
       const refused: AcquireReply = left >= 0 ? { acquired: false, expiresIn: left } : { acquired: false }
-      if (!waiting && reply.length === 2) return refused
-      if (waiting && reply.length === 3 && Number.isSafeInteger(position) && (position as number) >= 0) {
-        return { ...refused, position: position as number }
-      }
+      if (!waiting) return refused
+      if (Number.isSafeInteger(position) && (position as number) >= 0) return { ...refused, position: position as number }
     }
   }
   throw new Error(`unexpected reply to the acquire script: ${describeValue(reply)}`)

@@ -106,27 +106,57 @@ export abstract class ScriptedLockStore implements LockStore {
     const keys = this.lockKeys(key)
     const lease = wait === undefined ? '' : String(checkPlaceLease(wait))
     const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease]
-    const queueKeys = [keys.lock, keys.fence, keys.queue, keys.queueLeases]
-    return this.#call('acquire', key, queueKeys, args, (reply) => parseAcquireReply(reply, wait !== undefined))
+    // Each operation awaits the script directly, no wrapper: it runs on every call.
+    try {
+      const checking = this.#eviction.ensure()
+      if (checking !== undefined) await checking
+      const reply = await this.runScript('acquire', [keys.lock, keys.fence, keys.queue, keys.queueLeases], args)
+      return parseAcquireReply(reply, wait !== undefined)
+    } catch (error) {
+      throw this.#failure(error, 'acquire', key)
+    }
   }
 
   async release(key: string, owner: string): Promise<boolean> {
     const keys = this.lockKeys(key)
     const args = [checkOwner(owner), this.releaseChannel(keys), this.#grace]
-    const queueKeys = [keys.lock, keys.fence, keys.queue, keys.queueLeases]
-    return this.#call('release', key, queueKeys, args, (reply) => parseFlagReply(reply, 'release'))
+    try {
+      const checking = this.#eviction.ensure()
+      if (checking !== undefined) await checking
+      return parseFlagReply(
+        await this.runScript('release', [keys.lock, keys.fence, keys.queue, keys.queueLeases], args),
+        'release',
+      )
+    } catch (error) {
+      throw this.#failure(error, 'release', key)
+    }
   }
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
     const keys = this.lockKeys(key)
     const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace]
-    return this.#call('extend', key, [keys.lock, keys.fence], args, (reply) => parseFlagReply(reply, 'extend'))
+    try {
+      const checking = this.#eviction.ensure()
+      if (checking !== undefined) await checking
+      return parseFlagReply(await this.runScript('extend', [keys.lock, keys.fence], args), 'extend')
+    } catch (error) {
+      throw this.#failure(error, 'extend', key)
+    }
   }
 
   async forceRelease(key: string): Promise<void> {
     const keys = this.lockKeys(key)
-    const queueKeys = [keys.lock, keys.fence, keys.queue, keys.queueLeases]
-    await this.#call('force release', key, queueKeys, [this.releaseChannel(keys), this.#grace], () => undefined)
+    try {
+      await this.#eviction.ensure()
+      const reply = await this.runScript(
+        'force release',
+        [keys.lock, keys.fence, keys.queue, keys.queueLeases],
+        [this.releaseChannel(keys), this.#grace],
+      )
+      parseFlagReply(reply, 'force release')
+    } catch (error) {
+      throw this.#failure(error, 'force release', key)
+    }
   }
 
   /**
@@ -136,9 +166,12 @@ export abstract class ScriptedLockStore implements LockStore {
   async leaveQueue(key: string, owner: string): Promise<void> {
     const keys = this.lockKeys(key)
     const args = [checkOwner(owner), this.releaseChannel(keys)]
-    await this.#call('leave queue', key, [keys.lock, keys.queue, keys.queueLeases], args, (reply) =>
-      parseFlagReply(reply, 'leave queue'),
-    )
+    try {
+      await this.#eviction.ensure()
+      parseFlagReply(await this.runScript('leave queue', [keys.lock, keys.queue, keys.queueLeases], args), 'leave queue')
+    } catch (error) {
+      throw this.#failure(error, 'leave queue', key)
+    }
   }
 
   async isLocked(key: string): Promise<boolean> {
@@ -146,21 +179,15 @@ export abstract class ScriptedLockStore implements LockStore {
       await this.#eviction.ensure()
       return parseExistsReply(await this.keyExists(this.lockKeys(key).lock))
     } catch (error) {
-      throw errors.isVerrouError(error)
-        ? error
-        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'check', key, store: this.#errorName })
+      throw this.#failure(error, 'check', key)
     }
   }
 
-  async #call<T>(script: LockScript, key: string, keys: string[], args: string[], read: (reply: unknown) => T): Promise<T> {
-    try {
-      await this.#eviction.ensure()
-      return read(await this.runScript(script, keys, args))
-    } catch (error) {
-      throw errors.isVerrouError(error)
-        ? error
-        : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: script, key, store: this.#errorName })
-    }
+  /** What a failure of `operation` is reported as: our own errors as they are, anything else as a storage error. */
+  #failure(error: unknown, operation: string, key: string): unknown {
+    return errors.isVerrouError(error)
+      ? error
+      : errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: this.#errorName })
   }
 }
 

@@ -13,62 +13,87 @@
 
 import { CLOCK_LUA, FENCE_LUA, QUEUE_LUA } from './lua_helpers.js'
 
-const HELPERS = `${CLOCK_LUA}${FENCE_LUA}${QUEUE_LUA}`
+/*
+ * Each script that touches the queue first asks, with one EXISTS, whether the key has one. With nobody
+ * waiting (the uncontended case) it does no more than the lock and its counter need, and defines the
+ * queue's Lua functions only past that point: defining them costs time on every call that reaches them.
+ */
 
 /**
  * KEYS: lock, fence, queue, queue leases. ARGV: owner, ttl, grace, place lease ('' without wait).
  * Grants only if the lock is free and no live waiter stands ahead of owner (owner's own place, if any, is
  * then removed). Otherwise, with a place lease, owner joins the queue at the tail or keeps its place, and
- * the place lease is renewed. Returns {1, fencingToken}; refused, {0, pttl} without a place lease and
- * {0, pttl, position} with one: pttl is the holder's (-1: never expires; -2: the lock is free, but a
- * waiter goes first), position owner's 0-based rank among the live waiters.
- * GET, not EXISTS, on the lock: another application's hash or list there is a WRONGTYPE error, never
- * "held".
+ * the place lease is renewed. Returns the fencing token (a positive integer) when granted; refused,
+ * {pttl} without a place lease and {pttl, position} with one: pttl is the holder's (-1: never expires;
+ * -2: the lock is free, but a waiter goes first), position owner's 0-based rank among the live waiters.
+ *
+ * With no queue this is SET NX (PX) as a bare client would send it, plus the counter: read before any
+ * write (so a foreign value there fails with nothing changed), written only once the lock is taken. SET
+ * NX does not see another application's hash or list at the lock key as anything but "exists", so a
+ * refusal then GETs the lock: a WRONGTYPE error, never "held".
  */
-export const ACQUIRE_SCRIPT = `${HELPERS}
+export const ACQUIRE_SCRIPT = `${CLOCK_LUA}${FENCE_LUA}
 local owner = ARGV[1]
+local fence = read_fence(KEYS[2])
+if fence >= 9007199254740991 then
+  error('the fencing counter ' .. KEYS[2] .. ' is past the largest safe integer')
+end
+local function take_lock()
+  if ARGV[2] == '' then return redis.call('SET', KEYS[1], owner, 'NX') end
+  return redis.call('SET', KEYS[1], owner, 'NX', 'PX', ARGV[2])
+end
+local function grant(now)
+  local token = math.max(fence + 1, now)
+  if ARGV[2] == '' then
+    redis.call('SET', KEYS[2], whole(token))
+  else
+    redis.call('SET', KEYS[2], whole(token), 'PX', fence_expiry(token, now, tonumber(ARGV[2]), tonumber(ARGV[3])))
+  end
+  return token
+end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
+  if take_lock() then return grant(now_us()) end
+  redis.call('GET', KEYS[1])
+  if ARGV[4] == '' then return {redis.call('PTTL', KEYS[1])} end
+end
+${QUEUE_LUA}
 local holder = redis.call('GET', KEYS[1])
 check_queue(KEYS[3], KEYS[4])
-local fence = 0
-if not holder then fence = read_fence(KEYS[2]) end
 local now = now_us()
 local now_millis = math.floor(now / 1000)
 drop_dead(KEYS[3], KEYS[4], now_millis)
 local first = first_waiter(KEYS[3])
 if not holder and (not first or first == owner) then
-  local token = math.max(fence + 1, now)
-  if token > 9007199254740991 then
-    error('the fencing counter ' .. KEYS[2] .. ' is past the largest safe integer')
-  end
   leave_place(KEYS[3], KEYS[4], owner, now_millis)
-  if ARGV[2] == '' then
-    redis.call('SET', KEYS[1], owner)
-    redis.call('SET', KEYS[2], whole(token))
-  else
-    redis.call('SET', KEYS[1], owner, 'PX', ARGV[2])
-    redis.call('SET', KEYS[2], whole(token), 'PX', fence_expiry(token, now, tonumber(ARGV[2]), tonumber(ARGV[3])))
-  end
-  return {1, token}
+  take_lock()
+  return grant(now)
 end
 local pttl = redis.call('PTTL', KEYS[1])
 if ARGV[4] == '' then
-  return {0, pttl}
+  return {pttl}
 end
-return {0, pttl, take_place(KEYS[3], KEYS[4], owner, tonumber(ARGV[4]), now_millis)}
+return {pttl, take_place(KEYS[3], KEYS[4], owner, tonumber(ARGV[4]), now_millis)}
 `
 
 /**
  * KEYS: lock, fence, queue, queue leases. ARGV: owner, channel, grace. Returns 1 if `owner` held the lock
  * and it is now released, else 0. The counter stays for the grace. The first live waiter, if any, is
- * announced by its owner id; with nobody waiting nothing is published.
+ * announced by its owner id; with nobody waiting nothing is read of the queue and nothing is published.
  */
-export const RELEASE_SCRIPT = `${HELPERS}
+export const RELEASE_SCRIPT = `${CLOCK_LUA}${FENCE_LUA}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
+local fence = read_fence(KEYS[2])
+if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
+  redis.call('DEL', KEYS[1])
+  keep_fence(KEYS[2], fence, 0, tonumber(ARGV[3]))
+  return 1
+end
+${QUEUE_LUA}
 check_queue(KEYS[3], KEYS[4])
 redis.call('DEL', KEYS[1])
-keep_fence(KEYS[2], 0, tonumber(ARGV[3]))
+keep_fence(KEYS[2], fence, 0, tonumber(ARGV[3]))
 announce_next(KEYS[3], KEYS[4], ARGV[2], now_ms())
 return 1
 `
@@ -81,12 +106,13 @@ export const EXTEND_SCRIPT = `${CLOCK_LUA}${FENCE_LUA}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
+local fence = read_fence(KEYS[2])
 if ARGV[2] == '' then
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  keep_fence(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+  keep_fence(KEYS[2], fence, tonumber(ARGV[2]), tonumber(ARGV[3]))
 end
 return 1
 `
@@ -96,13 +122,20 @@ return 1
  * announces the first live waiter, as a release does; the counter stays for the grace. A free lock is
  * left as it is. Returns 1.
  */
-export const FORCE_RELEASE_SCRIPT = `${HELPERS}
+export const FORCE_RELEASE_SCRIPT = `${CLOCK_LUA}${FENCE_LUA}
 if not redis.call('GET', KEYS[1]) then
   return 1
 end
+local fence = read_fence(KEYS[2])
+if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
+  redis.call('DEL', KEYS[1])
+  keep_fence(KEYS[2], fence, 0, tonumber(ARGV[2]))
+  return 1
+end
+${QUEUE_LUA}
 check_queue(KEYS[3], KEYS[4])
 redis.call('DEL', KEYS[1])
-keep_fence(KEYS[2], 0, tonumber(ARGV[2]))
+keep_fence(KEYS[2], fence, 0, tonumber(ARGV[2]))
 announce_next(KEYS[3], KEYS[4], ARGV[1], now_ms())
 return 1
 `
