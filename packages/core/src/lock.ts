@@ -16,7 +16,7 @@ import type { RetryPolicy } from './retry_policy.js'
 import { type RunCallback, type RunOptions, type RunResult, type RunTarget, resolveRunOptions, runWhileHeld } from './run.js'
 import { serializeLock } from './serialized_lock.js'
 import type { AcquireResult, LockStore, WaitOptions } from './store.js'
-import { type CallBounds, GAVE_UP, StoreCalls } from './store_call.js'
+import { type CallBounds, GAVE_UP, StoreCalls, type StoreContext } from './store_call.js'
 import { monotonicNow } from './timer.js'
 
 // `await using` keys on Symbol.asyncDispose, declared by TypeScript's esnext.disposable lib. Declaring it here
@@ -28,15 +28,14 @@ declare global {
   }
 }
 
-/** Everything a Lock needs besides its key; created by `LockFactory`. */
-export interface LockInit {
-  store: LockStore
-  owner: string
-  ttl: number | null
-  retry: RetryPolicy
-  logger: Logger
-  operationTimeout: number
-  /** When restoring a held lock: the lease end estimate, epoch ms (`null`: never expires). */
+/** What every lock of one factory shares, built once by `LockFactory`: creating a lock copies none of it. */
+export interface LockShared extends StoreContext {
+  readonly retry: RetryPolicy
+}
+
+/** When restoring a held lock. */
+export interface RestoredHolding {
+  /** The lease end estimate, epoch ms (`null`: never expires). */
   expiresAt?: number | null
   fencingToken?: number
 }
@@ -59,16 +58,17 @@ export class Lock {
   readonly #lease: LeaseRecord
   #fencingToken: number | undefined
 
-  constructor(key: string, init: LockInit) {
+  /** Internal: key and owner must already be validated (`LockFactory` does). */
+  constructor(key: string, owner: string, ttl: number | null, shared: LockShared, restored?: RestoredHolding) {
     this.key = key
-    this.#store = init.store
-    this.#owner = init.owner
-    this.#ttl = init.ttl
-    this.#retry = init.retry
-    this.#logger = init.logger
-    this.#calls = new StoreCalls({ ...init, key })
-    this.#fencingToken = init.fencingToken
-    this.#lease = new LeaseRecord(init.expiresAt)
+    this.#store = shared.store
+    this.#owner = owner
+    this.#ttl = ttl
+    this.#retry = shared.retry
+    this.#logger = shared.logger
+    this.#calls = new StoreCalls(shared, key, owner)
+    this.#fencingToken = restored?.fencingToken
+    this.#lease = new LeaseRecord(restored?.expiresAt)
   }
 
   /** The lease given to `acquire` and the default of `extend`, in ms; `null` never expires. */

@@ -14,13 +14,21 @@ export interface CallBounds {
 /** An acquire abandoned at its deadline: the caller answers "not acquired"; a late grant is released. */
 export const GAVE_UP = Symbol('gave up')
 
-interface StoreCallsInit {
-  store: LockStore
-  key: string
-  owner: string
-  logger: Logger
+/**
+ * What every lock of one factory shares: built once per factory, so that creating a lock copies nothing
+ * and describes the store only once.
+ */
+export interface StoreContext {
+  readonly store: LockStore
+  readonly logger: Logger
   /** ms; Infinity waits for ever. */
-  operationTimeout: number
+  readonly operationTimeout: number
+  /** The store's name in error messages. */
+  readonly storeName: string
+}
+
+export function storeContext(store: LockStore, logger: Logger, operationTimeout: number): StoreContext {
+  return { store, logger, operationTimeout, storeName: describeStore(store) }
 }
 
 /** Thrown by a reply check: what is wrong with the reply. */
@@ -73,13 +81,13 @@ export class StoreCalls {
   readonly #timeout: number
   readonly #storeName: string
 
-  constructor(init: StoreCallsInit) {
-    this.#store = init.store
-    this.#key = init.key
-    this.#owner = init.owner
-    this.#logger = init.logger
-    this.#timeout = init.operationTimeout
-    this.#storeName = describeStore(init.store)
+  constructor(context: StoreContext, key: string, owner: string) {
+    this.#store = context.store
+    this.#key = key
+    this.#owner = owner
+    this.#logger = context.logger
+    this.#timeout = context.operationTimeout
+    this.#storeName = context.storeName
   }
 
   /** `wait`: keep a place in the store's wait queue (queueing stores only; see `LockStore.acquire`). */
