@@ -1,4 +1,12 @@
-import { type AcquireOptions, acquireWithRetry, resolveAcquireOptions } from './acquire.js'
+import {
+  type AcquireOptions,
+  type AcquireTarget,
+  acquireWithRetry,
+  leaveQueue,
+  queueWait,
+  resolveAcquireOptions,
+  willWait,
+} from './acquire.js'
 import { quoteKey } from './describe_value.js'
 import { type Duration, toTtl } from './duration.js'
 import { E_LOCK_NOT_OWNED } from './errors.js'
@@ -11,7 +19,8 @@ import {
   startKeepAlive,
 } from './keep_alive.js'
 import { LeaseRecord } from './lease_record.js'
-import type { Logger } from './logger.js'
+import { type Logger, silentLogger } from './logger.js'
+import { handoffPending } from './release_queue.js'
 import type { RetryPolicy } from './retry_policy.js'
 import { type RunCallback, type RunOptions, type RunResult, type RunTarget, resolveRunOptions, runWhileHeld } from './run.js'
 import { serializeLock } from './serialized_lock.js'
@@ -32,6 +41,8 @@ declare global {
 export interface LockShared extends StoreContext {
   readonly retry: RetryPolicy
 }
+
+const NO_BOUNDS: CallBounds = Object.freeze({})
 
 /** When restoring a held lock. */
 export interface RestoredHolding {
@@ -94,7 +105,8 @@ export class Lock {
    * Tries to take the lock, waiting while it is held elsewhere, as `options.retry` says (by default: for
    * ever, every 250 ms). Returns whether it was acquired. `retry.timeout` and `signal` bound the whole call.
    */
-  async acquire(options: AcquireOptions = {}): Promise<boolean> {
+  async acquire(options?: AcquireOptions): Promise<boolean> {
+    if (options === undefined) return this.#acquire(this.#retry, undefined)
     const { policy, signal } = resolveAcquireOptions(options, this.#retry)
     return this.#acquire(policy, signal)
   }
@@ -105,7 +117,7 @@ export class Lock {
    */
   async acquireImmediately(): Promise<boolean> {
     if (this.#lease.holds()) return false
-    const result = await this.#attempt({})
+    const result = await this.#attempt(NO_BOUNDS)
     return result !== GAVE_UP && result.acquired
   }
 
@@ -114,7 +126,8 @@ export class Lock {
     const released = await this.#calls.release()
     this.#lease.end(released ? 'released' : 'lost')
     if (!released) throw this.#notOwned('release')
-    this.#logger.debug({ key: this.key }, 'verrou: lock released')
+    // The silent default logger would only discard the record: skip building it on the hot path.
+    if (this.#logger !== silentLogger) this.#logger.debug({ key: this.key }, 'verrou: lock released')
   }
 
   /** Releases the lock whoever holds it. For administration and recovery, not for normal flow. */
@@ -224,19 +237,34 @@ export class Lock {
   async #acquire(policy: RetryPolicy, signal: AbortSignal | undefined): Promise<boolean> {
     signal?.throwIfAborted()
     if (this.#lease.holds()) return false
-    return acquireWithRetry(
-      {
-        store: this.#store,
-        key: this.key,
-        owner: this.#owner,
-        logger: this.#logger,
-        attempt: (bounds, wait) => this.#attempt(bounds, wait),
-        leaveQueue: () => this.#calls.leaveQueue(),
-        holds: () => this.#lease.holds(),
-      },
-      policy,
-      signal,
-    )
+    const waits = willWait(policy)
+    if (waits && handoffPending(this.#store, this.key)) return acquireWithRetry(this.#acquireTarget(), policy, signal)
+    // The first attempt is made here, so that an uncontended acquire builds none of the retry machinery.
+    const startedAt = monotonicNow()
+    const wait = queueWait(this.#store, policy)
+    let result: AcquireResult | typeof GAVE_UP
+    try {
+      result = await this.#attempt(signal === undefined ? NO_BOUNDS : { signal }, wait)
+    } catch (error) {
+      // Sent with `wait`, a failed attempt may still have left a place in the queue.
+      if (wait !== undefined) await leaveQueue(this.#acquireTarget())
+      throw error
+    }
+    if (result !== GAVE_UP && result.acquired) return true
+    if (!waits) return false
+    return acquireWithRetry(this.#acquireTarget(), policy, signal, { result, startedAt })
+  }
+
+  #acquireTarget(): AcquireTarget {
+    return {
+      store: this.#store,
+      key: this.key,
+      owner: this.#owner,
+      logger: this.#logger,
+      attempt: (bounds, wait) => this.#attempt(bounds, wait),
+      leaveQueue: () => this.#calls.leaveQueue(),
+      holds: () => this.#lease.holds(),
+    }
   }
 
   /** One acquire round trip, recording the lease estimate and token on success. */
@@ -246,7 +274,9 @@ export class Lock {
     if (result !== GAVE_UP && result.acquired) {
       this.#lease.granted(sentAt, this.#ttl)
       this.#fencingToken = result.fencingToken
-      this.#logger.debug({ key: this.key, fencingToken: result.fencingToken }, 'verrou: lock acquired')
+      if (this.#logger !== silentLogger) {
+        this.#logger.debug({ key: this.key, fencingToken: result.fencingToken }, 'verrou: lock acquired')
+      }
     }
     return result
   }
