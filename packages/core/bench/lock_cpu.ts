@@ -10,6 +10,8 @@
  * tsx, the sources would be transpiled with every closure renamed at creation, which costs more than the code.
  *
  *   pnpm exec tsx packages/core/bench/lock_cpu.ts [rounds] [cycles per round]
+ *
+ * LOCK_CPU_BUILD=/path/to/dist/index.js measures that build instead (say, an older commit's, for a before/after).
  */
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
@@ -19,7 +21,8 @@ import type { LockFactory as LockFactoryClass } from '../src/index.js'
 import type { AcquireResult, LockStore } from '../src/store.js'
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..')
-const built = join(packageDir, 'dist', 'index.js')
+const other = process.env.LOCK_CPU_BUILD
+const built = other ?? join(packageDir, 'dist', 'index.js')
 
 function newestSource(dir: string): number {
   let newest = 0
@@ -38,7 +41,7 @@ function builtAt(): number {
   }
 }
 
-if (builtAt() < newestSource(join(packageDir, 'src'))) {
+if (other === undefined && builtAt() < newestSource(join(packageDir, 'src'))) {
   console.log('lock_cpu: building @verrou/core first (src/ is newer than dist/)')
   const build = spawnSync('pnpm', ['exec', 'tsup'], { cwd: packageDir, stdio: 'ignore' })
   if (build.status !== 0) throw new Error('building @verrou/core failed: run `pnpm --filter @verrou/core build`')
