@@ -105,8 +105,13 @@ export class Lock {
    * Tries to take the lock, waiting while it is held elsewhere, as `options.retry` says (by default: for
    * ever, every 250 ms). Returns whether it was acquired. `retry.timeout` and `signal` bound the whole call.
    */
-  async acquire(options?: AcquireOptions): Promise<boolean> {
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    // Not async itself: without options nothing here can throw, and #acquire's promise is returned as is.
     if (options === undefined) return this.#acquire(this.#retry, undefined)
+    return this.#acquireWith(options)
+  }
+
+  async #acquireWith(options: AcquireOptions): Promise<boolean> {
     const { policy, signal } = resolveAcquireOptions(options, this.#retry)
     return this.#acquire(policy, signal)
   }
