@@ -249,7 +249,7 @@ export class Lock {
     const wait = queueWait(this.#store, policy)
     let result: AcquireResult | typeof GAVE_UP
     try {
-      result = await this.#attempt(signal === undefined ? NO_BOUNDS : { signal }, wait)
+      result = await this.#attempt(signal === undefined ? NO_BOUNDS : { signal }, wait, startedAt)
     } catch (error) {
       // Sent with `wait`, a failed attempt may still have left a place in the queue.
       if (wait !== undefined) await leaveQueue(this.#acquireTarget())
@@ -273,8 +273,12 @@ export class Lock {
   }
 
   /** One acquire round trip, recording the lease estimate and token on success. */
-  async #attempt(bounds: CallBounds, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP> {
-    const sentAt = monotonicNow()
+  async #attempt(
+    bounds: CallBounds,
+    wait?: WaitOptions,
+    // Taken just before the call; the caller may pass the reading it already made (one clock read fewer).
+    sentAt = monotonicNow(),
+  ): Promise<AcquireResult | typeof GAVE_UP> {
     const result = await this.#calls.acquire(this.#ttl, bounds, wait)
     if (result !== GAVE_UP && result.acquired) {
       this.#lease.granted(sentAt, this.#ttl)
