@@ -56,6 +56,25 @@ export interface AcquireTarget {
   holds(): boolean
 }
 
+/** The wait-queue options of every acquire that will wait on a queueing store; stores only read them. */
+const QUEUE_WAIT: WaitOptions = Object.freeze({ lease: QUEUE_PLACE_LEASE_MS })
+
+/** Whether an acquire under `policy` may wait at all (else it is exactly one attempt). */
+export function willWait(policy: RetryPolicy): boolean {
+  return policy.timeout > 0 && policy.attempts > 1
+}
+
+/** What an acquire that will wait sends with each attempt: a place in the store's queue, if it keeps one. */
+export function queueWait(store: LockStore, policy: RetryPolicy): WaitOptions | undefined {
+  return willWait(policy) && typeof store.leaveQueue === 'function' ? QUEUE_WAIT : undefined
+}
+
+/** A first attempt the caller already made (sent at `startedAt`, with `queueWait`) and that did not acquire. */
+export interface FirstAttempt {
+  result: AcquireResult | typeof GAVE_UP
+  startedAt: number
+}
+
 /** Waits for the key's release subscription to be active; false when the deadline came first. */
 async function subscriptionReady(waiter: ReleaseWaiter, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
   let ready = false
@@ -67,7 +86,7 @@ async function subscriptionReady(waiter: ReleaseWaiter, deadline: number, signal
 }
 
 /** Gives up a place in the wait queue: bounded, and a failure is only logged (the place dies with its lease). */
-async function leaveQueue(target: AcquireTarget): Promise<void> {
+export async function leaveQueue(target: AcquireTarget): Promise<void> {
   const leaving = target.leaveQueue().catch((error: unknown) => {
     target.logger.warn({ key: target.key, err: error }, 'verrou: leaving the wait queue failed')
   })
@@ -103,21 +122,21 @@ export async function acquireWithRetry(
   target: AcquireTarget,
   policy: RetryPolicy,
   signal: AbortSignal | undefined,
+  first?: FirstAttempt,
 ): Promise<boolean> {
-  signal?.throwIfAborted()
-  const deadline = monotonicNow() + policy.timeout
+  if (first === undefined) signal?.throwIfAborted()
+  const deadline = (first === undefined ? monotonicNow() : first.startedAt) + policy.timeout
   const { store, key, owner, logger } = target
-  const willWait = policy.timeout > 0 && policy.attempts > 1
-  const wait: WaitOptions | undefined =
-    willWait && typeof store.leaveQueue === 'function' ? { lease: QUEUE_PLACE_LEASE_MS } : undefined
+  const wait = queueWait(store, policy)
   let waiter: ReleaseWaiter | undefined
   let subscribed = false
   let hinted = false
-  let queued = false
+  // The first attempt, if made already, may have left a place in the queue.
+  let queued = first !== undefined && wait !== undefined
   try {
     // A queueing store keeps order itself; otherwise this process keeps a release it announced for the
-    // waiter it woke.
-    if (wait === undefined && willWait && handoffPending(store, key)) {
+    // waiter it woke. (A caller that made the first attempt itself checked this before.)
+    if (first === undefined && wait === undefined && willWait(policy) && handoffPending(store, key)) {
       // The lock is being handed to a waiter that was here first: queue behind it rather than barge in.
       subscribed = true
       waiter = joinReleaseQueue(store, key, owner, logger)
@@ -131,8 +150,12 @@ export async function acquireWithRetry(
       if (attempt > 1 && monotonicNow() >= deadline) return false
       // Sent with `wait`, an attempt may leave a place behind even if it fails or is abandoned.
       if (wait !== undefined) queued = true
-      const attemptSentAt = monotonicNow()
-      const result = await target.attempt(attempt === 1 ? { signal } : { signal, deadline }, wait)
+      // The first attempt, when the caller made it, was sent when it started.
+      const attemptSentAt = attempt === 1 && first !== undefined ? first.startedAt : monotonicNow()
+      const result =
+        attempt === 1 && first !== undefined
+          ? first.result
+          : await target.attempt(attempt === 1 ? { signal } : { signal, deadline }, wait)
       waiter?.attempted()
       if (result === GAVE_UP) return false
       if (result.acquired) {

@@ -1,4 +1,12 @@
-import { type AcquireOptions, acquireWithRetry, resolveAcquireOptions } from './acquire.js'
+import {
+  type AcquireOptions,
+  type AcquireTarget,
+  acquireWithRetry,
+  leaveQueue,
+  queueWait,
+  resolveAcquireOptions,
+  willWait,
+} from './acquire.js'
 import { quoteKey } from './describe_value.js'
 import { type Duration, toTtl } from './duration.js'
 import { E_LOCK_NOT_OWNED } from './errors.js'
@@ -11,12 +19,13 @@ import {
   startKeepAlive,
 } from './keep_alive.js'
 import { LeaseRecord } from './lease_record.js'
-import type { Logger } from './logger.js'
+import { type Logger, silentLogger } from './logger.js'
+import { handoffPending } from './release_queue.js'
 import type { RetryPolicy } from './retry_policy.js'
 import { type RunCallback, type RunOptions, type RunResult, type RunTarget, resolveRunOptions, runWhileHeld } from './run.js'
 import { serializeLock } from './serialized_lock.js'
 import type { AcquireResult, LockStore, WaitOptions } from './store.js'
-import { type CallBounds, GAVE_UP, StoreCalls } from './store_call.js'
+import { type CallBounds, GAVE_UP, StoreCalls, type StoreContext } from './store_call.js'
 import { monotonicNow } from './timer.js'
 
 // `await using` keys on Symbol.asyncDispose, declared by TypeScript's esnext.disposable lib. Declaring it here
@@ -28,15 +37,16 @@ declare global {
   }
 }
 
-/** Everything a Lock needs besides its key; created by `LockFactory`. */
-export interface LockInit {
-  store: LockStore
-  owner: string
-  ttl: number | null
-  retry: RetryPolicy
-  logger: Logger
-  operationTimeout: number
-  /** When restoring a held lock: the lease end estimate, epoch ms (`null`: never expires). */
+/** What every lock of one factory shares, built once by `LockFactory`: creating a lock copies none of it. */
+export interface LockShared extends StoreContext {
+  readonly retry: RetryPolicy
+}
+
+const NO_BOUNDS: CallBounds = Object.freeze({})
+
+/** When restoring a held lock. */
+export interface RestoredHolding {
+  /** The lease end estimate, epoch ms (`null`: never expires). */
   expiresAt?: number | null
   fencingToken?: number
 }
@@ -59,16 +69,17 @@ export class Lock {
   readonly #lease: LeaseRecord
   #fencingToken: number | undefined
 
-  constructor(key: string, init: LockInit) {
+  /** Internal: key and owner must already be validated (`LockFactory` does). */
+  constructor(key: string, owner: string, ttl: number | null, shared: LockShared, restored?: RestoredHolding) {
     this.key = key
-    this.#store = init.store
-    this.#owner = init.owner
-    this.#ttl = init.ttl
-    this.#retry = init.retry
-    this.#logger = init.logger
-    this.#calls = new StoreCalls({ ...init, key })
-    this.#fencingToken = init.fencingToken
-    this.#lease = new LeaseRecord(init.expiresAt)
+    this.#store = shared.store
+    this.#owner = owner
+    this.#ttl = ttl
+    this.#retry = shared.retry
+    this.#logger = shared.logger
+    this.#calls = new StoreCalls(shared, key, owner)
+    this.#fencingToken = restored?.fencingToken
+    this.#lease = new LeaseRecord(restored?.expiresAt)
   }
 
   /** The lease given to `acquire` and the default of `extend`, in ms; `null` never expires. */
@@ -94,7 +105,13 @@ export class Lock {
    * Tries to take the lock, waiting while it is held elsewhere, as `options.retry` says (by default: for
    * ever, every 250 ms). Returns whether it was acquired. `retry.timeout` and `signal` bound the whole call.
    */
-  async acquire(options: AcquireOptions = {}): Promise<boolean> {
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    // Not async itself: without options nothing here can throw, and #acquire's promise is returned as is.
+    if (options === undefined) return this.#acquire(this.#retry, undefined)
+    return this.#acquireWith(options)
+  }
+
+  async #acquireWith(options: AcquireOptions): Promise<boolean> {
     const { policy, signal } = resolveAcquireOptions(options, this.#retry)
     return this.#acquire(policy, signal)
   }
@@ -105,7 +122,7 @@ export class Lock {
    */
   async acquireImmediately(): Promise<boolean> {
     if (this.#lease.holds()) return false
-    const result = await this.#attempt({})
+    const result = await this.#attempt(NO_BOUNDS)
     return result !== GAVE_UP && result.acquired
   }
 
@@ -114,7 +131,8 @@ export class Lock {
     const released = await this.#calls.release()
     this.#lease.end(released ? 'released' : 'lost')
     if (!released) throw this.#notOwned('release')
-    this.#logger.debug({ key: this.key }, 'verrou: lock released')
+    // The silent default logger would only discard the record: skip building it on the hot path.
+    if (this.#logger !== silentLogger) this.#logger.debug({ key: this.key }, 'verrou: lock released')
   }
 
   /** Releases the lock whoever holds it. For administration and recovery, not for normal flow. */
@@ -224,29 +242,50 @@ export class Lock {
   async #acquire(policy: RetryPolicy, signal: AbortSignal | undefined): Promise<boolean> {
     signal?.throwIfAborted()
     if (this.#lease.holds()) return false
-    return acquireWithRetry(
-      {
-        store: this.#store,
-        key: this.key,
-        owner: this.#owner,
-        logger: this.#logger,
-        attempt: (bounds, wait) => this.#attempt(bounds, wait),
-        leaveQueue: () => this.#calls.leaveQueue(),
-        holds: () => this.#lease.holds(),
-      },
-      policy,
-      signal,
-    )
+    const waits = willWait(policy)
+    if (waits && handoffPending(this.#store, this.key)) return acquireWithRetry(this.#acquireTarget(), policy, signal)
+    // The first attempt is made here, so that an uncontended acquire builds none of the retry machinery.
+    const startedAt = monotonicNow()
+    const wait = queueWait(this.#store, policy)
+    let result: AcquireResult | typeof GAVE_UP
+    try {
+      result = await this.#attempt(signal === undefined ? NO_BOUNDS : { signal }, wait, startedAt)
+    } catch (error) {
+      // Sent with `wait`, a failed attempt may still have left a place in the queue.
+      if (wait !== undefined) await leaveQueue(this.#acquireTarget())
+      throw error
+    }
+    if (result !== GAVE_UP && result.acquired) return true
+    if (!waits) return false
+    return acquireWithRetry(this.#acquireTarget(), policy, signal, { result, startedAt })
+  }
+
+  #acquireTarget(): AcquireTarget {
+    return {
+      store: this.#store,
+      key: this.key,
+      owner: this.#owner,
+      logger: this.#logger,
+      attempt: (bounds, wait) => this.#attempt(bounds, wait),
+      leaveQueue: () => this.#calls.leaveQueue(),
+      holds: () => this.#lease.holds(),
+    }
   }
 
   /** One acquire round trip, recording the lease estimate and token on success. */
-  async #attempt(bounds: CallBounds, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP> {
-    const sentAt = monotonicNow()
+  async #attempt(
+    bounds: CallBounds,
+    wait?: WaitOptions,
+    // Taken just before the call; the caller may pass the reading it already made (one clock read fewer).
+    sentAt = monotonicNow(),
+  ): Promise<AcquireResult | typeof GAVE_UP> {
     const result = await this.#calls.acquire(this.#ttl, bounds, wait)
     if (result !== GAVE_UP && result.acquired) {
       this.#lease.granted(sentAt, this.#ttl)
       this.#fencingToken = result.fencingToken
-      this.#logger.debug({ key: this.key, fencingToken: result.fencingToken }, 'verrou: lock acquired')
+      if (this.#logger !== silentLogger) {
+        this.#logger.debug({ key: this.key, fencingToken: result.fencingToken }, 'verrou: lock acquired')
+      }
     }
     return result
   }

@@ -2,12 +2,13 @@ import { describeValue } from './describe_value.js'
 import { type Duration, toMilliseconds, toTtl } from './duration.js'
 import { E_INVALID_ARGUMENT } from './errors.js'
 import { validateKeyOrOwner } from './key_and_owner.js'
-import { Lock } from './lock.js'
+import { Lock, type LockShared } from './lock.js'
 import { type Logger, silentLogger } from './logger.js'
 import { randomOwnerId } from './owner_id.js'
 import { type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry_policy.js'
 import { parseSerializedLock } from './serialized_lock.js'
 import type { LockStore } from './store.js'
+import { storeContext } from './store_call.js'
 
 export interface LockFactoryOptions {
   /** Retry defaults for every `acquire` of the locks it creates; `acquire({ retry })` overrides them. */
@@ -29,6 +30,7 @@ export interface CreateLockOptions {
 }
 
 const DEFAULT_TTL = 30_000
+const EMPTY_OPTIONS: CreateLockOptions = Object.freeze({})
 const DEFAULT_OPERATION_TIMEOUT = 10_000
 const STORE_METHODS = ['acquire', 'release', 'extend', 'forceRelease', 'isLocked'] as const
 const LOGGER_METHODS = ['trace', 'debug', 'info', 'warn', 'error'] as const
@@ -85,11 +87,14 @@ function resolveFactoryOptions(options: LockFactoryOptions): FactoryDefaults {
 export class LockFactory {
   readonly #store: LockStore
   readonly #defaults: FactoryDefaults
+  readonly #shared: LockShared
 
   constructor(store: LockStore, options: LockFactoryOptions = {}) {
     validateStore(store, 'The LockFactory store')
     this.#store = store
     this.#defaults = resolveFactoryOptions(options)
+    const { retry, logger, operationTimeout } = this.#defaults
+    this.#shared = { ...storeContext(store, logger, operationTimeout), retry }
   }
 
   /** The store this factory's locks live in. */
@@ -101,15 +106,16 @@ export class LockFactory {
    * A lock on `key`. `ttl`: milliseconds, a duration string ('10s', '5m') or `null` for no expiry;
    * default 30 s. Creating a lock does not acquire it.
    */
-  createLock(key: string, ttl?: Duration | null, options: CreateLockOptions = {}): Lock {
+  createLock(key: string, ttl?: Duration | null, options: CreateLockOptions = EMPTY_OPTIONS): Lock {
     validateKeyOrOwner(key, 'key')
-    const owner = options.owner ?? randomOwnerId()
-    validateKeyOrOwner(owner, 'owner')
-    return new Lock(key, {
-      ...this.#lockDefaults(),
-      owner,
-      ttl: ttl === undefined ? this.#defaults.defaultTtl : toTtl(ttl),
-    })
+    let owner = options.owner
+    if (owner === undefined || owner === null) {
+      // A UUID is well-formed: only an owner given by the caller needs checking.
+      owner = randomOwnerId()
+    } else {
+      validateKeyOrOwner(owner, 'owner')
+    }
+    return new Lock(key, owner, ttl === undefined ? this.#defaults.defaultTtl : toTtl(ttl), this.#shared)
   }
 
   /**
@@ -118,17 +124,9 @@ export class LockFactory {
    */
   restoreLock(serialized: string): Lock {
     const state = parseSerializedLock(serialized)
-    return new Lock(state.key, {
-      ...this.#lockDefaults(),
-      owner: state.owner,
-      ttl: state.ttl,
+    return new Lock(state.key, state.owner, state.ttl, this.#shared, {
       expiresAt: state.held ? state.expiresAt : undefined,
       fencingToken: state.fencingToken ?? undefined,
     })
-  }
-
-  #lockDefaults() {
-    const { retry, logger, operationTimeout } = this.#defaults
-    return { store: this.#store, retry, logger, operationTimeout }
   }
 }

@@ -14,18 +14,32 @@ export interface CallBounds {
 /** An acquire abandoned at its deadline: the caller answers "not acquired"; a late grant is released. */
 export const GAVE_UP = Symbol('gave up')
 
-interface StoreCallsInit {
-  store: LockStore
-  key: string
-  owner: string
-  logger: Logger
+/**
+ * What every lock of one factory shares: built once per factory, so that creating a lock copies nothing
+ * and describes the store only once.
+ */
+export interface StoreContext {
+  readonly store: LockStore
+  readonly logger: Logger
   /** ms; Infinity waits for ever. */
-  operationTimeout: number
+  readonly operationTimeout: number
+  /** The store's name in error messages. */
+  readonly storeName: string
+}
+
+export function storeContext(store: LockStore, logger: Logger, operationTimeout: number): StoreContext {
+  return { store, logger, operationTimeout, storeName: describeStore(store) }
 }
 
 /** Thrown by a reply check: what is wrong with the reply. */
 class InvalidReply {
   constructor(readonly reason: string) {}
+}
+
+const RESOLVED = Promise.resolve()
+
+function ignoreReply(): undefined {
+  return undefined
 }
 
 function checkBoolean(reply: unknown): boolean {
@@ -73,59 +87,97 @@ export class StoreCalls {
   readonly #timeout: number
   readonly #storeName: string
 
-  constructor(init: StoreCallsInit) {
-    this.#store = init.store
-    this.#key = init.key
-    this.#owner = init.owner
-    this.#logger = init.logger
-    this.#timeout = init.operationTimeout
-    this.#storeName = describeStore(init.store)
+  constructor(context: StoreContext, key: string, owner: string) {
+    this.#store = context.store
+    this.#key = key
+    this.#owner = owner
+    this.#logger = context.logger
+    this.#timeout = context.operationTimeout
+    this.#storeName = context.storeName
   }
 
   /** `wait`: keep a place in the store's wait queue (queueing stores only; see `LockStore.acquire`). */
-  acquire(ttl: number | null, bounds: CallBounds = {}, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP> {
-    // A reply we do not act on (too late, or malformed) may still be a grant: give it back. Release only
-    // succeeds for this owner, and a Lock never acquires while it holds, so it frees nothing else.
-    const giveBack = (reply: unknown) => {
-      if (typeof reply === 'object' && reply !== null && (reply as { acquired?: unknown }).acquired === false) return
-      this.#store.release(this.#key, this.#owner).catch((error: unknown) => {
-        this.#logger.warn({ key: this.#key, err: error }, 'verrou: giving back a grant we did not use failed')
-      })
+  acquire(ttl: number | null, bounds?: CallBounds, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP> {
+    const signal = bounds?.signal
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    let pending: Promise<unknown>
+    try {
+      pending =
+        wait === undefined
+          ? this.#store.acquire(this.#key, this.#owner, ttl)
+          : this.#store.acquire(this.#key, this.#owner, ttl, wait)
+    } catch (error) {
+      pending = Promise.reject(error)
     }
-    const send =
-      wait === undefined
-        ? () => this.#store.acquire(this.#key, this.#owner, ttl)
-        : () => this.#store.acquire(this.#key, this.#owner, ttl, wait)
-    return this.#call('acquire', send, checkAcquire, bounds, giveBack)
+    return this.#call('acquire', pending, checkAcquire, bounds, true)
   }
 
   release(): Promise<boolean> {
-    return this.#call('release', () => this.#store.release(this.#key, this.#owner), checkBoolean) as Promise<boolean>
+    let pending: Promise<unknown>
+    try {
+      pending = this.#store.release(this.#key, this.#owner)
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    return this.#call('release', pending, checkBoolean) as Promise<boolean>
   }
 
   extend(ttl: number | null): Promise<boolean> {
-    return this.#call('extend', () => this.#store.extend(this.#key, this.#owner, ttl), checkBoolean) as Promise<boolean>
+    let pending: Promise<unknown>
+    try {
+      pending = this.#store.extend(this.#key, this.#owner, ttl)
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    return this.#call('extend', pending, checkBoolean) as Promise<boolean>
   }
 
   forceRelease(): Promise<void> {
-    return this.#call(
-      'force release',
-      () => this.#store.forceRelease(this.#key),
-      () => undefined,
-    ) as Promise<void>
+    let pending: Promise<unknown>
+    try {
+      pending = this.#store.forceRelease(this.#key)
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    return this.#call('force release', pending, ignoreReply) as Promise<void>
   }
 
   /** Gives up this owner's place in the wait queue (queueing stores only). */
   leaveQueue(): Promise<void> {
-    return this.#call(
-      'leave queue',
-      () => this.#store.leaveQueue?.(this.#key, this.#owner) ?? Promise.resolve(),
-      () => undefined,
-    ) as Promise<void>
+    let pending: Promise<unknown>
+    try {
+      pending = this.#store.leaveQueue?.(this.#key, this.#owner) ?? Promise.resolve()
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    return this.#call('leave queue', pending, ignoreReply) as Promise<void>
   }
 
   isLocked(): Promise<boolean> {
-    return this.#call('check', () => this.#store.isLocked(this.#key), checkBoolean) as Promise<boolean>
+    let pending: Promise<unknown>
+    try {
+      pending = this.#store.isLocked(this.#key)
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    return this.#call('check', pending, checkBoolean) as Promise<boolean>
+  }
+
+  /**
+   * A reply to an acquire we do not act on (too late, or malformed) may still be a grant: give it back.
+   * Release only succeeds for this owner, and a Lock never acquires while it holds, so it frees nothing else.
+   */
+  #giveBack(reply: unknown): void {
+    if (typeof reply === 'object' && reply !== null && (reply as { acquired?: unknown }).acquired === false) return
+    let releasing: Promise<unknown>
+    try {
+      releasing = Promise.resolve(this.#store.release(this.#key, this.#owner))
+    } catch (error) {
+      releasing = Promise.reject(error)
+    }
+    releasing.catch((error: unknown) => {
+      this.#logger.warn({ key: this.#key, err: error }, 'verrou: giving back a grant we did not use failed')
+    })
   }
 
   /** What a store threw, as a storage error; a Verrou error the driver threw on purpose is kept as it is. */
@@ -135,68 +187,57 @@ export class StoreCalls {
   }
 
   /**
-   * One store call. On the hot path of every operation, so it is one promise and one timer (plus a listener
-   * and a timer only when the caller passed a signal or a deadline): no Promise.race, no extra hops.
+   * One store call, already sent: `pending` is what the store returned. On the hot path of every operation.
+   * The operation timeout (and the deadline) are armed one microtask later, and only if the call has not
+   * settled by then: a store that answers at once (a reply already resolved) costs no timer at all. The
+   * microtask runs before any timer could fire, so the bound is as tight as arming at once; the abort
+   * listener is attached at once. `grants`: a reply not acted on is given back (acquire).
    */
   #call<T>(
     operation: string,
-    send: () => Promise<unknown>,
+    pending: Promise<unknown>,
     check: (reply: unknown) => T,
-    bounds: CallBounds = {},
-    giveBack?: (reply: unknown) => void,
+    bounds?: CallBounds,
+    grants = false,
   ): Promise<T | typeof GAVE_UP> {
-    const { signal, deadline } = bounds
-    if (signal?.aborted) return Promise.reject(signal.reason)
+    const signal = bounds?.signal
+    const deadline = bounds?.deadline
     return new Promise<T | typeof GAVE_UP>((resolve, reject) => {
       let settled = false
       let cancelTimeout: CancelTimer | undefined
       let cancelDeadline: CancelTimer | undefined
+      const onAbort =
+        signal === undefined
+          ? undefined
+          : () => {
+              if (settled) return
+              settle()
+              reject(signal.reason)
+            }
       const settle = () => {
         settled = true
         cancelTimeout?.()
         cancelDeadline?.()
-        signal?.removeEventListener('abort', onAbort)
+        if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
       }
-      const onAbort = () => {
-        if (settled) return
-        settle()
-        reject(signal?.reason)
-      }
-      if (this.#timeout !== Number.POSITIVE_INFINITY) {
-        cancelTimeout = startTimer(this.#timeout, () => {
-          if (settled) return
-          settle()
-          const message = `${this.#storeName} did not answer ${operation} of lock ${quoteKey(this.#key)} within ${this.#timeout} ms`
-          reject(new E_LOCK_STORAGE_ERROR(message, { key: this.#key, operation }))
-        })
-      }
-      if (deadline !== undefined && deadline !== Number.POSITIVE_INFINITY) {
-        cancelDeadline = startTimer(deadline - monotonicNow(), () => {
-          if (settled) return
-          settle()
-          resolve(GAVE_UP)
-        })
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-
-      let pending: Promise<unknown>
-      try {
-        pending = Promise.resolve(send())
-      } catch (error) {
-        pending = Promise.reject(error)
-      }
-      pending.then(
+      Promise.resolve(pending).then(
         (reply) => {
-          if (settled) return giveBack?.(reply)
+          if (settled) {
+            if (grants) this.#giveBack(reply)
+            return
+          }
           settle()
+          let checked: T
           try {
-            resolve(check(reply))
+            checked = check(reply)
           } catch (error) {
-            giveBack?.(reply)
+            if (grants) this.#giveBack(reply)
             const reason = error instanceof InvalidReply ? error.reason : describeValue(error)
             const message = `${this.#storeName} gave an invalid reply to ${operation} of lock ${quoteKey(this.#key)}: ${reason}`
             reject(new E_LOCK_STORAGE_ERROR(message, { key: this.#key, operation }))
+            return
           }
+          resolve(checked)
         },
         (error: unknown) => {
           if (settled) return
@@ -204,6 +245,30 @@ export class StoreCalls {
           reject(this.#storageError(error, operation))
         },
       )
+      const timed = this.#timeout !== Number.POSITIVE_INFINITY
+      const bounded = deadline !== undefined && deadline !== Number.POSITIVE_INFINITY
+      if (timed || bounded) {
+        // Queued after the reply's own reaction: when the store answered at once, that has settled the call.
+        RESOLVED.then(() => {
+          if (settled) return
+          if (timed) {
+            cancelTimeout = startTimer(this.#timeout, () => {
+              if (settled) return
+              settle()
+              const message = `${this.#storeName} did not answer ${operation} of lock ${quoteKey(this.#key)} within ${this.#timeout} ms`
+              reject(new E_LOCK_STORAGE_ERROR(message, { key: this.#key, operation }))
+            })
+          }
+          if (bounded) {
+            cancelDeadline = startTimer(deadline - monotonicNow(), () => {
+              if (settled) return
+              settle()
+              resolve(GAVE_UP)
+            })
+          }
+        })
+      }
+      if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 }
