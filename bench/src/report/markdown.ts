@@ -195,10 +195,8 @@ function scalingSection(result: BenchResult): string[] {
       if (row === undefined) return '– | –'
       return `${whole(row.cyclesPerSecond)} | ${scalingRatio(row, floor)}`
     })
-    const measured = concurrencies.map(at).filter((row): row is ScalingResult => row !== undefined && row.cycles > 0)
-    const cycles = measured.reduce((total, row) => total + row.cycles, 0)
-    const trips = measured.reduce((total, row) => total + row.roundTripsPerCycle * row.cycles, 0)
-    return `${head} ${cells.join(' | ')} | ${perOp(cycles > 0 ? trips / cycles : Number.NaN)} |`
+    const trips = concurrencies.map((concurrency) => perOp(at(concurrency)?.roundTripsPerCycle ?? Number.NaN))
+    return `${head} ${cells.join(' | ')} | ${trips.join(' / ')} |`
   })
   return [
     '',
@@ -209,8 +207,10 @@ function scalingSection(result: BenchResult): string[] {
     'DynamoDB, one store in memory. Each caller loops acquire + release on keys never used before. Per concurrency,',
     `each subject gets a fresh client, ${warmupCyclesPerCaller} untimed cycles per caller, then a ${sliceMs} ms slice; ${rounds} round${rounds === 1 ? '' : 's'},`,
     'subjects taking turns as in the cycle test. "× raw" divides cycles/s by the raw floor\'s at the same concurrency.',
+    'Round trips are requests counted on the client at each concurrency: the Upstash client sends the commands',
+    'issued in one tick as one pipelined request (its default), so there a cycle costs less than one request.',
     '',
-    `| Store | Subject | ${concurrencies.map((c) => `${c} caller${c === 1 ? '' : 's'}: cycles/s | × raw`).join(' | ')} | Round trips / cycle |`,
+    `| Store | Subject | ${concurrencies.map((c) => `${c} caller${c === 1 ? '' : 's'}: cycles/s | × raw`).join(' | ')} | Round trips / cycle (${concurrencies.join(' / ')}) |`,
     `|---|---|${concurrencies.map(() => '--:|--:|').join('')}--:|`,
     ...rows,
   ]
