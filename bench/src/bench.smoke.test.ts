@@ -36,6 +36,36 @@ describe('pnpm bench (smoke)', () => {
     }
   })
 
+  it('runs ours, the raw client and the original with 1, 8 and 64 callers sharing one client', () => {
+    const { concurrencies } = PLANS.smoke.scaling
+    expect(concurrencies).toEqual([1, 8, 64])
+    for (const store of ['memory', 'redis']) {
+      for (const subject of ['verrou-250ms', 'floor', 'verrou-v0']) {
+        for (const concurrency of concurrencies) {
+          const row = result.scaling.find((each) => each.subject.id === `${store}/${subject}` && each.concurrency === concurrency)
+          const name = `${store}/${subject} × ${concurrency}`
+          expect(row, name).toBeDefined()
+          expect(row?.error, name).toBeUndefined()
+          // Every caller starts before the slice can end, so each finishes at least one cycle.
+          expect(row?.cycles, name).toBeGreaterThanOrEqual(concurrency)
+          expect(row?.cyclesPerSecond, name).toBeGreaterThan(0)
+          if (store === 'redis') expect(row?.roundTripsPerCycle, name).toBeGreaterThanOrEqual(2)
+          else expect(row?.roundTripsPerCycle, name).toBe(0)
+        }
+      }
+    }
+    expect(result.scaling).toHaveLength(2 * 3 * concurrencies.length)
+  })
+
+  it("measures Lock's CPU per cycle against the bare store calls", () => {
+    const cpu = result.lockCpu
+    expect(cpu).toBeDefined()
+    expect(cpu?.rounds).toBe(PLANS.smoke.lockCpu.rounds)
+    expect(cpu?.lockNs).toBeGreaterThan(0)
+    expect(cpu?.bareNs).toBeGreaterThanOrEqual(0)
+    expect(Number.isFinite(cpu?.overheadNs)).toBe(true)
+  })
+
   it('counts acquisitions per worker and hand-offs under contention', () => {
     for (const row of result.contention) {
       // A peer library may fail (the original Verrou's memory store does): it must then say why.
@@ -84,6 +114,18 @@ describe('pnpm bench (smoke)', () => {
     expect(markdown).toContain('| redis | **verrou** |')
     expect(markdown).toContain('| Store | Subject | Acquisitions/s |')
     expect(markdown).toContain('## Contention across processes')
+    expect(markdown).toContain('## Per store')
+    expect(markdown).toMatch(/\| redis \| [\d,]+ \| [\d.]+× \| 2\.0 \/ 2\.0 \| [\d.]+ µs \| [\d,]+ \| [\d.]+× \|/)
+    expect(markdown).toContain('## Scaling')
+    expect(markdown).toContain(
+      '| Store | Subject | 1 caller: cycles/s | × raw | 8 callers: cycles/s | × raw | 64 callers: cycles/s |',
+    )
+    expect(markdown).toMatch(/\| redis \| raw floor \(ioredis\) \| [\d,]+ \| 1\.00× \|/)
+    expect(markdown).toContain('## Lock CPU per cycle')
+    for (const concurrency of [1, 8, 64]) {
+      expect(verdicts.some((verdict) => verdict.text.startsWith(`redis, ${concurrency} caller`))).toBe(true)
+    }
+    expect(verdicts.some((verdict) => verdict.text.startsWith("Lock's own CPU per cycle"))).toBe(true)
     expect(verdicts.some((verdict) => verdict.text.startsWith('redis across processes: longest single wait'))).toBe(true)
     const svg = renderChart(result)
     expect(svg.startsWith('<svg')).toBe(true)

@@ -3,8 +3,10 @@ import type { StartedBackend } from './backends/backend.js'
 import { BACKENDS } from './backends/index.js'
 import { type ContentionRound, runContention } from './contention.js'
 import { type CycleTally, newCycleTally, runCycles, warmUp } from './cycles.js'
+import { type LockCpuResult, measureLockCpu } from './lock_cpu.js'
 import type { Plan } from './plan.js'
 import { runProcessContention } from './process_contention.js'
+import { runScaling, warmUpCallers } from './scaling.js'
 import { type Distribution, distribution, Samples } from './stats.js'
 import { type Counters, type LockClient, newCounters, type Role, type StoreId, type Subject } from './subject.js'
 
@@ -53,6 +55,17 @@ export interface ContentionResult {
   error?: string
 }
 
+/** One subject at one concurrency of the scaling scenario, summed over rounds. */
+export interface ScalingResult {
+  subject: SubjectInfo
+  /** Callers sharing one client. */
+  concurrency: number
+  cycles: number
+  cyclesPerSecond: number
+  roundTripsPerCycle: number
+  error?: string
+}
+
 export interface BenchResult {
   runId: string
   plan: Plan
@@ -61,6 +74,10 @@ export interface BenchResult {
   contention: ContentionResult[]
   /** The same scenario with every worker in an OS process of its own (stores that live outside the process). */
   processContention: ContentionResult[]
+  /** Callers on distinct keys sharing one client or pool, at each of the plan's concurrencies. */
+  scaling: ScalingResult[]
+  /** `Lock` over a store that answers at once; absent if that measurement failed (see `errors`). */
+  lockCpu?: LockCpuResult
   /**
    * What went wrong with the run itself: a store that would not start, one of our subjects or a floor that
    * threw. A peer library that fails is a result (its row says how), not an error of the run.
@@ -76,12 +93,11 @@ export interface RunOptions {
 }
 
 /**
- * Starts the backends, measures uncontended cycles then contention, stops the backends. Subjects take
+ * Starts the backends, measures uncontended cycles, scaling, then contention, stops the backends. Subjects take
  * turns in short slices, the order rotating and reversing every round, so that drifts in machine load
  * land on every subject alike and ratios within one run stay fair.
  */
-export async function runBench({ plan, stores, log = () => {} }: RunOptions): Promise<BenchResult> {
-  const started = performance.now()
+async function measureBackends({ plan, stores, log = () => {} }: RunOptions): Promise<BenchResult> {
   const runId = randomBytes(4).toString('hex')
   const errors: string[] = []
   const reports: StoreReport[] = []
@@ -106,6 +122,13 @@ export async function runBench({ plan, stores, log = () => {} }: RunOptions): Pr
     const keyOf = (subject: Subject, what: string) => `vbench:${runId}:${subject.id}:${what}`
     const cycles = await measureCycles(
       subjects.filter((subject) => subject.cycles),
+      plan,
+      keyOf,
+      errors,
+      log,
+    )
+    const scaling = await measureScaling(
+      subjects.filter((subject) => SCALING.includes(subject.id.slice(subject.store.length + 1))),
       plan,
       keyOf,
       errors,
@@ -141,21 +164,26 @@ export async function runBench({ plan, stores, log = () => {} }: RunOptions): Pr
       log,
       'across processes',
     )
-    return {
-      runId,
-      plan,
-      stores: reports,
-      cycles,
-      contention,
-      processContention,
-      errors,
-      durationMs: performance.now() - started,
-    }
+    return { runId, plan, stores: reports, cycles, scaling, contention, processContention, errors, durationMs: 0 }
   } finally {
     for (const backend of running) {
       await backend.stop().catch((error: unknown) => errors.push(`clean-up failed: ${describe(error)}`))
     }
   }
+}
+
+/** Everything `measureBackends` does, then Lock's own CPU once the servers are stopped and the machine quieter. */
+export async function runBench(options: RunOptions): Promise<BenchResult> {
+  const started = performance.now()
+  const result = await measureBackends(options)
+  try {
+    options.log?.('lock CPU: Lock over an instant store against the bare store calls')
+    result.lockCpu = await measureLockCpu(options.plan.lockCpu)
+  } catch (error) {
+    result.errors.push(`lock CPU: ${describe(error)}`)
+  }
+  result.durationMs = performance.now() - started
+  return result
 }
 
 type KeyOf = (subject: Subject, what: string) => string
@@ -223,6 +251,75 @@ async function measureCycles(
       ...(error === undefined ? {} : { error }),
     }
   })
+}
+
+/** The subjects (by id within their store) that the scaling scenario measures: ours as shipped, the floor, the original. */
+const SCALING = ['verrou-250ms', 'floor', 'verrou-v0']
+
+/**
+ * For each concurrency, each subject in turn gets a fresh client (one pool of `poolSize` on the SQL stores),
+ * warms it up with that many callers, then lets them loop for one slice. A client per slice keeps at most one
+ * pool open at a time on servers that other people share; the order rotates every round as elsewhere.
+ */
+async function measureScaling(
+  subjects: Subject[],
+  plan: Plan,
+  keyOf: KeyOf,
+  errors: string[],
+  log: (line: string) => void,
+): Promise<ScalingResult[]> {
+  const { concurrencies, rounds, sliceMs, warmupCyclesPerCaller, poolSize } = plan.scaling
+  const entries = concurrencies.flatMap((concurrency) =>
+    subjects.map((subject) => {
+      let n = 0
+      const prefix = keyOf(subject, `scaling:${concurrency}`)
+      return {
+        subject,
+        concurrency,
+        cycles: 0,
+        elapsedMs: 0,
+        roundTrips: 0,
+        nextKey: () => `${prefix}:${n++}`,
+        error: undefined as string | undefined,
+      }
+    }),
+  )
+  for (let round = 0; round < rounds; round++) {
+    for (const concurrency of concurrencies) {
+      log(`scaling: round ${round + 1} of ${rounds}, ${concurrency} callers`)
+      for (const entry of turnOrder(
+        entries.filter((each) => each.concurrency === concurrency),
+        round,
+      )) {
+        if (entry.error !== undefined) continue
+        const counters = newCounters()
+        let client: LockClient | undefined
+        try {
+          client = await entry.subject.connect(counters, { poolSize })
+          await warmUpCallers(client, entry.nextKey, concurrency, warmupCyclesPerCaller)
+          counters.roundTrips = 0
+          const slice = await runScaling(client, entry.nextKey, concurrency, sliceMs)
+          entry.cycles += slice.cycles
+          entry.elapsedMs += slice.elapsedMs
+          entry.roundTrips += counters.roundTrips
+          await client.close()
+        } catch (error) {
+          await client?.close().catch(() => {})
+          entry.error = describe(error)
+          if (entry.subject.role !== 'peer') errors.push(`${entry.subject.id} (scaling, ${concurrency} callers): ${entry.error}`)
+          log(`${entry.subject.id}: scaling with ${concurrency} callers failed: ${entry.error}`)
+        }
+      }
+    }
+  }
+  return entries.map(({ subject, concurrency, cycles, elapsedMs, roundTrips, error }) => ({
+    subject: info(subject),
+    concurrency,
+    cycles,
+    cyclesPerSecond: elapsedMs > 0 ? (cycles * 1000) / elapsedMs : 0,
+    roundTripsPerCycle: cycles > 0 ? roundTrips / cycles : Number.NaN,
+    ...(error === undefined ? {} : { error }),
+  }))
 }
 
 async function measureContention(

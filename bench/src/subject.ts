@@ -13,7 +13,10 @@ export interface Counters {
   gaveUp: number
 }
 
-/** One user of one library on its own connection(s): the caller in the cycle test, a worker under contention. */
+/**
+ * One user of one library on its own connection(s): the caller in the cycle test, a worker under contention.
+ * In the scaling scenario many callers share one client, calling `lock` at once on distinct keys.
+ */
 export interface LockClient {
   /**
    * Takes the lock on `key`, waiting the library's own way while someone else holds it, and resolves once
@@ -41,7 +44,15 @@ export interface Subject {
   cycles: boolean
   contention: boolean
   /** A new client with connections of its own; its requests and give-ups are added to `counters`. */
-  connect(counters: Counters): Promise<LockClient>
+  connect(counters: Counters, options?: ConnectOptions): Promise<LockClient>
+}
+
+export interface ConnectOptions {
+  /**
+   * Connections in the client's pool, on stores reached through a pool (PostgreSQL, MySQL); 1 when absent.
+   * Redis and Upstash always use one connection, DynamoDB one client, memory one store.
+   */
+  poolSize?: number
 }
 
 /** Lease given to every lock: far longer than any hold, so no lock ever expires during a run. */

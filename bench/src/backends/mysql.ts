@@ -3,15 +3,15 @@ import { mysqlConfig } from '@verrou/test-utils/connection-settings'
 import knex from 'knex'
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
 import { knexStore } from 'verrou-v0/drivers/knex'
-import type { Counters, Subject } from '../subject.js'
+import type { ConnectOptions, Counters, Subject } from '../subject.js'
 import { mysqlFloorSubject, mysqlFloorTableSql } from '../subjects/floor_mysql.js'
 import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
 import type { Backend } from './backend.js'
 
-/** A pool of one connection whose every statement is counted as a round trip. */
-function countedPool(counters: Counters, options: PoolOptions = {}): Pool {
-  const pool = mysql.createPool({ ...mysqlConfig, connectionLimit: 1, ...options })
+/** A pool (of one connection unless asked for more) whose every statement is counted as a round trip. */
+function countedPool(counters: Counters, { poolSize = 1 }: ConnectOptions = {}, options: PoolOptions = {}): Pool {
+  const pool = mysql.createPool({ ...mysqlConfig, connectionLimit: poolSize, ...options })
   for (const method of ['execute', 'query'] as const) {
     const original = pool[method]
     Object.assign(pool, {
@@ -28,16 +28,16 @@ const tablesOf = (runId: string) => ({ ours: `vbench_${runId}_ours`, floor: `vbe
 
 function mysqlSubjects(tables: ReturnType<typeof tablesOf>): Subject[] {
   return [
-    ...verrouSubjects('mysql', async (counters) => {
-      const pool = countedPool(counters)
+    ...verrouSubjects('mysql', async (counters, options) => {
+      const pool = countedPool(counters, options)
       return { store: mysqlStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
     }),
     // Without FOUND_ROWS, an upsert that changes nothing reports 0 rows: the floor reads that as "held".
-    mysqlFloorSubject((counters) => countedPool(counters, { flags: ['-FOUND_ROWS'] }), tables.floor),
+    mysqlFloorSubject((counters, options) => countedPool(counters, options, { flags: ['-FOUND_ROWS'] }), tables.floor),
     verrouV0Subject(
       'mysql',
-      async (counters) => {
-        const db = knex({ client: 'mysql2', connection: mysqlConfig, pool: { min: 0, max: 1 } })
+      async (counters, options) => {
+        const db = knex({ client: 'mysql2', connection: mysqlConfig, pool: { min: 0, max: options?.poolSize ?? 1 } })
         db.on('query', () => {
           counters.roundTrips += 1
         })

@@ -2,16 +2,16 @@ import { postgresStore } from '@verrou/postgres'
 import { postgresConfig } from '@verrou/test-utils/connection-settings'
 import knex from 'knex'
 import { knexStore } from 'verrou-v0/drivers/knex'
-import type { Counters, Subject } from '../subject.js'
+import type { ConnectOptions, Counters, Subject } from '../subject.js'
 import { postgresFloorSubject, postgresFloorTableSql } from '../subjects/floor_postgres.js'
 import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
 import type { Backend } from './backend.js'
 import { PgPool } from './pg.js'
 
-/** A pool of one connection whose every query is counted as a round trip. */
-function countedPool(counters: Counters): PgPool {
-  const pool = new PgPool({ ...postgresConfig(), max: 1, connectionTimeoutMillis: 5000 })
+/** A pool (of one connection unless asked for more) whose every query is counted as a round trip. */
+function countedPool(counters: Counters, { poolSize = 1 }: ConnectOptions = {}): PgPool {
+  const pool = new PgPool({ ...postgresConfig(), max: poolSize, connectionTimeoutMillis: 5000 })
   pool.on('error', () => {})
   const query = pool.query
   Object.assign(pool, {
@@ -27,15 +27,15 @@ const tablesOf = (runId: string) => ({ ours: `vbench_${runId}_ours`, floor: `vbe
 
 function postgresSubjects(tables: ReturnType<typeof tablesOf>): Subject[] {
   return [
-    ...verrouSubjects('postgres', async (counters) => {
-      const pool = countedPool(counters)
+    ...verrouSubjects('postgres', async (counters, options) => {
+      const pool = countedPool(counters, options)
       return { store: postgresStore({ connection: pool, tableName: tables.ours }), close: () => pool.end() }
     }),
     postgresFloorSubject(countedPool, tables.floor),
     verrouV0Subject(
       'postgres',
-      async (counters) => {
-        const db = knex({ client: 'pg', connection: postgresConfig(), pool: { min: 0, max: 1 } })
+      async (counters, options) => {
+        const db = knex({ client: 'pg', connection: postgresConfig(), pool: { min: 0, max: options?.poolSize ?? 1 } })
         db.on('query', () => {
           counters.roundTrips += 1
         })

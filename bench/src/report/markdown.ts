@@ -1,5 +1,5 @@
 import type { Machine } from '../environment.js'
-import type { BenchResult, ContentionResult, CycleResult } from '../run.js'
+import type { BenchResult, ContentionResult, CycleResult, ScalingResult } from '../run.js'
 import { LEASE_MS } from '../subject.js'
 import { FLOOR_POLL_MS } from '../subjects/floor_polling.js'
 import { DEFAULT_RETRY_DELAY_MS, SHORT_RETRY_DELAY_MS } from '../subjects/verrou.js'
@@ -42,6 +42,7 @@ export function renderMarkdown(context: ReportContext): string {
       ? ['No target could be checked in this run.']
       : verdicts.map((v) => `- ${v.met ? '✅' : '❌'} ${v.text}`)),
     '',
+    ...perStore(result),
     '## Uncontended cycles',
     '',
     `Acquire + release on a key never used before, one after the other, on one connection (pools of size 1):`,
@@ -54,6 +55,8 @@ export function renderMarkdown(context: ReportContext): string {
   )
   for (const row of result.cycles) push(cycleRow(row, result.cycles))
   push(...costBreakdown(result.cycles))
+  push(...scalingSection(result))
+  push(...lockCpuSection(result))
   push(
     '',
     '## Contention',
@@ -130,6 +133,116 @@ export function renderMarkdown(context: ReportContext): string {
   )
   return lines.join('\n')
 }
+
+/**
+ * The issue's summary per store: ours against the floor and the original, round trips, and what `Lock`
+ * itself costs in CPU (measured once: the same code runs over every store).
+ */
+function perStore(result: BenchResult): string[] {
+  const ok = result.cycles.filter((row) => row.error === undefined && row.cycles > 0)
+  const lockCpu = result.lockCpu === undefined ? '–' : micros(result.lockCpu.overheadNs)
+  const lines: string[] = []
+  for (const store of [...new Set(ok.map((row) => row.subject.store))]) {
+    const find = (suffix: string) => ok.find((row) => row.subject.id === `${store}/${suffix}`)
+    const ours = find('verrou-250ms')
+    const floor = find('floor')
+    const v0 = result.cycles.find((row) => row.subject.id === `${store}/verrou-v0`)
+    if (ours === undefined) continue
+    const vsFloor = floor === undefined ? '–' : ratio(ours.latency.p50 / floor.latency.p50)
+    const trips = `${perOp(ours.roundTripsPerCycle)} / ${floor === undefined ? '–' : perOp(floor.roundTripsPerCycle)}`
+    const original =
+      v0 === undefined
+        ? 'not in 0.5.2 | –'
+        : v0.error !== undefined || v0.cycles === 0
+          ? `failed | –`
+          : `${whole(v0.cyclesPerSecond)} | ${ratio(ours.cyclesPerSecond / v0.cyclesPerSecond)}`
+    lines.push(`| ${store} | ${whole(ours.cyclesPerSecond)} | ${vsFloor} | ${trips} | ${lockCpu} | ${original} |`)
+  }
+  if (lines.length === 0) return []
+  return [
+    '## Per store',
+    '',
+    'Ours ("verrou", shipped defaults) in the uncontended cycles below: p50 latency over the raw floor\'s, round trips',
+    'per cycle (ours / the floor\'s), the `Lock` layer\'s own CPU per cycle (from "Lock CPU per cycle" below: the',
+    'same code over every store), and the original Verrou 0.5.2 on the same store.',
+    '',
+    '| Store | verrou cycles/s | p50 × floor | Round trips / cycle (ours / floor) | Lock CPU / cycle | 0.5.2 cycles/s | verrou × 0.5.2 (cycles/s) |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+    ...lines,
+    '',
+  ]
+}
+
+/** Cycles/s of each subject at each concurrency, and its ratio to the floor's at the same concurrency. */
+function scalingSection(result: BenchResult): string[] {
+  const { concurrencies, rounds, sliceMs, poolSize, warmupCyclesPerCaller } = result.plan.scaling
+  if (result.scaling.length === 0) return []
+  const subjects = [...new Map(result.scaling.map((row) => [row.subject.id, row.subject])).values()]
+  const rows = subjects.map((subject) => {
+    const at = (concurrency: number) =>
+      result.scaling.find((row) => row.subject.id === subject.id && row.concurrency === concurrency)
+    const head = `| ${subject.store} | ${cell(label(subject))} |`
+    const failed = concurrencies.map(at).find((row) => row?.error !== undefined)
+    if (failed?.error !== undefined) {
+      const blanks = Array.from({ length: concurrencies.length * 2 }, () => '')
+      return `${head} failed with ${failed.concurrency} callers: ${cell(failed.error)} | ${blanks.join(' | ')} |`
+    }
+    const cells = concurrencies.map((concurrency) => {
+      const row = at(concurrency)
+      const floor = result.scaling.find(
+        (other) => other.subject.store === subject.store && other.subject.role === 'floor' && other.concurrency === concurrency,
+      )
+      if (row === undefined) return '– | –'
+      return `${whole(row.cyclesPerSecond)} | ${scalingRatio(row, floor)}`
+    })
+    const trips = concurrencies.map((concurrency) => perOp(at(concurrency)?.roundTripsPerCycle ?? Number.NaN))
+    return `${head} ${cells.join(' | ')} | ${trips.join(' / ')} |`
+  })
+  return [
+    '',
+    '## Scaling',
+    '',
+    `1 to ${Math.max(...concurrencies)} callers in one process, each on keys of its own (never contended), sharing ONE client:`,
+    `one connection on Redis and Upstash, one pool of ${poolSize} connections on PostgreSQL and MySQL, one client on`,
+    'DynamoDB, one store in memory. Each caller loops acquire + release on keys never used before. Per concurrency,',
+    `each subject gets a fresh client, ${warmupCyclesPerCaller} untimed cycles per caller, then a ${sliceMs} ms slice; ${rounds} round${rounds === 1 ? '' : 's'},`,
+    'subjects taking turns as in the cycle test. "× raw" divides cycles/s by the raw floor\'s at the same concurrency.',
+    'Round trips are requests counted on the client at each concurrency: the Upstash client sends the commands',
+    'issued in one tick as one pipelined request (its default), so there a cycle costs less than one request.',
+    '',
+    `| Store | Subject | ${concurrencies.map((c) => `${c} caller${c === 1 ? '' : 's'}: cycles/s | × raw`).join(' | ')} | Round trips / cycle (${concurrencies.join(' / ')}) |`,
+    `|---|---|${concurrencies.map(() => '--:|--:|').join('')}--:|`,
+    ...rows,
+  ]
+}
+
+function scalingRatio(row: ScalingResult, floor: ScalingResult | undefined): string {
+  if (row.subject.role === 'floor') return '1.00×'
+  if (floor === undefined || floor.error !== undefined || floor.cyclesPerSecond <= 0) return '–'
+  return ratio(row.cyclesPerSecond / floor.cyclesPerSecond)
+}
+
+function lockCpuSection(result: BenchResult): string[] {
+  const cpu = result.lockCpu
+  if (cpu === undefined) return []
+  return [
+    '',
+    '## Lock CPU per cycle',
+    '',
+    '`Lock` (a `LockFactory` with default settings, a new lock per cycle) over a store whose methods return already',
+    'resolved promises, against that store called directly, in alternating blocks of',
+    `${whole(cpu.cyclesPerBlock)} cycles, ${cpu.rounds} rounds, after one untimed block each. Timed in CPU time of the process (user +`,
+    'system, garbage collection included), so that time preempted by other processes does not count. Medians over',
+    "rounds; Lock's own cost is the median of the paired differences. Measured after the servers stopped.",
+    '',
+    "| Lock over the instant store | The store alone | Lock's own CPU per cycle |",
+    '|--:|--:|--:|',
+    `| ${micros(cpu.lockNs)} | ${micros(cpu.bareNs)} | ${micros(cpu.overheadNs)} |`,
+  ]
+}
+
+/** Nanoseconds shown in µs. */
+const micros = (ns: number) => (Number.isFinite(ns) ? `${(ns / 1000).toFixed(2)} µs` : '–')
 
 /** Per store: how much of our p50 the driver adds over the floor, and how much Lock adds over the driver. */
 function costBreakdown(rows: CycleResult[]): string[] {

@@ -1,5 +1,5 @@
 import type { Pool, ResultSetHeader } from 'mysql2/promise'
-import { type Counters, LEASE_MS, type Subject } from '../subject.js'
+import { type ConnectOptions, type Counters, LEASE_MS, type Subject } from '../subject.js'
 import { pollingClient } from './floor_polling.js'
 
 /** The server's clock in epoch ms; constant within a statement. */
@@ -14,7 +14,7 @@ export function mysqlFloorTableSql(table: string): string {
  * (server clock), one owner-checked DELETE, both prepared (`execute`) as our store sends them. The pool must
  * be opened without FOUND_ROWS, so that an unchanged row reports 0 affected rows (1: inserted, 2: taken over).
  */
-export function mysqlFloorSubject(connect: (counters: Counters) => Pool, table: string): Subject {
+export function mysqlFloorSubject(connect: (counters: Counters, options?: ConnectOptions) => Pool, table: string): Subject {
   const ended = `expires_at <= ${NOW_MS}`
   // `owner` is assigned before `expires_at`, so both conditions still read the old lease end.
   const acquire = `INSERT INTO ${table} (lock_key, owner, expires_at) VALUES (?, ?, ${NOW_MS} + ?)
@@ -27,8 +27,8 @@ ON DUPLICATE KEY UPDATE owner = IF(${ended}, ?, owner), expires_at = IF(${ended}
     role: 'floor',
     cycles: true,
     contention: true,
-    async connect(counters) {
-      const pool = connect(counters)
+    async connect(counters, options) {
+      const pool = connect(counters, options)
       return pollingClient({
         async tryAcquire(key, owner) {
           const [header] = await pool.execute<ResultSetHeader>(acquire, [key, owner, LEASE_MS, owner, LEASE_MS])

@@ -1,5 +1,5 @@
 import type { PgPool } from '../backends/pg.js'
-import { type Counters, LEASE_MS, type Subject } from '../subject.js'
+import { type ConnectOptions, type Counters, LEASE_MS, type Subject } from '../subject.js'
 import { pollingClient } from './floor_polling.js'
 
 /** The floor's table: key, owner, lease end. Created by the backend before anything is measured. */
@@ -11,7 +11,7 @@ export function postgresFloorTableSql(table: string): string {
  * pg by hand: one upsert that takes the row only if its lease ended (server clock), one owner-checked
  * DELETE. Plain parameterised queries, as our store sends.
  */
-export function postgresFloorSubject(connect: (counters: Counters) => PgPool, table: string): Subject {
+export function postgresFloorSubject(connect: (counters: Counters, options?: ConnectOptions) => PgPool, table: string): Subject {
   const acquire = `INSERT INTO ${table} AS held (key, owner, expires_at)
 VALUES ($1, $2, clock_timestamp() + $3::float8 * interval '1 millisecond')
 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
@@ -24,8 +24,8 @@ WHERE held.expires_at <= clock_timestamp()`
     role: 'floor',
     cycles: true,
     contention: true,
-    async connect(counters) {
-      const pool = connect(counters)
+    async connect(counters, options) {
+      const pool = connect(counters, options)
       return pollingClient({
         async tryAcquire(key, owner) {
           return (await pool.query(acquire, [key, owner, LEASE_MS])).rowCount === 1

@@ -1,7 +1,7 @@
 import type { Redis } from '@upstash/redis'
 import { type Counters, LEASE_MS, type Subject } from '../subject.js'
 import { pollingClient } from './floor_polling.js'
-import { COMPARE_AND_DELETE, COMPARE_AND_DELETE_SHA } from './floor_redis.js'
+import { COMPARE_AND_DELETE, COMPARE_AND_DELETE_SHA, isNoScript } from './floor_redis.js'
 
 /** @upstash/redis by hand: `SET NX PX` and EVALSHA of the compare-and-delete, one REST request each. */
 export function upstashFloorSubject(connect: (counters: Counters) => Redis): Subject {
@@ -20,7 +20,14 @@ export function upstashFloorSubject(connect: (counters: Counters) => Redis): Sub
           return (await client.set(key, owner, { nx: true, px: LEASE_MS })) === 'OK'
         },
         async release(key, owner) {
-          return (await client.evalsha(COMPARE_AND_DELETE_SHA, [key], [owner])) === 1
+          try {
+            return (await client.evalsha(COMPARE_AND_DELETE_SHA, [key], [owner])) === 1
+          } catch (error) {
+            // As on Redis: a SCRIPT FLUSH by someone else sharing the server is answered by loading it again.
+            if (!isNoScript(error)) throw error
+            await client.scriptLoad(COMPARE_AND_DELETE)
+            return (await client.evalsha(COMPARE_AND_DELETE_SHA, [key], [owner])) === 1
+          }
         },
         async close() {},
       })

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { LockFactory, type LockStore } from '@verrou/core'
-import { type Counters, LEASE_MS, type LockClient, type StoreId, type Subject } from '../subject.js'
+import { type ConnectOptions, type Counters, LEASE_MS, type LockClient, type StoreId, type Subject } from '../subject.js'
 
 /** A store of ours on connections of its own, and how to close them. */
 export interface OpenedStore {
@@ -9,7 +9,7 @@ export interface OpenedStore {
   close(): Promise<void>
 }
 
-export type OpenStore = (counters: Counters) => Promise<OpenedStore>
+export type OpenStore = (counters: Counters, options?: ConnectOptions) => Promise<OpenedStore>
 
 /** The retry delay users get without configuring anything (`RetryOptions.delay`). */
 export const DEFAULT_RETRY_DELAY_MS = 250
@@ -37,8 +37,8 @@ function storeAloneSubject(store: StoreId, open: OpenStore): Subject {
     role: 'diagnostic',
     cycles: true,
     contention: false,
-    async connect(counters): Promise<LockClient> {
-      const opened = await open(counters)
+    async connect(counters, options): Promise<LockClient> {
+      const opened = await open(counters, options)
       return {
         async lock(key) {
           const owner = randomUUID()
@@ -70,8 +70,8 @@ function verrouSubject(
     role: 'ours',
     cycles,
     contention: true,
-    async connect(counters): Promise<LockClient> {
-      const opened = await open(counters)
+    async connect(counters, options): Promise<LockClient> {
+      const opened = await open(counters, options)
       // Only the delay is set: everything else (operation timeout, wake-on-release) stays as shipped.
       const factory = new LockFactory(opened.store, { retry: { delay: retryDelay } })
       return {

@@ -1,5 +1,5 @@
 import { LockFactory } from 'verrou-v0'
-import { type Counters, LEASE_MS, type LockClient, type StoreId, type Subject } from '../subject.js'
+import { type ConnectOptions, type Counters, LEASE_MS, type LockClient, type StoreId, type Subject } from '../subject.js'
 
 /** What `LockFactory` of @verrou/core 0.5.2 takes: a store instance (its drivers' `factory()` result). */
 export type V0Store = ConstructorParameters<typeof LockFactory>[0]
@@ -13,7 +13,11 @@ export interface OpenedV0Store {
  * The original Verrou (`@verrou/core` 0.5.2 from npm, under the `verrou-v0` alias) with its defaults:
  * retry every 250 ms, for ever.
  */
-export function verrouV0Subject(store: StoreId, open: (counters: Counters) => Promise<OpenedV0Store>, note = ''): Subject {
+export function verrouV0Subject(
+  store: StoreId,
+  open: (counters: Counters, options?: ConnectOptions) => Promise<OpenedV0Store>,
+  note = '',
+): Subject {
   return {
     id: `${store}/verrou-v0`,
     store,
@@ -21,8 +25,8 @@ export function verrouV0Subject(store: StoreId, open: (counters: Counters) => Pr
     role: 'peer',
     cycles: true,
     contention: true,
-    async connect(counters): Promise<LockClient> {
-      const opened = await open(counters)
+    async connect(counters, options): Promise<LockClient> {
+      const opened = await open(counters, options)
       const factory = new LockFactory(opened.store)
       return {
         async lock(key) {
