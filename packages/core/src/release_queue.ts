@@ -122,7 +122,10 @@ class KeyQueue {
     if (index === -1) return
     this.waiters.splice(index, 1)
     if (this.waiters.length > 0) return
-    if (!this.active) return this.onEmpty()
+    if (!this.active) {
+      this.onEmpty()
+      return
+    }
     clearTimeout(this.#lingering)
     this.#lingering = setTimeout(() => {
       this.#lingering = undefined
