@@ -233,25 +233,32 @@ describe('waiting in a queueing store', () => {
     expect(performance.now() - releasedAt).toBeLessThan(500)
   })
 
-  test('without notifications the head polls briefly and the others at their retry delay', async () => {
+  test('without notifications each waiter polls by its place: the head every 20 ms, the next every 40 ms, and so on', async () => {
     const { store, calls } = recordingStore({ notifications: false })
     const factory = new LockFactory(store)
     const holder = factory.createLock('k', '10s')
     await holder.acquire()
-    const head = factory.createLock('k', '10s', { owner: 'head' })
-    const second = factory.createLock('k', '10s', { owner: 'second' })
-    const heading = head.acquire({ retry: { delay: '10s', timeout: '5s' } })
-    const seconding = second.acquire({ retry: { delay: 300, timeout: '5s' } })
-    await sleep(500)
+    const owners = ['head', 'second', 'third', 'fourth']
+    const waiting = []
+    for (const owner of owners) {
+      waiting.push(factory.createLock('k', '10s', { owner }).acquire({ retry: { delay: '10s', timeout: '5s' } }))
+      await sleep(5)
+    }
+    await sleep(600)
     const count = (owner: string) => calls.filter((call) => call.owner === owner).length
-    // Head: every 20 ms; second: every 300 ms (less than a third of the 2 s place lease).
-    expect(count('head')).toBeGreaterThan(10)
-    expect(count('second')).toBeLessThanOrEqual(3)
+    const counts = owners.map(count)
+    // Roughly 600/20, 600/40, 600/60, 600/80 attempts: the further back, the fewer, and none at its 10 s delay.
+    expect(counts[0]).toBeGreaterThan(15)
+    for (let place = 1; place < owners.length; place++) {
+      expect(counts[place]!, owners[place]).toBeLessThanOrEqual(counts[place - 1]!)
+      expect(counts[place]!, owners[place]).toBeGreaterThan(2)
+      expect(counts[place]!, owners[place]).toBeLessThanOrEqual(Math.ceil(600 / (20 * (place + 1))) + 2)
+    }
     await holder.release()
-    expect(await heading).toBe(true)
-    await head.release()
-    expect(await seconding).toBe(true)
-    await second.release()
+    for (const [index, done] of waiting.entries()) {
+      expect(await done).toBe(true)
+      await factory.createLock('k', '10s', { owner: owners[index]! }).release()
+    }
   })
 
   test('when subscribing fails, the head polls briefly instead of waiting for notifications that never come', async () => {

@@ -33,7 +33,7 @@ export function resolveAcquireOptions(
  * dies holds up the next one for at most this long (its claim window); a live one renews every third of it.
  */
 export const QUEUE_PLACE_LEASE_MS = 2_000
-/** How often the head of the queue polls a queueing store that cannot announce releases. */
+/** How often the head of the queue polls a queueing store that cannot announce releases (per place behind it, for the others). */
 export const QUEUE_HEAD_POLL_MS = 20
 /** Longest wait for leaving the queue on giving up: a place not removed dies with its lease anyway. */
 const LEAVE_QUEUE_WAIT_MS = 1_000
@@ -95,14 +95,16 @@ export async function leaveQueue(target: AcquireTarget): Promise<void> {
 
 /**
  * The pause before the next attempt on a queueing store: until a notification naming this owner (the
- * caller's sleep wakes on it), but never past the renewal of its place; without notifications, the head
- * polls briefly and the others at their retry delay.
+ * caller's sleep wakes on it), but never past the renewal of its place. Without notifications a waiter
+ * polls about as often as it can move up, QUEUE_HEAD_POLL_MS per place from the head (the head every 20 ms,
+ * the next every 40 ms, ...), and never less often than its retry delay or its renewal: a waiter that only
+ * learnt it leads at its next renewal would leave the lock idle for that long.
  */
 function queuedPause(policy: RetryPolicy, attempt: number, position: number | undefined, listening: boolean): number {
   const renewal = QUEUE_PLACE_LEASE_MS / 3
   if (listening) return renewal
-  if (position === 0) return QUEUE_HEAD_POLL_MS
-  return Math.min(pauseAfter(policy, attempt), renewal)
+  const byPlace = position === undefined ? Number.POSITIVE_INFINITY : QUEUE_HEAD_POLL_MS * (position + 1)
+  return Math.min(pauseAfter(policy, attempt), renewal, byPlace)
 }
 
 /**

@@ -330,6 +330,29 @@ describe('release subscriptions', () => {
 })
 
 describe('fairness', () => {
+  test('without notifications, the waiter next in line polls by its place, not at its retry delay', async () => {
+    const store = new MemoryStore()
+    // A queueing store that cannot announce: waiters learn their place only from their own attempts.
+    Object.defineProperty(store, 'subscribeToReleases', { value: undefined })
+    const factory = new LockFactory(store, { retry: { delay: 1_000 } })
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    const first = factory.createLock('k', '10s')
+    const firstDone = first.acquire()
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    const second = factory.createLock('k', '10s')
+    const secondDone = second.acquire()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await holder.release()
+    expect(await firstDone).toBe(true)
+    await first.release()
+    const releasedAt = performance.now()
+    expect(await secondDone).toBe(true)
+    // Polling at its renewal (a third of the place lease) it would have left the lock idle about 550 ms.
+    expect(performance.now() - releasedAt).toBeLessThan(300)
+    await second.release()
+  })
+
   test('a worker that releases and acquires again in a loop does not starve the waiters it woke', async () => {
     const factory = new LockFactory(new MemoryStore())
     const counts = new Map<number, number>()
