@@ -52,21 +52,11 @@ export async function runContention(subject: Subject, key: string, settings: Con
     await Promise.all(clients.map((client, worker) => warmUp(client, counterKey(`${key}:warm:${worker}`), 2)))
     Object.assign(counters, newCounters())
 
-    const holds: Hold[] = []
     const deadline = performance.now() + settings.durationMs
-    const work = async (client: LockClient, worker: number) => {
-      while (performance.now() < deadline) {
-        const askedAt = performance.now()
-        const release = await client.lock(key)
-        const acquiredAt = performance.now()
-        await sleep(settings.holdMs)
-        const releasingAt = performance.now()
-        await release()
-        holds.push({ worker, askedAt, acquiredAt, releasingAt })
-      }
-    }
-    await withTimeout(
-      Promise.all(clients.map(work)),
+    const now = () => performance.now()
+    const work = (client: LockClient, worker: number) => runHolds(client, key, worker, settings.holdMs, deadline, now)
+    const holds = await withTimeout(
+      Promise.all(clients.map(work)).then((each) => each.flat()),
       settings.durationMs + FINISH_TIMEOUT_MS,
       `${subject.id}: the workers did not finish within ${FINISH_TIMEOUT_MS} ms of the window closing`,
     )
@@ -74,6 +64,31 @@ export async function runContention(subject: Subject, key: string, settings: Con
   } finally {
     await Promise.allSettled(clients.map((client) => client.close()))
   }
+}
+
+/**
+ * One worker's loop: acquire, hold `holdMs`, release, straight back, until `deadline` on the `now` clock;
+ * every acquisition timed on that clock.
+ */
+export async function runHolds(
+  client: LockClient,
+  key: string,
+  worker: number,
+  holdMs: number,
+  deadline: number,
+  now: () => number,
+): Promise<Hold[]> {
+  const holds: Hold[] = []
+  while (now() < deadline) {
+    const askedAt = now()
+    const release = await client.lock(key)
+    const acquiredAt = now()
+    await sleep(holdMs)
+    const releasingAt = now()
+    await release()
+    holds.push({ worker, askedAt, acquiredAt, releasingAt })
+  }
+  return holds
 }
 
 /** `deadline` on the holds' clock: acquisitions after it are not counted, waits that began before it are. */

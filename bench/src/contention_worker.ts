@@ -1,7 +1,6 @@
 // One contention worker in a process of its own: started by `process_contention.ts` with `fork`.
-import { setTimeout as sleep } from 'node:timers/promises'
 import { BACKENDS } from './backends/index.js'
-import { counterKey, type Hold } from './contention.js'
+import { counterKey, runHolds } from './contention.js'
 import { warmUp } from './cycles.js'
 import { type FromWorker, sharedNow, type ToWorker } from './process_protocol.js'
 import { type LockClient, newCounters } from './subject.js'
@@ -37,16 +36,7 @@ async function setUp(order: Extract<ToWorker, { type: 'setup' }>): Promise<void>
 
 async function work(deadline: number, holdMs: number): Promise<void> {
   if (client === undefined) throw new Error('told to start before setup')
-  const holds: Hold[] = []
-  while (sharedNow() < deadline) {
-    const askedAt = sharedNow()
-    const release = await client.lock(key)
-    const acquiredAt = sharedNow()
-    await sleep(holdMs)
-    const releasingAt = sharedNow()
-    await release()
-    holds.push({ worker, askedAt, acquiredAt, releasingAt })
-  }
+  const holds = await runHolds(client, key, worker, holdMs, deadline, sharedNow)
   await client.close()
   send({ type: 'done', holds, counters })
   process.disconnect?.()

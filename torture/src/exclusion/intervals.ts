@@ -11,6 +11,22 @@ export function byToken(records: SectionRecord[]): SectionRecord[] {
   return sorted
 }
 
+/**
+ * Mutual exclusion with tokens increasing in time: ordered by token, each holder must start strictly after
+ * the previous one ended. Returns the adjacent pairs that break it, described (empty when exclusion held).
+ */
+export function exclusionBreaks(records: SectionRecord[]): string[] {
+  const sorted = byToken(records)
+  const breaks: string[] = []
+  for (let index = 1; index < sorted.length; index++) {
+    const previous = sorted[index - 1]!
+    const current = sorted[index]!
+    if (!(current.acquiredAt > previous.endedAt))
+      breaks.push(`overlap: ${describeSection(previous)} and ${describeSection(current)}`)
+  }
+  return breaks
+}
+
 /** Pairs (by token) where the older holder's interval reaches into the newer holder's: overlaps. */
 export function overlappingPairs(records: SectionRecord[]): Array<[older: SectionRecord, newer: SectionRecord]> {
   const sorted = byToken(records)

@@ -32,8 +32,8 @@ function watchPlace(store: LockStore): { store: LockStore; placed: Promise<void>
 /** Locks on a queueing store, each on its own store object as in its own process. */
 export function fairWaitingTests({ test, setup, createStore, capabilities }: Suite): void {
   if (!capabilities.waitQueue) return
-  const factoryOn = async () =>
-    new LockFactory(await createStore(), { retry: { delay: 10, timeout: 20_000 }, operationTimeout: 10_000 })
+  const factoryOn = async (store?: LockStore) =>
+    new LockFactory(store ?? (await createStore()), { retry: { delay: 10, timeout: 20_000 }, operationTimeout: 10_000 })
 
   test('five Locks on separate stores waiting on one key get it in the order they arrived', async () => {
     const { factory, key } = await setup()
@@ -43,8 +43,7 @@ export function fairWaitingTests({ test, setup, createStore, capabilities }: Sui
     const runs: Promise<unknown>[] = []
     for (let i = 0; i < 5; i++) {
       const { store, placed } = watchPlace(await createStore())
-      const factoryOfWaiter = new LockFactory(store, { retry: { delay: 10, timeout: 20_000 }, operationTimeout: 10_000 })
-      runs.push(factoryOfWaiter.createLock(key, '10s').run(async () => void order.push(i)))
+      runs.push((await factoryOn(store)).createLock(key, '10s').run(async () => void order.push(i)))
       // Each one has its place in the queue before the next starts (a fixed pause was flaky under load).
       await placed
     }
