@@ -69,6 +69,78 @@ export interface LockStore {
 
   /** Optional: free what the store itself opened (never a connection the user passed in). */
   close?(): Promise<void>
+
+  /**
+   * Optional: semaphores and read-write locks on this store (see `SharedLockStore`). Their keys live apart
+   * from the mutex keys of `acquire`: a mutex and a semaphore with the same key do not exclude each other.
+   */
+  readonly shared?: SharedLockStore
+}
+
+/**
+ * What a shared-lock request asks for. A holder is either exclusive (a writer: alone on the key) or shared
+ * (a reader, or a semaphore permit). A semaphore and a read-write lock on one key are one shared lock: a
+ * permit counts as a reader.
+ */
+export interface SharedMode {
+  /** `true`: a writer, granted only when nobody else holds the key. `false`: a reader or a permit. */
+  readonly exclusive: boolean
+  /**
+   * Shared requests only (ignored when exclusive): granted only while fewer than `limit` shared holders hold
+   * the key, counting the live shared waiters queued ahead of the caller (a positive safe integer). `null`:
+   * no limit (a reader). Each request brings its own limit; the store keeps none.
+   */
+  readonly limit: number | null
+}
+
+/**
+ * The contract of semaphores and read-write locks: many holders per key, each with its own lease on the
+ * store's clock, and one FIFO wait queue per key. The `LockStore` rules hold here too (store's clock, answers
+ * vs thrown failures, one atomic operation per call where the backend allows it). Per key:
+ * - Holders: owner -> (exclusive or shared, lease end). An expired holder is gone for every decision.
+ * - Queue: FIFO places, each with its owner, its `SharedMode` and its own lease, exactly as the mutex queue
+ *   (join/keep on a refused attempt with `wait`, removed on grant, dead places skipped and dropped).
+ * - A fencing counter: every grant, shared or exclusive, gets a token strictly greater than every token given
+ *   before for this key by this store (across release, expiry, force release and the key sitting idle).
+ *
+ * Grant rule for `owner` asking with `mode` (with or without `wait`): refused if `owner` holds the key
+ * already (in any mode; not re-entrant). Let "ahead" be the live places before `owner`'s place, or all live
+ * places when it has none. Exclusive: granted iff there are no live holders and nobody ahead. Shared:
+ * granted iff no live exclusive holder, no exclusive place ahead, and, when `limit` is not null, live shared
+ * holders + shared places ahead < `limit`. So once a writer waits, readers that come later wait behind it.
+ *
+ * Announcements (when the store has `subscribeToReleases`): whenever holders end (release, force release,
+ * lease end) or a place leaves or dies, the store walks the live places in order and names, one listener call
+ * each, every waiter the grant rule would now admit (counting those named before it as holders), stopping at
+ * the first it would not. Nothing is announced when nobody waits.
+ */
+export interface SharedLockStore {
+  /** Take a holding of `key` in `mode` under the grant rule above. Refusals report `position` as `acquire` does. */
+  acquire(key: string, owner: string, mode: SharedMode, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult>
+
+  /**
+   * Ends `owner`'s holding if it holds `key` with the same exclusivity as `mode` and its lease has not
+   * expired. Returns whether it did.
+   */
+  release(key: string, owner: string, mode: SharedMode): Promise<boolean>
+
+  /** Resets `owner`'s lease as `LockStore.extend` does, if it holds `key` with the exclusivity of `mode`. */
+  extend(key: string, owner: string, mode: SharedMode, ttl: number | null): Promise<boolean>
+
+  /** Exclusive mode: ends the writer's holding. Shared mode: ends every shared holding. Tokens keep rising. */
+  forceRelease(key: string, mode: SharedMode): Promise<void>
+
+  /**
+   * Exclusive mode: whether anyone holds `key`. Shared mode: whether a writer holds it, or (with a `limit`)
+   * whether at least `limit` shared holders do. Waiters do not count.
+   */
+  isLocked(key: string, mode: SharedMode): Promise<boolean>
+
+  /** Removes `owner`'s place from the queue of `key` (idempotent), announcing those it held up. */
+  leaveQueue(key: string, owner: string): Promise<void>
+
+  /** As `LockStore.subscribeToReleases`, for shared keys: `listener(owner)` once per waiter announced. */
+  subscribeToReleases?(key: string, listener: (next?: string) => void): Promise<Unsubscribe>
 }
 
 /** Given to `acquire` by a caller that will keep waiting, so that a queueing store keeps its place. */
