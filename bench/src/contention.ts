@@ -60,7 +60,7 @@ export async function runContention(subject: Subject, key: string, settings: Con
       settings.durationMs + FINISH_TIMEOUT_MS,
       `${subject.id}: the workers did not finish within ${FINISH_TIMEOUT_MS} ms of the window closing`,
     )
-    return summarise(holds, deadline, settings.workers, counters)
+    return summarise(holds, deadline, settings.workers, counters, subject.holders ?? 1)
   } finally {
     await Promise.allSettled(clients.map((client) => client.close()))
   }
@@ -91,8 +91,19 @@ export async function runHolds(
   return holds
 }
 
-/** `deadline` on the holds' clock: acquisitions after it are not counted, waits that began before it are. */
-export function summarise(holds: Hold[], deadline: number, workers: number, counters: Counters): ContentionRound {
+/**
+ * `deadline` on the holds' clock: acquisitions after it are not counted, waits that began before it are.
+ * `holders`: how many may hold at once (a semaphore's limit; 1 for a mutex). An acquisition that finds that
+ * many others still holding is an overlap; one that takes the last free place counts a hand-off from the
+ * latest release before it.
+ */
+export function summarise(
+  holds: Hold[],
+  deadline: number,
+  workers: number,
+  counters: Counters,
+  holders = 1,
+): ContentionRound {
   const longestWaitMs = holds
     .filter((hold) => hold.askedAt < deadline)
     .reduce((longest, hold) => Math.max(longest, hold.acquiredAt - hold.askedAt), 0)
@@ -101,31 +112,21 @@ export function summarise(holds: Hold[], deadline: number, workers: number, coun
   const handoffs: number[] = []
   let overlaps = 0
   let retakes = 0
+  let active: Hold[] = []
+  let lastRelease: number | undefined
   counted.forEach((hold, index) => {
     perWorker[hold.worker]! += 1
+    const still: Hold[] = []
+    for (const other of active) {
+      if (other.releasingAt > hold.acquiredAt) still.push(other)
+      else lastRelease = Math.max(lastRelease ?? other.releasingAt, other.releasingAt)
+    }
+    active = still
     const previous = counted[index - 1]
-    if (previous === undefined) return
-    if (previous.worker === hold.worker) retakes += 1
-    const gap = hold.acquiredAt - previous.releasingAt
-    if (gap < 0) overlaps += 1
-    else handoffs.push(gap)
+    if (previous !== undefined && previous.worker === hold.worker) retakes += 1
+    if (active.length >= holders) overlaps += 1
+    else if (active.length === holders - 1 && lastRelease !== undefined) handoffs.push(hold.acquiredAt - lastRelease)
+    active.push(hold)
   })
   return { acquisitions: counted.length, perWorker, handoffs, overlaps, retakes, longestWaitMs, counters }
-}
-
-export function counterKey(prefix: string): () => string {
-  let n = 0
-  return () => `${prefix}:${n++}`
-}
-
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }

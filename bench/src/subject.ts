@@ -28,9 +28,10 @@ export interface LockClient {
 
 /**
  * `ours`: this repository's Lock on one of its stores; `floor`: the raw client by hand; `peer`: another
- * library; `diagnostic`: a measurement that explains ours (our store called without Lock), not compared.
+ * library; `diagnostic`: a measurement that explains ours (our store called without Lock), not compared;
+ * `semaphore`: a semaphore permit (ours or another library's), compared with the other semaphores.
  */
-export type Role = 'ours' | 'floor' | 'peer' | 'diagnostic'
+export type Role = 'ours' | 'floor' | 'peer' | 'diagnostic' | 'semaphore'
 
 /** One library (in one configuration) on one store. */
 export interface Subject {
@@ -43,6 +44,8 @@ export interface Subject {
   /** Whether it takes part in the uncontended cycles (retry settings do not matter there). */
   cycles: boolean
   contention: boolean
+  /** How many may hold one key at once: a semaphore's limit. Default 1 (a mutex). */
+  holders?: number
   /** A new client with connections of its own; its requests and give-ups are added to `counters`. */
   connect(counters: Counters, options?: ConnectOptions): Promise<LockClient>
 }

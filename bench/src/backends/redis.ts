@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import { RedisStore as V0RedisStore } from 'verrou-v0/drivers/redis'
 import type { Counters, Subject } from '../subject.js'
 import { redisFloorSubject } from '../subjects/floor_redis.js'
-import { redisSemaphoreSubject } from '../subjects/redis_semaphore.js'
+import { redisSemaphoreSemaphoreSubject, redisSemaphoreSubject } from '../subjects/redis_semaphore.js'
 import { redlockSubject } from '../subjects/redlock.js'
 import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
@@ -51,6 +51,7 @@ function redisSubjects(): Subject[] {
     }),
     redlockSubject(connect),
     redisSemaphoreSubject(connect),
+    redisSemaphoreSemaphoreSubject(connect),
   ]
 }
 

@@ -3,6 +3,7 @@ import type { BenchResult, ContentionResult, CycleResult, ScalingResult } from '
 import { LEASE_MS } from '../subject.js'
 import { FLOOR_POLL_MS } from '../subjects/floor_polling.js'
 import { DEFAULT_RETRY_DELAY_MS, SHORT_RETRY_DELAY_MS } from '../subjects/verrou.js'
+import { SEMAPHORE_LIMIT } from '../subjects/verrou_semaphore.js'
 import { cell, ms, perOp, ratio, whole } from './format.js'
 import type { Verdict } from './targets.js'
 
@@ -109,6 +110,11 @@ export function renderMarkdown(context: ReportContext): string {
     '- **redlock 5.0.0-beta.2**: one Redis, default settings (10 retries 200 ms apart + up to 200 ms jitter, then',
     '  `ExecutionError`, after which the worker asks again: counted as "gave up").',
     '- **redis-semaphore 5.8.0**: `Mutex` with defaults (poll every 10 ms, give up after 10 s, refresh every 8 s).',
+    `- **Semaphores** (the rows marked "limit ${SEMAPHORE_LIMIT}"): each \`lock\` takes one of ${SEMAPHORE_LIMIT} permits of the key. Ours is`,
+    "  `createSemaphore(key, { limit })` with the shipped defaults on every store; on Redis beside redis-semaphore's",
+    `  \`Semaphore\` (same defaults as its Mutex). Uncontended, "× floor" still divides by the mutex floor: a permit`,
+    `  against the cheapest possible lock. Under contention ${SEMAPHORE_LIMIT} of the workers hold at once, so compare semaphore rows with`,
+    '  each other, not with the mutexes.',
     '',
   )
   if (result.errors.length > 0) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { LockFactory, type LockStore } from '@verrou/core'
 import { type ConnectOptions, type Counters, LEASE_MS, type LockClient, type StoreId, type Subject } from '../subject.js'
+import { verrouSemaphoreSubject } from './verrou_semaphore.js'
 
 /** A store of ours on connections of its own, and how to close them. */
 export interface OpenedStore {
@@ -19,13 +20,15 @@ export const SHORT_RETRY_DELAY_MS = 10
 /**
  * Our lock on one store, twice: with the default retry delay (the one in the cycle table as well: an
  * uncontended acquire never waits) and with a short one, under contention only. Plus the store called
- * without Lock, in the cycle test only: the difference between the two is what Lock itself costs.
+ * without Lock, in the cycle test only: the difference between the two is what Lock itself costs. And a
+ * semaphore permit, in both, beside the mutex.
  */
 export function verrouSubjects(store: StoreId, open: OpenStore): Subject[] {
   return [
     verrouSubject(store, open, DEFAULT_RETRY_DELAY_MS, { label: 'verrou', cycles: true }),
     verrouSubject(store, open, SHORT_RETRY_DELAY_MS, { label: `verrou (retry ${SHORT_RETRY_DELAY_MS} ms)`, cycles: false }),
     storeAloneSubject(store, open),
+    verrouSemaphoreSubject(store, open),
   ]
 }
 

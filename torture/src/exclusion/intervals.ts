@@ -75,3 +75,37 @@ export function describeSection(section: SectionRecord): string {
   const t0 = Math.floor(section.requestedAt)
   return `token ${section.token} (pid ${section.pid}): held ${(section.acquiredAt - t0).toFixed(2)}..${(section.endedAt - t0).toFixed(2)} ms after ${t0}`
 }
+
+/** The most sections of `modes` holding at one instant (intervals from acquire resolving to release being sent). */
+export function mostAtOnce(records: SectionRecord[], modes: readonly SectionRecord['mode'][]): number {
+  const events = records
+    .filter((record) => modes.includes(record.mode))
+    // At equal times an end comes before a start: touching intervals do not overlap.
+    .flatMap((record) => [
+      { at: record.acquiredAt, change: 1 },
+      { at: record.endedAt, change: -1 },
+    ])
+    .sort((a, b) => a.at - b.at || a.change - b.change)
+  let current = 0
+  let most = 0
+  for (const event of events) {
+    current += event.change
+    most = Math.max(most, current)
+  }
+  return most
+}
+
+/** Pairs where a writer's interval meets any other holder's: a reader beside a writer, or two writers. */
+export function writerOverlaps(records: SectionRecord[]): string[] {
+  const writers = records.filter((record) => record.mode === 'write')
+  const found: string[] = []
+  for (const writer of writers) {
+    for (const other of records) {
+      if (other === writer || (other.mode === 'write' && other.token < writer.token)) continue
+      if (other.acquiredAt < writer.endedAt && writer.acquiredAt < other.endedAt) {
+        found.push(`${describeSection(writer)} (write) overlaps ${describeSection(other)} (${other.mode})`)
+      }
+    }
+  }
+  return found
+}

@@ -20,11 +20,20 @@ export interface WorkerTask {
   fenced: boolean
   /** Waiters poll with exponential backoff from 1 ms up to this (stores with release notifications wake sooner). */
   maxRetryDelay: number
+  /** Absent: a mutex (`createLock`). Otherwise each section takes a permit, or a read or write lock. */
+  shared?: SharedPrimitive
 }
+
+/** The shared primitives: a semaphore of `limit` permits, or a read-write lock whose sections write this often. */
+export type SharedPrimitive = { kind: 'semaphore'; limit: number } | { kind: 'read-write'; writeProbability: number }
+
+/** What a section held: a mutex, a permit, a read or a write lock. */
+export type SectionMode = 'mutex' | 'permit' | 'read' | 'write'
 
 /** One critical section as a worker saw it; times are epoch ms with sub-ms precision, comparable across processes. */
 export interface SectionRecord {
   pid: number
+  mode: SectionMode
   token: number
   /** When the successful acquire request was sent. */
   requestedAt: number

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
-import { errors, LockFactory } from '@verrou/core'
+import { errors, type Lock, LockFactory } from '@verrou/core'
 import { openStore } from '../backends/stores.js'
-import type { FenceReply, SectionRecord, WorkerTask } from './protocol.js'
+import type { FenceReply, SectionMode, SectionRecord, WorkerTask } from './protocol.js'
 
 /**
  * Milliseconds on the kernel's monotonic clock (CLOCK_MONOTONIC): one clock for every process on the machine.
@@ -20,6 +20,19 @@ export interface WorkerLink {
   fence(op: 'read' | 'write', token: number, value?: number): Promise<FenceReply>
 }
 
+/** A new lock of the task's kind; a read-write task picks read or write at random for each section. */
+function createSectionLock(factory: LockFactory, task: WorkerTask): { lock: Lock; mode: SectionMode } {
+  const shared = task.shared
+  if (shared === undefined) return { lock: factory.createLock(task.key, task.ttl), mode: 'mutex' }
+  if (shared.kind === 'semaphore') {
+    return { lock: factory.createSemaphore(task.key, { limit: shared.limit, ttl: task.ttl }), mode: 'permit' }
+  }
+  const readWrite = factory.createReadWriteLock(task.key, task.ttl)
+  return Math.random() < shared.writeProbability
+    ? { lock: readWrite.write, mode: 'write' }
+    : { lock: readWrite.read, mode: 'read' }
+}
+
 /** Runs one worker's critical sections on the task's key and returns what it saw. */
 export async function runSections(task: WorkerTask, link: WorkerLink, pid: number): Promise<SectionRecord[]> {
   const { store, close } = await openStore(task.spec)
@@ -29,14 +42,14 @@ export async function runSections(task: WorkerTask, link: WorkerLink, pid: numbe
       operationTimeout: 10_000,
     })
     // Warm the connection (and create the table) before the start line, so every worker starts together.
-    await factory.createLock(task.key).isLocked()
+    await createSectionLock(factory, task).lock.isLocked()
     link.ready()
     await link.started
     const records: SectionRecord[] = []
     const startedAt = now()
     const timeLeft = () => task.runForMs === undefined || now() - startedAt < task.runForMs
     for (let section = 0; section < task.sections && timeLeft(); section++) {
-      const lock = factory.createLock(task.key, task.ttl)
+      const { lock, mode } = createSectionLock(factory, task)
       const requestedAt = now()
       const acquired = await lock.acquire({ retry: { timeout: 60_000 } })
       const acquiredAt = now()
@@ -44,7 +57,7 @@ export async function runSections(task: WorkerTask, link: WorkerLink, pid: numbe
       const token = lock.fencingToken!
       const stalled = task.stall !== undefined && Math.random() < task.stall.probability
       const hold = stalled ? between(task.stall!.min, task.stall!.max) : between(task.hold.min, task.hold.max)
-      const record: SectionRecord = { pid, token, requestedAt, acquiredAt, endedAt: 0, stalled, release: 'released' }
+      const record: SectionRecord = { pid, mode, token, requestedAt, acquiredAt, endedAt: 0, stalled, release: 'released' }
       if (task.fenced) {
         // A fenced resource: it accepts an operation only with a token at least the highest it has seen.
         const read = await link.fence('read', token)
@@ -55,6 +68,10 @@ export async function runSections(task: WorkerTask, link: WorkerLink, pid: numbe
           const write = await link.fence('write', token, read.value + 1)
           record.write = { accepted: write.accepted, sentAt }
         }
+      } else if (mode === 'read' || mode === 'permit') {
+        // Shared sections only read (or, for permits, just hold): writes to the file are the writers' alone.
+        if (task.counterFile !== undefined) await readFile(task.counterFile, 'utf8')
+        await sleep(hold)
       } else {
         // An unprotected read-modify-write of a file: only the lock keeps it whole.
         const value = Number(await readFile(task.counterFile!, 'utf8'))

@@ -46,6 +46,7 @@ async function wait(
         type: 'section',
         record: {
           pid: process.pid,
+          mode: 'mutex',
           token: reply.fencingToken,
           requestedAt,
           acquiredAt,

@@ -44,9 +44,11 @@ export async function runOutage(factory: LockFactory, plan: OutagePlan, options:
   expect(await holder.acquireImmediately()).toBe(true)
   expect(await releaser.acquireImmediately()).toBe(true)
   const tokenBefore = holder.fencingToken!
+  const shared = factory.store.shared === undefined ? undefined : await holdSharedLocks(factory)
 
   await plan.inflict()
   const operations: Array<[string, () => Promise<unknown>]> = [
+    ...(shared?.operations ?? []),
     ['acquire a free key', () => newcomer.acquireImmediately()],
     ['acquire a held key', () => rival.acquireImmediately()],
     ['acquire with retries', () => waiter.acquire({ retry: { timeout: 60_000, delay: 50 } })],
@@ -111,6 +113,56 @@ export async function runOutage(factory: LockFactory, plan: OutagePlan, options:
   expect(await newcomer.acquireImmediately()).toBe(true)
   await newcomer.release()
   expect(await bystander.isLocked()).toBe(false)
+  await shared?.checkAfterRecovery(plan.name, options.recoverWithin)
+}
+
+/**
+ * Semaphore permits and read-write locks held before an outage: their operations sent into it must fail as
+ * storage errors too, and afterwards every holding is still its owner's, limits and writer exclusion intact.
+ */
+async function holdSharedLocks(factory: LockFactory) {
+  const semaphoreKey = unique('permits')
+  const permitHolder = factory.createSemaphore(semaphoreKey, { limit: 2, ttl: '60s' })
+  const permitReleaser = factory.createSemaphore(semaphoreKey, { limit: 2, ttl: '60s' })
+  const permitRival = factory.createSemaphore(semaphoreKey, { limit: 2, ttl: '60s' })
+  const document = factory.createReadWriteLock(unique('document'), '60s')
+  const writer = factory.createReadWriteLock(document.key, '60s')
+  expect(await permitHolder.acquireImmediately()).toBe(true)
+  expect(await permitReleaser.acquireImmediately()).toBe(true)
+  expect(await document.read.acquireImmediately()).toBe(true)
+  const tokenBefore = document.read.fencingToken!
+
+  const operations: Array<[string, () => Promise<unknown>]> = [
+    ['take a permit', () => permitRival.acquireImmediately()],
+    ['extend a permit', () => permitHolder.extend()],
+    ['release a permit', () => permitReleaser.release()],
+    ['are all permits taken', () => permitHolder.isLocked()],
+    ['extend a read lock', () => document.read.extend()],
+    ['take a write lock', () => writer.write.acquireImmediately()],
+  ]
+  return {
+    operations,
+    async checkAfterRecovery(name: string, recoverWithin: number) {
+      await eventually(() => permitHolder.extend(), recoverWithin, `${name}: extend a permit after recovery`)
+      await document.read.extend()
+      // The release sent into the outage may or may not have landed; then the permit is released now.
+      await permitReleaser.release().catch((error: unknown) => {
+        if (!(error instanceof errors.E_LOCK_NOT_OWNED)) throw error
+      })
+      // One permit of two is held: one more fits, then the semaphore is full.
+      expect(await permitRival.acquire({ retry: { timeout: 5_000, delay: 50 } })).toBe(true)
+      expect(await permitHolder.isLocked()).toBe(true)
+      // The reader still holds: no writer beside it until it lets go.
+      expect(await writer.write.acquireImmediately()).toBe(false)
+      await document.read.release()
+      expect(await writer.write.acquire({ retry: { timeout: 5_000, delay: 50 } })).toBe(true)
+      expect(writer.write.fencingToken!).toBeGreaterThan(tokenBefore)
+      await writer.write.release()
+      await permitRival.release()
+      await permitHolder.release()
+      expect(await permitHolder.isLocked()).toBe(false)
+    },
+  }
 }
 
 /**
