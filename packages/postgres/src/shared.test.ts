@@ -147,6 +147,20 @@ describe('PostgresStore.shared', () => {
     expect((await rowOf(key))?.waiters).toEqual([])
   })
 
+  test('each attempt of a waiter renews its place lease on the server', async () => {
+    const key = uniqueKey()
+    token(await shared.acquire(key, 'holder', WRITE, 60_000))
+    expect(await shared.acquire(key, 'head', WRITE, 60_000, { lease: 400 })).toMatchObject({ position: 0 })
+    expect(await shared.acquire(key, 'next', READ, 60_000, PLACE)).toMatchObject({ position: 1 })
+    await sleep(250)
+    expect(await shared.acquire(key, 'head', WRITE, 60_000, { lease: 400 })).toMatchObject({ position: 0 })
+    await sleep(250)
+    // 500 ms after joining, 250 after its renewal: the head is still ahead.
+    expect(await shared.acquire(key, 'next', READ, 60_000, PLACE)).toMatchObject({ position: 1 })
+    await sleep(250)
+    expect(await shared.acquire(key, 'next', READ, 60_000, PLACE)).toMatchObject({ position: 0 })
+  })
+
   test('leaveQueue removes the place (idempotent) and lets those behind in', async () => {
     const key = uniqueKey()
     token(await shared.acquire(key, 'r1', READ, 60_000))

@@ -215,12 +215,17 @@ BEGIN
           wl := array_append(wl, p_limit);
           we := array_append(we, v_at + p_place * interval '1 millisecond');
           v_mine := cardinality(wo);
-        ELSE
+          v_changed := true;
+        ELSIF wx[v_mine] IS DISTINCT FROM p_exclusive OR wl[v_mine] IS DISTINCT FROM p_limit
+          OR v_at + p_place * interval '1 millisecond' - we[v_mine] >= p_place * interval '1 millisecond' / 20 THEN
+          -- A renewal that would move the lease end by less than 1/20 of the lease writes nothing: waiters
+          -- that poll fast would otherwise rewrite the row on every attempt, and under repeatable read or
+          -- serializable each write makes every racer's call fail and run again.
           wx[v_mine] := p_exclusive;
           wl[v_mine] := p_limit;
           we[v_mine] := v_at + p_place * interval '1 millisecond';
+          v_changed := true;
         END IF;
-        v_changed := true;
         queue_position := v_mine - 1;
       END IF;
     END IF;
