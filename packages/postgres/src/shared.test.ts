@@ -1,9 +1,8 @@
 import { errors, type SharedLockStore, type SharedMode } from '@verrou/core'
 import { afterAll, describe, expect, test } from 'vitest'
 import { connectionConfig, createPool, dropTable, sleep, uniqueKey, uniqueTableName } from '../test/postgres.js'
-import { createSharedTableSql } from './shared_sql.js'
+import { sharedLocksSql } from './shared_sql.js'
 import { PostgresStore } from './store.js'
-import { resolveTableNames } from './table_name.js'
 
 /** Semaphores and read-write locks on PostgreSQL (`store.shared`), against the real server. */
 const pool = createPool()
@@ -268,8 +267,32 @@ describe('PostgresStore.shared', () => {
     tables.push(manual)
     const s = new PostgresStore({ connection: pool, tableName: manual, autoCreateTable: false, listen: false })
     await expect(s.shared!.acquire(uniqueKey(), 'a', READ, 1000)).rejects.toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
-    await pool.query(createSharedTableSql(resolveTableNames(manual), { guarded: false }))
+    await pool.query(sharedLocksSql(manual))
     token(await s.shared!.acquire(uniqueKey(), 'a', READ, 1000))
+  })
+
+  test('a role that may not create anything uses shared locks created for it, autoCreateTable left on', async () => {
+    const granted = uniqueTableName('verrou_shared_granted')
+    tables.push(granted)
+    const role = uniqueTableName('verrou_shared_role')
+    await pool.query(sharedLocksSql(granted))
+    await pool.query(`CREATE ROLE "${role}" LOGIN; REVOKE CREATE ON SCHEMA public FROM "${role}";
+      GRANT SELECT, INSERT, UPDATE, DELETE ON "${granted}_shared" TO "${role}";
+      GRANT USAGE ON SEQUENCE "${granted}_fencing_seq" TO "${role}"`)
+    const restricted = createPool({ user: role, connectionString: undefined })
+    try {
+      // Its CREATE OR REPLACE FUNCTION is refused (42501): the store checks that everything exists instead.
+      const s = new PostgresStore({ connection: restricted, tableName: granted, listen: false })
+      const key = uniqueKey()
+      token(await s.shared!.acquire(key, 'a', permits(1), 60_000))
+      expect(await s.shared!.acquire(key, 'b', permits(1), 60_000)).toMatchObject({ acquired: false })
+      expect(await s.shared!.release(key, 'a', permits(1))).toBe(true)
+      const missing = new PostgresStore({ connection: restricted, tableName: uniqueTableName('verrou_absent'), listen: false })
+      await expect(missing.shared!.acquire(key, 'a', READ, 60_000)).rejects.toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+    } finally {
+      await restricted.end()
+      await pool.query(`DROP OWNED BY "${role}"; DROP ROLE "${role}"`)
+    }
   })
 
   test('an unreachable server is a storage error from every operation, never an answer', async () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { MAX_NAMED_OWNER_BYTES } from './sql.js'
-import { ddlLockKeys, type TableNames } from './table_name.js'
+import { ddlLockKeys, resolveTableNames, type TableNames } from './table_name.js'
 
 /**
  * The SQL of semaphores and read-write locks (`PostgresStore.shared`), built once per store from validated,
@@ -67,6 +67,14 @@ FROM ${fn}($1::text, $2::bytea, $3::bytea, $4::boolean, $5::bigint, $6::float8, 
   LIMIT $2::int FOR UPDATE SKIP LOCKED
 ) AND ${prunable}`,
   }
+}
+
+/**
+ * The DDL of semaphores and read-write locks for the store of `tableName` (default `verrou_locks`): what
+ * `autoCreateTable` runs on the first shared-lock operation. Run it yourself with `autoCreateTable: false`.
+ */
+export function sharedLocksSql(tableName = 'verrou_locks'): string {
+  return createSharedTableSql(resolveTableNames(tableName), { guarded: false })
 }
 
 /**
