@@ -262,6 +262,16 @@ describe('PostgresStore.shared', () => {
     await s.close()
   })
 
+  test("a table name containing the function body's dollar-quote tag still creates a working function", async () => {
+    const dollars = `v$verrou$_${uniqueTableName('t').slice(2)}`
+    tables.push(dollars)
+    const s = new PostgresStore({ connection: pool, tableName: dollars, listen: false })
+    const key = uniqueKey()
+    token(await s.shared!.acquire(key, 'a', WRITE, 60_000))
+    expect(await s.shared!.isLocked(key, READ)).toBe(true)
+    await s.close()
+  })
+
   test('autoCreateTable: false uses a table created by hand, and fails with a storage error when it is missing', async () => {
     const manual = uniqueTableName('verrou_shared_manual')
     tables.push(manual)
