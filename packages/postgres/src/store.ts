@@ -225,7 +225,9 @@ export class PostgresStore implements LockStore {
 
   /**
    * Deletes up to `pruneBatchSize` rows whose lease ended more than `pruneAfter` ago and returns how many
-   * it deleted. Tokens are unaffected: they come from the table's sequence, not from the rows.
+   * it deleted. Once this store has used shared locks, it also deletes up to as many `_shared` rows whose
+   * every holding and place ended that long ago. Tokens are unaffected: they come from the table's
+   * sequence, not from the rows.
    */
   async pruneExpired(): Promise<number> {
     const values = [this.#pruneAfter, this.#pruneBatchSize]
