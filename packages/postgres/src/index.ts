@@ -1,2 +1,3 @@
 export type { PostgresConnection } from './connection.js'
+export { sharedLocksSql } from './shared_sql.js'
 export { PostgresStore, type PostgresStoreOptions, postgresStore } from './store.js'

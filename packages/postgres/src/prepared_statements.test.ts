@@ -124,6 +124,46 @@ describe('named prepared statements', () => {
     }
   })
 
+  test('shared locks: every operation is the one statement, parsed once per session; unnamed when turned off', async () => {
+    const client = await createClient()
+    try {
+      const parses = countParses(client)
+      const store = new PostgresStore({ connection: client, tableName, listen: false, pruneInterval: false })
+      const read = { exclusive: false, limit: null }
+      const write = { exclusive: true, limit: null }
+      for (let i = 0; i < 5; i++) {
+        const key = uniqueKey()
+        expect((await store.shared!.acquire(key, 'r', read, 60_000)).acquired).toBe(true)
+        expect(await store.shared!.acquire(key, 'w', write, 60_000, { lease: 60_000 })).toMatchObject({ position: 0 })
+        expect(await store.shared!.extend(key, 'r', read, 60_000)).toBe(true)
+        expect(await store.shared!.isLocked(key, write)).toBe(true)
+        await store.shared!.leaveQueue(key, 'w')
+        expect(await store.shared!.release(key, 'r', read)).toBe(true)
+        await store.shared!.forceRelease(key, write)
+      }
+      const prepared = (await preparedOn(client)).filter((name) => name.startsWith('verrou_shared_'))
+      expect(prepared).toHaveLength(1)
+      expect(parses.get(prepared[0]!)).toBe(1)
+
+      const unnamed = await createClient()
+      try {
+        const off = new PostgresStore({
+          connection: unnamed,
+          tableName,
+          listen: false,
+          pruneInterval: false,
+          preparedStatements: false,
+        })
+        expect((await off.shared!.acquire(uniqueKey(), 'r', read, 60_000)).acquired).toBe(true)
+        expect(await preparedOn(unnamed)).toEqual([])
+      } finally {
+        await unnamed.end()
+      }
+    } finally {
+      await client.end()
+    }
+  })
+
   test('preparedStatements must be a boolean', () => {
     expect(() => new PostgresStore({ connection: admin, preparedStatements: 'no' as never })).toThrow(errors.E_INVALID_ARGUMENT)
   })

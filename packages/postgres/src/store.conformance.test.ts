@@ -20,5 +20,5 @@ runLockStoreConformance({
   createUnreachableStore: () => new PostgresStore({ connection: unreachablePool, tableName }),
   closeStore: (store) => (store as PostgresStore).close(),
   runner: { describe, test, afterAll },
-  capabilities: { releaseNotifications: true, close: true, waitQueue: true },
+  capabilities: { releaseNotifications: true, close: true, waitQueue: true, sharedLocks: true },
 })

@@ -1,4 +1,11 @@
-import { type AcquireResult, errors, type LockStore, type Unsubscribe, type WaitOptions } from '@verrou/core'
+import {
+  type AcquireResult,
+  errors,
+  type LockStore,
+  type SharedLockStore,
+  type Unsubscribe,
+  type WaitOptions,
+} from '@verrou/core'
 import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { QueryResult } from 'pg'
 import {
@@ -10,6 +17,8 @@ import {
   toQueryable,
 } from './connection.js'
 import { type ReleaseHandler, ReleaseListener } from './release_listener.js'
+import { buildSharedStatements, type SharedStatements } from './shared_sql.js'
+import { PostgresSharedStore } from './shared_store.js'
 import { addQueueColumnsSql, buildStatements, type HotStatement, QUEUE_COLUMNS, type Statements } from './sql.js'
 import { resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
@@ -80,7 +89,17 @@ export class PostgresStore implements LockStore {
   readonly #pruneBatchSize: number
   readonly #housekeeping: Housekeeping | undefined
   readonly #listener: ReleaseListener | undefined
+  readonly #sharedSql: SharedStatements
   #ready: Promise<void> | undefined
+  #sharedReady: Promise<void> | undefined
+  /** Set once a shared-lock statement ran: housekeeping then prunes that table too. */
+  #sharedInUse = false
+
+  /**
+   * Semaphores and read-write locks, in a table of their own (`<tableName>_shared`, created on first use
+   * with its function) and apart from the mutex keys. See the README.
+   */
+  readonly shared: SharedLockStore
 
   /**
    * Present unless `listen: false`: the lock waits on it instead of only polling. An own property rather
@@ -122,6 +141,19 @@ export class PostgresStore implements LockStore {
       this.#listener = listener
       this.subscribeToReleases = (key, onRelease) => listener.subscribe(releasePayload(key), onRelease)
     }
+    this.#sharedSql = buildSharedStatements(this.#names)
+    const listener = this.#listener
+    this.shared = new PostgresSharedStore({
+      statements: this.#sharedSql,
+      channel: this.#names.channel,
+      run: async (operation, key, query) => {
+        const result = await this.#run(operation, key, query, () => this.#ensureSharedTable())
+        this.#sharedInUse = true
+        return result
+      },
+      hot: (statement, values) => this.#hot(statement, values),
+      ...(listener && { subscribe: (payload, onRelease) => listener.subscribe(payload, onRelease) }),
+    })
   }
 
   /** The table as configured, e.g. `verrou_locks` or `app.locks`. */
@@ -193,14 +225,17 @@ export class PostgresStore implements LockStore {
 
   /**
    * Deletes up to `pruneBatchSize` rows whose lease ended more than `pruneAfter` ago and returns how many
-   * it deleted. Tokens are unaffected: they come from the table's sequence, not from the rows.
+   * it deleted. Once this store has used shared locks, it also deletes up to as many `_shared` rows whose
+   * every holding and place ended that long ago. Tokens are unaffected: they come from the table's
+   * sequence, not from the rows.
    */
   async pruneExpired(): Promise<number> {
-    const result = await this.#run('prune', undefined, {
-      text: this.#sql.prune,
-      values: [this.#pruneAfter, this.#pruneBatchSize],
-    })
-    return result.rowCount ?? 0
+    const values = [this.#pruneAfter, this.#pruneBatchSize]
+    const result = await this.#run('prune', undefined, { text: this.#sql.prune, values })
+    if (!this.#sharedInUse) return result.rowCount ?? 0
+    // Shared rows are deleted as they empty; these are the ones whose holders and waiters all died.
+    const shared = await this.#run('prune', undefined, { text: this.#sharedSql.prune, values }, () => this.#ensureSharedTable())
+    return (result.rowCount ?? 0) + (shared.rowCount ?? 0)
   }
 
   /** Stops housekeeping and listening for releases. Never ends the connection you passed in. */
@@ -214,10 +249,15 @@ export class PostgresStore implements LockStore {
     return this.#preparedStatements ? { name: statement.name, text: statement.text, values } : { text: statement.text, values }
   }
 
-  async #run(operation: string, key: string | undefined, query: Query): Promise<QueryResult> {
+  async #run(
+    operation: string,
+    key: string | undefined,
+    query: Query,
+    ensureTable: () => Promise<void> = () => this.#ensureTable(),
+  ): Promise<QueryResult> {
     this.#housekeeping?.start()
     try {
-      await this.#ensureTable()
+      await ensureTable()
       return await retryingConflicts(() => this.#db.query(query))
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
@@ -240,16 +280,38 @@ export class PostgresStore implements LockStore {
     return this.#ready
   }
 
-  async #createTable(mayRetry = true): Promise<void> {
+  /** The shared locks' table, sequence and function, created on the first shared-lock operation. */
+  #ensureSharedTable(): Promise<void> {
+    if (!this.#autoCreateTable) return Promise.resolve()
+    if (this.#sharedReady === undefined) {
+      const creating = this.#createTable(true, this.#sharedSql.createTable, () => this.#sharedTableExists())
+      this.#sharedReady = creating
+      creating.catch(() => {
+        if (this.#sharedReady === creating) this.#sharedReady = undefined
+      })
+    }
+    return this.#sharedReady
+  }
+
+  async #sharedTableExists(): Promise<boolean> {
+    const result = await this.#db.query({
+      text: this.#sharedSql.tableExists,
+      values: [this.#names.sharedTable, this.#names.sequence, this.#sharedSql.functionSignature],
+    })
+    return (result.rows[0] as { present: boolean } | undefined)?.present === true
+  }
+
+  async #createTable(mayRetry = true, ddl = this.#sql.createTable, exists = () => this.#tableExists()): Promise<void> {
     try {
-      await this.#db.query({ text: this.#sql.createTable })
+      await this.#db.query({ text: ddl })
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code
       // Someone creating the same objects without our advisory lock (a migration, say) can still make the
       // catalogs' unique indexes object; the objects then exist, which is all we need.
-      if (mayRetry && (code === '23505' || code === '42P07')) return this.#createTable(false)
+      if (mayRetry && (code === '23505' || code === '42P07')) return this.#createTable(false, ddl, exists)
       // A role without CREATE on the schema is refused even when everything already exists: that is fine.
-      if (code === '42501' && (await this.#tableExists())) return
+      // (For the shared table, so is one that does not own the function it would replace.)
+      if (code === '42501' && (await exists())) return
       throw error
     }
   }

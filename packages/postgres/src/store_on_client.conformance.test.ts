@@ -32,5 +32,5 @@ runLockStoreConformance({
   },
   closeStore: (store) => (store as PostgresStore).close(),
   runner: { describe, test, afterAll },
-  capabilities: { releaseNotifications: true, close: true, waitQueue: true },
+  capabilities: { releaseNotifications: true, close: true, waitQueue: true, sharedLocks: true },
 })

@@ -5,6 +5,9 @@ import { errors } from '@verrou/core'
 const MAX_IDENTIFIER_BYTES = 63
 /** Appended to the table name to name its fencing-token sequence. */
 const SEQUENCE_SUFFIX = '_fencing_seq'
+/** Appended to the table name for the shared locks' table and function: both shorter than SEQUENCE_SUFFIX. */
+const SHARED_TABLE_SUFFIX = '_shared'
+const SHARED_FUNCTION_SUFFIX = '_shared_v1'
 const PART = /^[A-Za-z_][A-Za-z0-9_$]*$/
 
 /** The validated names of everything one store uses, ready to splice into SQL. */
@@ -17,6 +20,13 @@ export interface TableNames {
   readonly sequence: string
   /** NOTIFY channel of this table's releases (a plain string: pg_notify takes it as a value). */
   readonly channel: string
+  /** Quoted table of the semaphores and read-write locks: `"app"."locks_shared"`. */
+  readonly sharedTable: string
+  /**
+   * Quoted function that runs every shared-lock operation, created with `sharedTable`. The version in its
+   * name lets a later release change its signature without replacing the one older processes call.
+   */
+  readonly sharedFunction: string
 }
 
 /**
@@ -47,6 +57,8 @@ export function resolveTableNames(tableName: unknown): TableNames {
     table: `${schema}${quoteIdentifier(table)}`,
     sequence: `${schema}${quoteIdentifier(`${table}${SEQUENCE_SUFFIX}`)}`,
     channel: channelFor(tableName),
+    sharedTable: `${schema}${quoteIdentifier(`${table}${SHARED_TABLE_SUFFIX}`)}`,
+    sharedFunction: `${schema}${quoteIdentifier(`${table}${SHARED_FUNCTION_SUFFIX}`)}`,
   }
 }
 

@@ -35,6 +35,14 @@ export function releasePayload(key: string): string {
 }
 
 /**
+ * The payload announcing waiters of the shared lock (semaphore, read-write lock) `key`: the mutex form with
+ * an `s` in front, so the two kinds of keys never hear each other's announcements on the table's channel.
+ */
+export function sharedPayload(key: string): string {
+  return `s${releasePayload(key)}`
+}
+
+/**
  * Splits a notification into the key's payload and, when the store named the next waiter, its owner.
  * The statements append a newline (never part of a key's payload) and `x:<owner's bytes in hex>`; an owner
  * too long to travel comes as `h:<its hash>` and is left unnamed, as is a payload from an earlier release.
