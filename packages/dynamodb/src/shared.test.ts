@@ -5,7 +5,7 @@ import {
   GetItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb'
-import { type AcquireResult, errors, type SharedMode } from '@verrou/core'
+import { type AcquireResult, errors, LockFactory, type SharedMode } from '@verrou/core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { loseNextReply, recordCommands, testClient, uniqueKey, uniqueTableName } from '../test/client.js'
 import { refusingEndpoint } from '../test/dead_endpoint.js'
@@ -437,5 +437,55 @@ describe('failures', () => {
     const releasing = dynamodbStore({ client: other, table: { name: table }, clockSkewAllowance: ALLOWANCE }).shared
     expect(await releasing.release(key, 'r', permit(1))).toBe(true)
     expect(await locks.isLocked(key, WRITE)).toBe(false)
+  })
+})
+
+describe('through the Lock API', () => {
+  test('a semaphore of 2 across 4 processes runs at most 2 jobs at once, each job once', async () => {
+    const key = uniqueKey('jobs')
+    const factories = Array.from({ length: 4 }, () => new LockFactory(store()))
+    let running = 0
+    let most = 0
+    const done: number[] = []
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, job) => {
+        const permit = (factories[job % 4] as LockFactory).createSemaphore(key, { limit: 2, ttl: '10s' })
+        await permit.run(
+          async ({ fencingToken }) => {
+            expect(fencingToken).toBeGreaterThan(0)
+            running++
+            most = Math.max(most, running)
+            await new Promise((resolve) => setTimeout(resolve, 20))
+            running--
+            done.push(job)
+          },
+          { retry: { timeout: 15_000 } },
+        )
+      }),
+    )
+    expect(most).toBeLessThanOrEqual(2)
+    expect(done.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+  })
+
+  test('readers share, a writer waits for them and then excludes them; a restored write side releases', async () => {
+    const key = uniqueKey('doc')
+    const one = new LockFactory(store())
+    const two = new LockFactory(store())
+    const a = one.createReadWriteLock(key, '10s')
+    const b = two.createReadWriteLock(key, '10s')
+    expect(await a.read.acquireImmediately()).toBe(true)
+    expect(await b.read.acquireImmediately()).toBe(true)
+    expect(await b.write.acquireImmediately()).toBe(false)
+    expect(await a.write.isLocked()).toBe(true)
+    expect(await a.read.isLocked()).toBe(false)
+    await a.read.release()
+    await b.read.release()
+    const writer = one.createReadWriteLock(key, '10s').write
+    expect(await writer.acquireImmediately()).toBe(true)
+    expect(await b.read.acquireImmediately()).toBe(false)
+    const restored = two.restoreLock(writer.serialize())
+    await restored.release()
+    expect(await b.read.acquireImmediately()).toBe(true)
+    await b.read.release()
   })
 })
