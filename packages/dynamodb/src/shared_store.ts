@@ -180,8 +180,7 @@ export class DynamoDBSharedStore implements SharedLockStore {
       const stale = at - this.#context.allowance
       const verdict = judge(state, owner, mode, stale)
       const refusal = this.#refusal(verdict.blocking, at)
-      const holdsAlready = !verdict.granted && holds(state, owner, stale)
-      if (!verdict.granted && (wait === undefined || holdsAlready)) return refusal
+      if (!verdict.granted && wait === undefined) return refusal
       if (round >= MAX_CONTENDED_WRITES) return refusal
       const placeEnd = wait === undefined ? 0 : at + Math.min(wait.lease, MAX_PLACE_LEASE_MS)
       const mine = state.places.find((place) => place.owner === owner && place.leaseEnd > at)
