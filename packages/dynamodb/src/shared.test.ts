@@ -98,6 +98,55 @@ describe('round trips', () => {
   })
 })
 
+describe('waiting', () => {
+  test('a waiter renews its place in one request while its refusal is certain, and gets a freed key in two', async () => {
+    const own = client()
+    const sent = recordCommands(own)
+    const waiting = dynamodbStore({ client: own, table: { name: table }, clockSkewAllowance: ALLOWANCE }).shared
+    const holders = store().shared
+    const key = uniqueKey()
+    const wait = { lease: 10_000 }
+    await holders.acquire(key, 'r1', READ, 10_000)
+    await holders.acquire(key, 'w0', WRITE, 10_000, wait)
+    // A writer behind a reader and a writer; a reader behind both.
+    expect(await waiting.acquire(key, 'w1', WRITE, 10_000, wait)).toMatchObject({ acquired: false, position: 1 })
+    expect(await waiting.acquire(key, 'r2', READ, 10_000, wait)).toMatchObject({ acquired: false, position: 2 })
+    sent.length = 0
+    expect(await waiting.acquire(key, 'w1', WRITE, 10_000, wait)).toMatchObject({ acquired: false, position: 1 })
+    expect(await waiting.acquire(key, 'r2', READ, 10_000, wait)).toMatchObject({ acquired: false, position: 2 })
+    expect(sent).toEqual(['UpdateItemCommand', 'UpdateItemCommand'])
+    // w0 gives up: w1 is now first, still behind the reader r1 (its witness for the next renewal).
+    await holders.leaveQueue(key, 'w0')
+    expect(await waiting.acquire(key, 'w1', WRITE, 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
+    sent.length = 0
+    expect(await waiting.acquire(key, 'w1', WRITE, 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
+    expect(sent).toEqual(['UpdateItemCommand'])
+    await holders.release(key, 'r1', READ)
+    sent.length = 0
+    expect((await waiting.acquire(key, 'w1', WRITE, 10_000, wait)).acquired).toBe(true)
+    expect(sent).toEqual(['UpdateItemCommand', 'UpdateItemCommand'])
+    // The reader now waits on a writer that holds: one request per poll.
+    expect(await waiting.acquire(key, 'r2', READ, 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
+    sent.length = 0
+    expect(await waiting.acquire(key, 'r2', READ, 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
+    expect(sent).toEqual(['UpdateItemCommand'])
+    await waiting.release(key, 'w1', WRITE)
+    expect((await waiting.acquire(key, 'r2', READ, 10_000, wait)).acquired).toBe(true)
+  })
+
+  test('a renewal never revives a place its own clock says has ended: the waiter joins again at the tail', async () => {
+    const clock = manualClock()
+    const waiting = clocked(clock)
+    const others = store().shared
+    const key = uniqueKey()
+    await others.acquire(key, 'holder', WRITE, 60_000)
+    expect(await waiting.acquire(key, 'late', READ, 1000, { lease: 500 })).toMatchObject({ position: 0 })
+    expect(await others.acquire(key, 'next', READ, 1000, { lease: 60_000 })).toMatchObject({ position: 1 })
+    clock.advance(500)
+    expect(await waiting.acquire(key, 'late', READ, 1000, { lease: 500 })).toMatchObject({ acquired: false, position: 1 })
+  })
+})
+
 describe('keys', () => {
   test('a mutex and a shared lock with the same key do not exclude each other', async () => {
     const locks = store()

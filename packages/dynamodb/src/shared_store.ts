@@ -55,6 +55,17 @@ const MAX_EXTEND_WRITES = 10
 const RETENTION_SECONDS = ITEM_RETENTION_MS / 1000
 
 type Refusal = Extract<AcquireResult, { acquired: false }>
+/**
+ * What made a refusal certain, named so that the next renewal can check it in its condition: a live
+ * reader (for a writer), a live place ahead (any, for a writer; a writer's, for a reader). A live writer
+ * needs no name.
+ */
+interface Witness {
+  reader?: string
+  ahead?: string
+}
+/** A refusal, with (internal, never returned) the witness for the next one-request renewal. */
+type WitnessedRefusal = Refusal & { witness?: Witness }
 type Item = Record<string, AttributeValue>
 
 /**
@@ -75,6 +86,7 @@ type Item = Record<string, AttributeValue>
  */
 export class DynamoDBSharedStore implements SharedLockStore {
   readonly #context: SharedStoreContext
+  readonly #hints = new WaitHints()
 
   constructor(context: SharedStoreContext) {
     this.#context = context
@@ -86,9 +98,31 @@ export class DynamoDBSharedStore implements SharedLockStore {
     if (wait !== undefined) validatePlaceLease(wait)
     await this.#context.ready('acquire', key)
     const now = this.#context.clock()
-    const first = await this.#takeFree(pk, key, owner, mode, ttl, now)
-    if (!('item' in first)) return first
-    return this.#contended(pk, key, owner, mode, ttl, wait, first.item, now)
+    // A waiter this store saw keep a place renews it in one request while its refusal is certain; every
+    // other call starts with the uncontended write. Either returns the item when its condition fails.
+    const hint = wait === undefined ? undefined : this.#hints.get(key, owner)
+    const first =
+      wait !== undefined && hint !== undefined && hint.exclusive === mode.exclusive && hint.limit === askedLimit(mode)
+        ? await this.#renewPlace(pk, key, owner, mode, this.#placeEnd(now, wait), now, hint)
+        : await this.#takeFree(pk, key, owner, mode, ttl, now)
+    if (!('item' in first)) return this.#remember(key, owner, mode, first)
+    return this.#remember(key, owner, mode, await this.#contended(pk, key, owner, mode, ttl, wait, first.item, now))
+  }
+
+  /** Keeps (or forgets) the hint that lets `owner`'s next attempt start with the one-request renewal. */
+  #remember(key: string, owner: string, mode: SharedMode, result: AcquireResult | WitnessedRefusal): AcquireResult {
+    if (result.acquired) {
+      this.#hints.delete(key, owner)
+      return result
+    }
+    const { witness, ...refusal } = result as WitnessedRefusal
+    if (refusal.position === undefined || witness === undefined) this.#hints.delete(key, owner)
+    else this.#hints.set(key, owner, { ...witness, exclusive: mode.exclusive, limit: askedLimit(mode) })
+    return refusal
+  }
+
+  #placeEnd(now: number, wait: WaitOptions): number {
+    return now + Math.min(wait.lease, MAX_PLACE_LEASE_MS)
   }
 
   /**
@@ -172,7 +206,7 @@ export class DynamoDBSharedStore implements SharedLockStore {
     wait: WaitOptions | undefined,
     item: Item,
     now: number,
-  ): Promise<AcquireResult> {
+  ): Promise<AcquireResult | WitnessedRefusal> {
     let current = item
     let at = now
     for (let round = 0; ; round++) {
@@ -182,12 +216,12 @@ export class DynamoDBSharedStore implements SharedLockStore {
       const refusal = this.#refusal(verdict.blocking, at)
       if (!verdict.granted && wait === undefined) return refusal
       if (round >= MAX_CONTENDED_WRITES) return refusal
-      const placeEnd = wait === undefined ? 0 : at + Math.min(wait.lease, MAX_PLACE_LEASE_MS)
+      const placeEnd = wait === undefined ? 0 : this.#placeEnd(at, wait)
       const mine = state.places.find((place) => place.owner === owner && place.leaseEnd > at)
       const sameAsk = mine !== undefined && mine.exclusive === mode.exclusive && mine.limit === askedLimit(mode)
       if (!verdict.granted && sameAsk && state.ttl !== undefined && state.ttl >= this.#coveringTtl(placeEnd)) {
-        const renewed = await this.#renewPlace(pk, key, owner, placeEnd, at)
-        if (!('item' in renewed)) return { ...refusal, ...renewed }
+        const renewed = await this.#renewPlace(pk, key, owner, mode, placeEnd, at, undefined)
+        if (!('item' in renewed)) return renewed
         current = renewed.item
       } else {
         const write = randomUUID()
@@ -208,20 +242,34 @@ export class DynamoDBSharedStore implements SharedLockStore {
         try {
           await this.#send(pk, e.build())
           if (verdict.granted) return { acquired: true, fencingToken: token }
-          return { ...refusal, position: positionAfterJoin(verdict.livePlaces, owner, mine?.order) }
+          return this.#joined(refusal, state, verdict.livePlaces, owner, mode, mine?.order, stale)
         } catch (error) {
           const newer = conditionFailure(error)
           if (newer === undefined) throw this.#context.storageError(error, 'acquire', key)
           // Our own write, applied before the SDK retried it: the decision stands.
           if (newer[LAST_WRITE]?.S === write) {
             if (verdict.granted) return { acquired: true, fencingToken: this.#token(newer, key) }
-            return { ...refusal, position: positionAfterJoin(verdict.livePlaces, owner, mine?.order) }
+            return this.#joined(refusal, state, verdict.livePlaces, owner, mode, mine?.order, stale)
           }
           current = newer
         }
       }
       at = this.#context.clock()
     }
+  }
+
+  /** The refusal after a join written on `state`: position, and the witness of the next renewal. */
+  #joined(
+    refusal: Refusal,
+    state: SharedState,
+    livePlaces: SharedPlace[],
+    owner: string,
+    mode: SharedMode,
+    order: number | undefined,
+    stale: number,
+  ): WitnessedRefusal {
+    const position = positionAfterJoin(livePlaces, owner, order)
+    return { ...refusal, position, witness: witnessOf(state, owner, mode, stale, order ?? Number.POSITIVE_INFINITY) }
   }
 
   /** Adds `owner` as a holder in `mode`. */
@@ -301,27 +349,61 @@ export class DynamoDBSharedStore implements SharedLockStore {
    * Renews `owner`'s place lease in place, leaving `lastWrite` alone (it decides nothing for anyone else).
    * Applies only while the place exists and is live by our own clock with no allowance (so a place others
    * may already have skipped is never revived) and while the item's TTL outlives the renewed place.
+   * With a `witness` (the first request of an attempt, decided on no read), also only while the refusal is
+   * certain: a live writer other than us holds, or the witnessed reader still holds (we want to write),
+   * or the witnessed place is still live and ahead of ours (and wants to write, if we want to read).
+   * Returns the refusal the item now means, or the item as it was when the condition failed.
    */
   async #renewPlace(
     pk: string,
     key: string,
     owner: string,
+    mode: SharedMode,
     placeEnd: number,
     now: number,
-  ): Promise<{ position?: number } | { item: Item }> {
+    witness: Witness | undefined,
+  ): Promise<WitnessedRefusal | { item: Item }> {
     const e = new Expression()
     const place = e.path(SHARED.queue, owner)
     const placeLeaseEnd = e.path(SHARED.queue, owner, SHARED.leaseEnd)
     const ttlPath = e.path(TTL_ATTRIBUTE)
+    const stale = now - this.#context.allowance
     e.when(`attribute_exists(${place}) AND ${placeLeaseEnd} > ${e.value(number(now))}`)
     e.when(`${ttlPath} >= ${e.value(number(this.#coveringTtl(placeEnd)))}`)
+    if (witness !== undefined) {
+      const staleValue = e.value(number(stale))
+      const writer = e.path(SHARED.writer)
+      const writerEnd = e.path(SHARED.writerEnd)
+      const certain = [
+        `attribute_exists(${writer}) AND ${writer} <> ${e.value({ S: owner })} AND (attribute_not_exists(${writerEnd}) OR ${writerEnd} > ${staleValue})`,
+      ]
+      if (mode.exclusive && witness.reader !== undefined) {
+        const reader = e.path(SHARED.readers, witness.reader)
+        const readerEnd = e.path(SHARED.readers, witness.reader, SHARED.leaseEnd)
+        certain.push(`attribute_exists(${reader}) AND (attribute_not_exists(${readerEnd}) OR ${readerEnd} > ${staleValue})`)
+      }
+      if (witness.ahead !== undefined) {
+        const ahead = e.path(SHARED.queue, witness.ahead)
+        const order = e.path(SHARED.order)
+        const writes = mode.exclusive ? '' : ` AND ${ahead}.${e.path(SHARED.exclusive)} = ${e.value({ BOOL: true })}`
+        certain.push(`${ahead}.${e.path(SHARED.leaseEnd)} > ${staleValue} AND ${ahead}.${order} < ${place}.${order}${writes}`)
+      }
+      // DynamoDB refuses redundant parentheses: a single alternative is not wrapped twice.
+      e.when(certain.length === 1 ? (certain[0] as string) : certain.map((part) => `(${part})`).join(' OR '))
+    }
     e.set(placeLeaseEnd, e.value(number(placeEnd)))
     try {
       const output = await this.#send(pk, { ...e.build(), ReturnValues: 'ALL_NEW' })
       const state = decodeShared(output.Attributes ?? {}, key)
-      const live = state.places.filter((candidate) => candidate.leaseEnd > now - this.#context.allowance)
-      const position = live.findIndex((candidate) => candidate.owner === owner)
-      return position === -1 ? {} : { position }
+      const verdict = judge(state, owner, mode, stale)
+      const refusal: WitnessedRefusal = this.#refusal(verdict.blocking, now)
+      const live = verdict.livePlaces
+      const mine = live.find((candidate) => candidate.owner === owner)
+      if (mine !== undefined) {
+        refusal.position = live.indexOf(mine)
+        refusal.witness = witnessOf(state, owner, mode, stale, mine.order)
+      }
+      return refusal
     } catch (error) {
       const current = conditionFailure(error)
       if (current === undefined) throw this.#context.storageError(error, 'acquire', key)
@@ -436,6 +518,7 @@ export class DynamoDBSharedStore implements SharedLockStore {
   async leaveQueue(key: string, owner: string): Promise<void> {
     const pk = sharedItemKey(key)
     await this.#context.ready('leave queue', key)
+    this.#hints.delete(key, owner)
     const e = new Expression()
     const place = e.path(SHARED.queue, owner)
     e.when(`attribute_exists(${place})`)
@@ -584,6 +667,55 @@ function placeValue(order: number, leaseEnd: number, mode: SharedMode): Attribut
       [SHARED.limit]: askedLimit(mode) === null ? { NULL: true } : number(mode.limit as number),
     },
   }
+}
+
+/** The witness of `owner`'s refusal, its place being at `order`. */
+function witnessOf(state: SharedState, owner: string, mode: SharedMode, stale: number, order: number): Witness {
+  const witness: Witness = {}
+  if (mode.exclusive) {
+    const reader = state.readers.find((candidate) => candidate.owner !== owner && isLive(candidate.leaseEnd, stale))
+    if (reader !== undefined) witness.reader = reader.owner
+  }
+  const ahead = state.places.filter(
+    (place) => place.owner !== owner && place.order < order && place.leaseEnd > stale && (mode.exclusive || place.exclusive),
+  )
+  const nearest = ahead.at(-1)
+  if (nearest !== undefined) witness.ahead = nearest.owner
+  return witness
+}
+
+/** How many (key, owner) pairs a store remembers as waiting; the oldest is forgotten beyond it. */
+const MAX_WAIT_HINTS = 10_000
+
+/**
+ * The (key, owner) pairs this store last saw keep a place, with the witness of their refusal and the mode
+ * they asked in. Only a hint: a wrong one costs a failed condition, then the full decision. Bounded, since
+ * a waiter that vanished without leaving is never seen again.
+ */
+class WaitHints {
+  readonly #pairs = new Map<string, Witness & { exclusive: boolean; limit: number | null }>()
+
+  get(key: string, owner: string) {
+    return this.#pairs.get(pairId(key, owner))
+  }
+
+  set(key: string, owner: string, hint: Witness & { exclusive: boolean; limit: number | null }): void {
+    const id = pairId(key, owner)
+    if (!this.#pairs.has(id) && this.#pairs.size >= MAX_WAIT_HINTS) {
+      const oldest = this.#pairs.keys().next()
+      if (!oldest.done) this.#pairs.delete(oldest.value)
+    }
+    this.#pairs.set(id, hint)
+  }
+
+  delete(key: string, owner: string): void {
+    this.#pairs.delete(pairId(key, owner))
+  }
+}
+
+/** One string per (key, owner), unambiguous whatever either contains. */
+function pairId(key: string, owner: string): string {
+  return `${key.length}:${key}${owner}`
 }
 
 /** `owner`'s 0-based position among the live places once its place (kept at `order`, or new at the tail) is in. */
