@@ -436,6 +436,18 @@ describe('storage', () => {
     expect(after).toBeGreaterThanOrEqual(seconds(Date.now() + HOUR) - 1)
   })
 
+  test('a writer without expiry, force-released, leaves an item that TTL deletes within the hour', async () => {
+    const locks = store().shared
+    const key = uniqueKey()
+    await locks.acquire(key, 'forever', WRITE, null)
+    await locks.acquire(key, 'reader', READ, 1000, { lease: 1000 })
+    expect(await ttlOf(key)).toBeGreaterThan(seconds(Date.now() + 1000 * 365 * 24 * HOUR))
+    await locks.forceRelease(key, WRITE)
+    expect(await ttlOf(key)).toBeLessThanOrEqual(seconds(Date.now() + HOUR + ALLOWANCE) + 1)
+    // The waiter's place is still covered.
+    expect((await locks.acquire(key, 'reader', READ, 1000, { lease: 1000 })).acquired).toBe(true)
+  })
+
   test('a place holds the TTL up while it waits', async () => {
     const locks = store().shared
     const key = uniqueKey()
