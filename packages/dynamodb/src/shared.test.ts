@@ -448,6 +448,15 @@ describe('storage', () => {
     expect((await locks.acquire(key, 'reader', READ, 1000, { lease: 1000 })).acquired).toBe(true)
   })
 
+  test('a lease without end, extended to a finite one, lets the TTL come back', async () => {
+    const locks = store().shared
+    const key = uniqueKey()
+    await locks.acquire(key, 'r', READ, null)
+    expect(await locks.extend(key, 'r', READ, 10_000)).toBe(true)
+    expect(await ttlOf(key)).toBeLessThanOrEqual(seconds(Date.now() + 10_000 + HOUR + ALLOWANCE) + 1)
+    expect(await locks.isLocked(key, WRITE)).toBe(true)
+  })
+
   test('a place holds the TTL up while it waits', async () => {
     const locks = store().shared
     const key = uniqueKey()

@@ -463,7 +463,9 @@ export class DynamoDBSharedStore implements SharedLockStore {
       }
       e.set(e.path(LAST_WRITE), e.value({ S: write }))
       try {
-        await this.#send(pk, e.build())
+        const output = await this.#send(pk, { ...e.build(), ReturnValues: 'ALL_NEW' })
+        // A TTL left far above what is live (this lease never ended before, say) comes down.
+        if (!raise) await this.#lowerTtl(pk, key, output.Attributes ?? {}, write, now)
         return true
       } catch (error) {
         const current = conditionFailure(error)
@@ -545,7 +547,7 @@ export class DynamoDBSharedStore implements SharedLockStore {
   }
 
   /**
-   * After a release or force release (`item` as it now is, `write` its id): when the TTL is more than an
+   * After a release, force release or extend (`item` as it now is, `write` its id): when the TTL is more than an
    * hour above what is still live needs (a lease that never ends, or a long one, has ended), lower it to
    * cover only that, guarded by our write id. Best effort: the release stands whatever happens here, and
    * the next release tries again, so a failure is not reported as a failed release.
