@@ -241,6 +241,20 @@ describe('grant rule', () => {
     expect(await locks.release(key, 'w', WRITE)).toBe(false)
   })
 
+  test('a client whose clock runs 300 ms ahead, within an allowance of 500 ms, leaves a live reader alone', async () => {
+    const start = Date.now()
+    let holderNow = start
+    const holder = store({ clock: () => holderNow, clockSkewAllowance: 500 }).shared
+    const ahead = store({ clock: () => holderNow + 300, clockSkewAllowance: 500 }).shared
+    const key = uniqueKey()
+    await holder.acquire(key, 'reader', READ, 1000)
+    holderNow = start + 999
+    // The reader's lease still runs on its own clock: the writer ahead in time must not get in.
+    expect((await ahead.acquire(key, 'writer', WRITE, 1000)).acquired).toBe(false)
+    expect(await ahead.isLocked(key, WRITE)).toBe(true)
+    expect(await holder.extend(key, 'reader', READ, 1000)).toBe(true)
+  })
+
   test('a stale owner cannot release or extend after the key was granted again', async () => {
     const clock = manualClock()
     const early = clocked(clock)

@@ -80,9 +80,9 @@ type Item = Record<string, AttributeValue>
  *
  * The item's `ttl` only ever rises while anything on the item may be live: each write raises it to cover
  * what it adds (a lease or place end, plus the allowance and the hour of retention), and a write that
- * cannot know the current value sets it only under the condition `ttl <= new value`. A release or force
- * release lowers it again (to its own time plus the hour) when it was left more than an hour above what
- * the live holders and places need, e.g. after a lease that never expires ended.
+ * cannot know the current value sets it only under the condition `ttl <= new value`. A release, force
+ * release or extend lowers it again (to what is live plus the hour) when it was left more than an hour
+ * above that, e.g. after a lease that never expires ended.
  */
 export class DynamoDBSharedStore implements SharedLockStore {
   readonly #context: SharedStoreContext
