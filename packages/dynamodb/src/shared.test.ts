@@ -492,6 +492,27 @@ describe('failures', () => {
     await expect(dead.release(uniqueKey(), 'o', READ)).rejects.toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
   })
 
+  test('a failure of the guarded write after a failed condition is thrown, not a refusal', async () => {
+    const own = client()
+    let sent = 0
+    own.middlewareStack.add(
+      (next) => async (args) => {
+        sent++
+        if (sent === 2) throw Object.assign(new Error('simulated outage'), { name: 'InternalServerError' })
+        return next(args)
+      },
+      { step: 'initialize', name: 'verrouFailSecond' },
+    )
+    const locks = dynamodbStore({ client: own, table: { name: table }, clockSkewAllowance: ALLOWANCE, autoCreateTable: false })
+    const key = uniqueKey()
+    await store().shared.acquire(key, 'holder', WRITE, 10_000)
+    // The first request fails its condition (held); the join that follows meets the outage.
+    await expect(locks.shared.acquire(key, 'waiter', READ, 1000, { lease: 1000 })).rejects.toBeInstanceOf(
+      errors.E_LOCK_STORAGE_ERROR,
+    )
+    expect(sent).toBe(2)
+  })
+
   test('a malformed item is a storage error', async () => {
     const locks = store().shared
     const key = uniqueKey()
