@@ -6,7 +6,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb'
-import { type AcquireResult, errors, type LockStore, type WaitOptions } from '@verrou/core'
+import { type AcquireResult, errors, type LockStore, type SharedLockStore, type WaitOptions } from '@verrou/core'
 import {
   conditionFailure,
   FENCING_TOKEN,
@@ -100,7 +100,7 @@ export class DynamoDBStore implements LockStore {
   #tableReady: Promise<void> | undefined
   readonly #waiting = new PlaceHints()
   /** Semaphores and read-write locks, in the same table (see `DynamoDBSharedStore`). */
-  readonly shared: DynamoDBSharedStore
+  readonly shared: SharedLockStore
 
   constructor(options: DynamoDBStoreOptions) {
     if (options === null || typeof options !== 'object' || options.client === null || typeof options.client !== 'object') {
