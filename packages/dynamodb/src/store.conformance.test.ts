@@ -19,7 +19,7 @@ function client(endpoint?: string): DynamoDBClient {
 runLockStoreConformance({
   name: 'DynamoDBStore',
   runner: { describe, test, afterAll },
-  capabilities: { releaseNotifications: false, close: false, waitQueue: true },
+  capabilities: { releaseNotifications: false, close: false, waitQueue: true, sharedLocks: true },
   expiryToleranceMs: ALLOWANCE,
   // A new client per store: two stores stand for two processes.
   createStore: () => dynamodbStore({ client: client(), table: { name: table }, clockSkewAllowance: ALLOWANCE }),

@@ -6,11 +6,26 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb'
-import { type AcquireResult, errors, type LockStore, type WaitOptions } from '@verrou/core'
+import { type AcquireResult, errors, type LockStore, type SharedLockStore, type WaitOptions } from '@verrou/core'
+import {
+  conditionFailure,
+  FENCING_TOKEN,
+  ITEM_RETENTION_MS,
+  LAST_WRITE,
+  LATEST_LEASE_END,
+  lastWriteGuard,
+  MAX_KEY_BYTES,
+  MAX_PLACE_LEASE_MS,
+  numberOf,
+  SHARED_KEY_PREFIX,
+  STORE_NAME,
+  utf8Length,
+  validatePlaceLease,
+} from './attributes.js'
+import { DynamoDBSharedStore } from './shared_store.js'
 import { ensureTable, errorName, KEY_ATTRIBUTE, TTL_ATTRIBUTE, validateTableName } from './table.js'
 
-/** How this store's errors name it. */
-const STORE_NAME = 'DynamoDB lock store'
+export { LATEST_LEASE_END, MAX_PLACE_LEASE_MS }
 
 export interface DynamoDBStoreOptions {
   /** A client you own and configure (region, credentials, retries, timeouts). The store never destroys it. */
@@ -40,13 +55,6 @@ export interface DynamoDBStoreOptions {
 const OWNER = 'owner'
 /** Epoch ms, written by the client that acquired or extended; absent while held for ever. */
 const EXPIRES_AT = 'expiresAt'
-const FENCING_TOKEN = 'fencingToken'
-/**
- * Random id of the last write. Every write sets a new one, so it doubles as the item's version: a write
- * conditioned on the id it read applies only if nothing changed since. It also recognises our own write
- * when the SDK retried a request that had succeeded.
- */
-const LAST_WRITE = 'lastWrite'
 /**
  * The wait queue: a map from owner id to its place, `{ order: N, leaseEnd: N }`. `order` is the join
  * number (FIFO rank), `leaseEnd` the end of the place lease in epoch ms on the waiter's clock. Absent (or
@@ -57,32 +65,12 @@ const PLACE_ORDER = 'order'
 const PLACE_LEASE_END = 'leaseEnd'
 
 /**
- * How long an item stays after its lease ends before DynamoDB's TTL may delete it. The fencing counter
- * lives on the item, so a deleted item restarts it from a clock-based floor (see `#tokenFloor`); this
- * margin is what keeps that floor above every earlier token even when clocks disagree by minutes.
- */
-const ITEM_RETENTION_MS = 60 * 60 * 1000
-/**
- * The latest lease end the store writes, epoch ms: a lease past it (the contract accepts ttls up to 2^53-1
- * ms, so now + ttl can exceed what a double holds exactly) ends here instead, in the year 287,396.
- */
-export const LATEST_LEASE_END = Number.MAX_SAFE_INTEGER
-/**
- * The longest place lease the store writes. Release and extend lower the item's TTL to their own time plus
- * the hour of retention without reading the queue; capping places at half that hour keeps every live place
- * inside it (with clocks within `clockSkewAllowance`, itself far below half an hour), so DynamoDB never
- * deletes an item someone still waits on. Waiters renew their place every few hundred ms, far inside it.
- */
-export const MAX_PLACE_LEASE_MS = ITEM_RETENTION_MS / 2
-/**
  * Conditional writes a contended acquire makes before it answers "not acquired". Each lost race means
  * another client's grant, join, leave or lock write landed (renewals do not count), and the failed write
  * returns the item as it now is, so the next try decides on fresh state without a read: n clients joining
  * at the same instant all get a place within n tries.
  */
 const MAX_CONTENDED_WRITES = 25
-/** DynamoDB allows partition key values up to 2048 bytes of UTF-8. */
-const MAX_KEY_BYTES = 2048
 
 const NAMES = {
   '#key': KEY_ATTRIBUTE,
@@ -111,6 +99,8 @@ export class DynamoDBStore implements LockStore {
   readonly #tableActiveTimeout: number
   #tableReady: Promise<void> | undefined
   readonly #waiting = new PlaceHints()
+  /** Semaphores and read-write locks, in the same table (see `DynamoDBSharedStore`). */
+  readonly shared: SharedLockStore
 
   constructor(options: DynamoDBStoreOptions) {
     if (options === null || typeof options !== 'object' || options.client === null || typeof options.client !== 'object') {
@@ -123,6 +113,14 @@ export class DynamoDBStore implements LockStore {
     this.#allowance = nonNegative(options.clockSkewAllowance, 1000, 'clockSkewAllowance')
     this.#tableActiveTimeout = nonNegative(options.tableActiveTimeout, 120_000, 'tableActiveTimeout')
     this.#clock = options.clock ?? Date.now
+    this.shared = new DynamoDBSharedStore({
+      client: this.#client,
+      table: this.#table,
+      allowance: this.#allowance,
+      clock: this.#clock,
+      ready: (operation, key) => this.#ready(operation, key),
+      storageError: (error, operation, key) => this.#storageError(error, operation, key),
+    })
   }
 
   /** The table this store writes to. */
@@ -682,16 +680,6 @@ export function dynamodbStore(options: DynamoDBStoreOptions): DynamoDBStore {
   return new DynamoDBStore(options)
 }
 
-/**
- * The item as it was when a condition failed (`{}` if there was none), or `undefined` when `error` is not
- * a failed condition. Only ConditionalCheckFailedException means "held by someone else" / "not owned".
- */
-function conditionFailure(error: unknown): Record<string, AttributeValue> | undefined {
-  if (errorName(error) !== 'ConditionalCheckFailedException') return undefined
-  const item = (error as { Item?: Record<string, AttributeValue> }).Item
-  return item ?? {}
-}
-
 /** How many (key, owner) pairs a store remembers as having a place; the oldest is forgotten beyond it. */
 const MAX_PLACE_HINTS = 10_000
 
@@ -780,23 +768,6 @@ function latestEnd(places: Place[]): number {
   return places.reduce((latest, place) => Math.max(latest, place.leaseEnd), 0)
 }
 
-/** A condition that holds only while the item is exactly as read: no write since (every write sets a new id). */
-function lastWriteGuard(item: Record<string, AttributeValue>): {
-  condition: string
-  values: Record<string, AttributeValue>
-} {
-  const seen = item[LAST_WRITE]?.S
-  return seen === undefined
-    ? { condition: 'attribute_not_exists(#write)', values: {} }
-    : { condition: '#write = :seen', values: { ':seen': { S: seen } } }
-}
-
-function validatePlaceLease(wait: WaitOptions): void {
-  if (wait === null || typeof wait !== 'object' || !Number.isSafeInteger(wait.lease) || wait.lease <= 0) {
-    throw new errors.E_INVALID_ARGUMENT(`wait.lease must be a positive integer of milliseconds, got ${String(wait?.lease)}`)
-  }
-}
-
 function ownedBy(owner: string, now: number): Record<string, AttributeValue> {
   return { ':owner': { S: owner }, ':now': { N: String(now) } }
 }
@@ -807,34 +778,14 @@ function names(...placeholders: (keyof typeof NAMES)[]): Record<string, string> 
   return used
 }
 
-function numberOf(value: AttributeValue | undefined): number | undefined {
-  if (value?.N === undefined) return undefined
-  const parsed = Number(value.N)
-  return Number.isFinite(parsed) ? parsed : undefined
-}
-
 function validateKey(key: string): void {
   if (key.length * 3 > MAX_KEY_BYTES && utf8Length(key) > MAX_KEY_BYTES) {
     throw new errors.E_INVALID_ARGUMENT(`A DynamoDB lock key must be at most ${MAX_KEY_BYTES} bytes of UTF-8`)
   }
-}
-
-/** UTF-8 length without allocating: a lone surrogate counts as 3 bytes, like the replacement character. */
-function utf8Length(text: string): number {
-  let bytes = 0
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index)
-    if (code < 0x80) bytes += 1
-    else if (code < 0x800) bytes += 2
-    else if (code >= 0xd800 && code <= 0xdbff && index + 1 < text.length) {
-      const next = text.charCodeAt(index + 1)
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4
-        index++
-      } else bytes += 3
-    } else bytes += 3
+  // Reserved for the items of semaphores and read-write locks, so that a mutex never lands on one.
+  if (key.startsWith(SHARED_KEY_PREFIX)) {
+    throw new errors.E_INVALID_ARGUMENT('A DynamoDB lock key must not start with "\\u0000verrou:shared\\u0000" (reserved)')
   }
-  return bytes
 }
 
 function nonNegative(value: number | undefined, fallback: number, what: string): number {
