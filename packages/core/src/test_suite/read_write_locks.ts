@@ -250,13 +250,13 @@ export function readWriteLockTests(suite: Suite): void {
 
   test('write.run with autoExtend keeps a short writer through longer work', async () => {
     const { factory, otherFactory, key } = await setup()
-    const doc = factory.createReadWriteLock(key, 300)
+    const doc = factory.createReadWriteLock(key, 1_000)
     const reader = otherFactory.createReadWriteLock(key, LONG_TTL)
     const [ran] = await doc.write.run(
       async ({ signal }) => {
-        await sleep(450)
+        await sleep(1_200)
         assert.equal(await reader.read.acquireImmediately(), false, 'the writer still holds past its first lease')
-        await sleep(300)
+        await sleep(200)
         assert.equal(signal.aborted, false)
       },
       { autoExtend: true },

@@ -81,10 +81,10 @@ export function semaphoreTests(suite: Suite): void {
     const { factory, otherFactory, key } = await setup()
     const stale = factory.createSemaphore(key, { limit: 1, ttl: SHORT_TTL_MS })
     assert.equal(await stale.acquire(), true)
+    await stale.extend(SHORT_TTL_MS)
     const stranger = otherFactory.createSemaphore(key, { limit: 1, ttl: LONG_TTL })
     await assert.rejects(stranger.release(), E_LOCK_NOT_OWNED)
     await assert.rejects(stranger.extend(), E_LOCK_NOT_OWNED)
-    await stale.extend(SHORT_TTL_MS)
     await sleep(afterExpiry(SHORT_TTL_MS))
     assert.equal(await stranger.acquireImmediately(), true, 'the expired permit no longer counts')
     await assert.rejects(stale.release(), E_LOCK_NOT_OWNED)
@@ -171,14 +171,14 @@ export function semaphoreTests(suite: Suite): void {
 
   test('run with autoExtend keeps a short permit through longer work', async () => {
     const { factory, otherFactory, key } = await setup()
-    const permit = factory.createSemaphore(key, { limit: 1, ttl: 300 })
+    const permit = factory.createSemaphore(key, { limit: 1, ttl: 1_000 })
     const rival = otherFactory.createSemaphore(key, { limit: 1, ttl: LONG_TTL })
     const [ran, result] = await permit.run(
       async ({ signal, fencingToken }) => {
-        await sleep(450)
+        await sleep(1_200)
         const [rivalRan] = await rival.runImmediately(() => {})
         assert.equal(rivalRan, false, 'the permit is still held past its first lease')
-        await sleep(300)
+        await sleep(200)
         assert.equal(signal.aborted, false)
         return fencingToken
       },
