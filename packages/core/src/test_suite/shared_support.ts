@@ -7,6 +7,11 @@ import type { Suite } from './context.js'
 export const LONG_TTL = '10s'
 /** Lease of holders whose expiry a test waits out: short, but hundreds of ms above timer noise. */
 export const SHORT_TTL_MS = 400
+/**
+ * How much sooner than its ttl a lease may seem to end, measured here: a backend that keeps whole
+ * milliseconds may date a grant up to 1 ms before this process's clock saw the request leave.
+ */
+export const CLOCK_SLACK_MS = 5
 
 /** A factory on `store` with the retry settings of the suite's own factories. */
 export function factoryOn(store: LockStore): LockFactory {
