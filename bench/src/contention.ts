@@ -130,3 +130,20 @@ export function summarise(
   })
   return { acquisitions: counted.length, perWorker, handoffs, overlaps, retakes, longestWaitMs, counters }
 }
+
+export function counterKey(prefix: string): () => string {
+  let n = 0
+  return () => `${prefix}:${n++}`
+}
+
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
