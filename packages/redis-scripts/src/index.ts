@@ -19,6 +19,7 @@ export {
   type ScriptedStoreOptions,
 } from './scripted_store.js'
 export { ACQUIRE_SCRIPT, LEAVE_QUEUE_SCRIPT, RELEASE_SCRIPT } from './scripts.js'
+export { READER_LINGER_MS } from './shared_lua.js'
 export {
   SHARED_ACQUIRE_SCRIPT,
   SHARED_EXTEND_SCRIPT,

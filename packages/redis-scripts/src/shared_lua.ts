@@ -13,6 +13,9 @@
 /** Expired readers and dead places are dropped in batches of this many: Lua's unpack() has a limit. */
 const BATCH = 500
 
+/** How long ended readers stay in their set (see keep_readers). */
+export const READER_LINGER_MS = 10_000
+
 export const SHARED_LUA = `
 local function parse_mode(mode)
   if mode == 'x' then return true, nil end
@@ -57,14 +60,16 @@ end
 local function is_live(score, now_ms)
   return score and (score == 'inf' or tonumber(score) > now_ms)
 end
--- The readers' set expires when its last lease ends (never while a lease without end is held).
+-- The readers' set expires ${READER_LINGER_MS} ms after its last lease ends (never while a lease without end is
+-- held): an ended reader stays that long for the next client that looks to drop it and announce who it held
+-- up, and a waiter with a live place looks well within that (it renews its place).
 local function keep_readers(now_ms)
   local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
   if not last[2] then return end
   if last[2] == 'inf' then
     redis.call('PERSIST', KEYS[2])
   else
-    redis.call('PEXPIRE', KEYS[2], whole(math.max(1, tonumber(last[2]) - now_ms)))
+    redis.call('PEXPIRE', KEYS[2], whole(math.max(1, tonumber(last[2]) - now_ms) + ${READER_LINGER_MS}))
   end
 end
 -- The counter's expiry, as a mutex's (FENCE_LUA), follows the longest lease still held.
