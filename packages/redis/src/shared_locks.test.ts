@@ -119,6 +119,19 @@ describe('holders and leases', () => {
     expect(await admin.exists(readers)).toBe(0)
   })
 
+  test('a lease of the largest safe ttl, in either mode: held, refused with what is left, released', async () => {
+    const key = uniqueKey('shared-huge-ttl')
+    for (const mode of [read, write]) {
+      await grant(shared(0), key, 'h', mode, Number.MAX_SAFE_INTEGER)
+      const refused = await shared(1).acquire(key, 'o', write, 10_000, wait)
+      expect(refused.acquired).toBe(false)
+      expect(!refused.acquired && refused.expiresIn).toBeGreaterThan(Number.MAX_SAFE_INTEGER / 2)
+      expect(await shared(0).extend(key, 'h', mode, Number.MAX_SAFE_INTEGER)).toBe(true)
+      expect(await shared(0).release(key, 'h', mode)).toBe(true)
+      await shared(1).leaveQueue(key, 'o')
+    }
+  })
+
   test('at most limit holders among 20 concurrent acquirers, across rounds; every token distinct and rising per holder', async () => {
     const key = uniqueKey('shared-twenty')
     const limit = 3
