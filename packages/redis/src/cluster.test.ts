@@ -32,7 +32,7 @@ describe('Redis Cluster (3 masters)', () => {
   runLockStoreConformance({
     name: 'RedisStore on Redis Cluster',
     runner: { describe, test, afterAll },
-    capabilities: { releaseNotifications: true, close: true, waitQueue: true },
+    capabilities: { releaseNotifications: true, close: true, waitQueue: true, sharedLocks: true },
     createStore: () => {
       if (pair.length === 0) pair.push(connectCluster(), connectCluster())
       return new RedisStore({ connection: pair[created++ % 2]!, prefix })
