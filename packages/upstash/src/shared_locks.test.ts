@@ -39,12 +39,12 @@ describe.each([false, true])('shared locks over REST (auto-pipelining %s)', (ena
   test('permits: limit held, expired permit frees its slot, stale owner refused, tokens rise', async () => {
     const [a, b, c] = [store(), store(), store()]
     const key = uniqueKey('upstash-permits')
-    const first = await a.shared.acquire(key, 'a', permits(2), 150)
+    const first = await a.shared.acquire(key, 'a', permits(2), 300)
     const second = await b.shared.acquire(key, 'b', permits(2), 10_000)
     expect(first.acquired && second.acquired && second.fencingToken > first.fencingToken).toBe(true)
     expect(await c.shared.acquire(key, 'c', permits(2), 10_000)).toMatchObject({ acquired: false })
     expect(await c.shared.isLocked(key, permits(2))).toBe(true)
-    await sleep(250)
+    await sleep(400)
     expect(await a.shared.release(key, 'a', permits(2))).toBe(false)
     const third = await c.shared.acquire(key, 'c', permits(2), 10_000)
     expect(third.acquired && second.acquired && third.fencingToken > second.fencingToken).toBe(true)
@@ -56,9 +56,9 @@ describe.each([false, true])('shared locks over REST (auto-pipelining %s)', (ena
     const [a, b, c] = [store(), store(), store()]
     const key = uniqueKey('upstash-rw')
     expect((await a.shared.acquire(key, 'r1', read, 10_000)).acquired).toBe(true)
-    expect(await b.shared.acquire(key, 'w', write, 10_000, { lease: 150 })).toMatchObject({ acquired: false, position: 0 })
+    expect(await b.shared.acquire(key, 'w', write, 10_000, { lease: 300 })).toMatchObject({ acquired: false, position: 0 })
     expect(await c.shared.acquire(key, 'r2', read, 10_000, wait)).toMatchObject({ acquired: false, position: 1 })
-    await sleep(250)
+    await sleep(400)
     expect((await c.shared.acquire(key, 'r2', read, 10_000, wait)).acquired).toBe(true)
     expect(await a.shared.acquire(key, 'w', write, 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
     await a.shared.forceRelease(key, read)
