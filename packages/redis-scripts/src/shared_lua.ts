@@ -17,6 +17,8 @@ const BATCH = 500
 export const READER_LINGER_MS = 10_000
 
 export const SHARED_LUA = `
+-- An unknown mode (only another application can write one) fails the script: when a release, force
+-- release or leave walks the queue to announce, that is after its own write, which then stands.
 local function parse_mode(mode)
   if mode == 'x' then return true, nil end
   if mode == 's' then return false, nil end
