@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { invalidPrefixReason, lockKeys } from './keys.js'
+import { invalidPrefixReason, lockKeys, sharedLockKeys } from './keys.js'
 
 /** The part of a key Redis Cluster hashes: the first non-empty {...}, else the whole key. */
 function hashTag(key: string): string {
@@ -43,6 +43,46 @@ describe('lock key layout', () => {
   test('a lock key never equals another key’s fence key', () => {
     // Lock keys end with "}", fence keys with ":fence".
     expect(lockKeys('p:', 'x}:fence').lock).not.toBe(lockKeys('p:', 'x').fence)
+  })
+
+  test('a shared key lives under the mutex hash tag, apart from every mutex key', () => {
+    expect(sharedLockKeys('verrou:', 'doc:42')).toEqual({
+      writer: 'verrou:{doc:42}:shared:writer',
+      readers: 'verrou:{doc:42}:shared:readers',
+      fence: 'verrou:{doc:42}:shared:fence',
+      queue: 'verrou:{doc:42}:shared:queue',
+      queueLeases: 'verrou:{doc:42}:shared:queue:leases',
+      queueModes: 'verrou:{doc:42}:shared:queue:modes',
+      channel: 'verrou:{doc:42}:shared:released',
+    })
+  })
+
+  test.each(['plain', '}leading-brace', '{inner}', 'a}b', '{}', '}', '\\', '\\}x', '{', '🔒 ünïcode'])(
+    'the shared keys of %j share the hash tag of its mutex keys, so one Cluster slot',
+    (key) => {
+      const tag = hashTag(lockKeys('verrou:', key).lock)
+      for (const name of Object.values(sharedLockKeys('verrou:', key))) expect(hashTag(name)).toBe(tag)
+    },
+  )
+
+  test('no shared key of any key is a mutex key of any key, nor another shared key', () => {
+    // Adversarial keys: ones that spell out the suffixes of the other layout after a brace.
+    const keys = [
+      'x',
+      'x}:shared',
+      'x}:shared:writer',
+      'x}:shared:fence{',
+      'x}:fence',
+      'x}:queue',
+      'x}:shared:queue',
+      '}',
+      '\\x',
+      '',
+    ]
+    const mutex = keys.flatMap((key) => Object.values(lockKeys('p:', key)))
+    const shared = keys.flatMap((key) => Object.values(sharedLockKeys('p:', key)))
+    expect(shared.filter((name) => mutex.includes(name))).toEqual([])
+    expect(new Set(shared).size).toBe(shared.length)
   })
 
   test('prefixes with braces are refused (they would move the hash tag)', () => {

@@ -45,6 +45,41 @@ export function lockKeys(prefix: string, key: string): LockKeys {
   }
 }
 
+/**
+ * Where a semaphore or read-write lock lives. Every key sits in the same hash tag as the mutex keys of
+ * `key` (one Cluster slot per shared key) but under `:shared:...`: each mutex key ends in `}` or in `}`
+ * followed by one of its own suffixes, each of these in `}:shared:` and a suffix, so no name is both.
+ */
+export interface SharedLockKeys {
+  /** The exclusive holder (a writer): its owner, expiring with its lease, as a mutex lock is kept. */
+  writer: string
+  /** Shared holders (readers, permits): a sorted set of owners scored by lease end (ms, server clock; +inf: none). */
+  readers: string
+  /** The fencing counter of the shared key, kept apart from the mutex's. */
+  fence: string
+  /** The wait queue's order: owners scored by the number they joined with (FIFO). */
+  queue: string
+  /** Each waiting owner's place lease: owners scored by when it ends (ms, server clock). */
+  queueLeases: string
+  /** Each waiting owner's mode: `x` (exclusive), `s` (shared, no limit) or the limit of a shared request. */
+  queueModes: string
+  /** Where the waiters the grant rule admits are announced, one message per owner. */
+  channel: string
+}
+
+export function sharedLockKeys(prefix: string, key: string): SharedLockKeys {
+  const base = `${lockKeys(prefix, key).lock}:shared`
+  return {
+    writer: `${base}:writer`,
+    readers: `${base}:readers`,
+    fence: `${base}:fence`,
+    queue: `${base}:queue`,
+    queueLeases: `${base}:queue:leases`,
+    queueModes: `${base}:queue:modes`,
+    channel: `${base}:released`,
+  }
+}
+
 /** A surrogate half without its partner: not encodable as UTF-8. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 

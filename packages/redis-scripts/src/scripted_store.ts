@@ -1,8 +1,25 @@
-import { errors, type LockStore, type Logger, type WaitOptions } from '@verrou/core'
+import { errors, type LockStore, type Logger, type SharedLockStore, type WaitOptions } from '@verrou/core'
 import { consoleLogger, EVICTION_POLICY_ACTIONS, EvictionCheck, type EvictionPolicyAction } from './eviction.js'
-import { DEFAULT_PREFIX, invalidOwnerReason, invalidPrefixReason, type LockKeys, lockKeys } from './keys.js'
+import {
+  DEFAULT_PREFIX,
+  invalidOwnerReason,
+  invalidPrefixReason,
+  type LockKeys,
+  lockKeys,
+  type SharedLockKeys,
+  sharedLockKeys,
+} from './keys.js'
 import { type AcquireReply, describeValue, parseAcquireReply, parseExistsReply, parseFlagReply, ttlArgument } from './replies.js'
+import { ScriptedSharedLockStore, type SharedSubscribe } from './scripted_shared_store.js'
 import { ACQUIRE_SCRIPT, EXTEND_SCRIPT, FORCE_RELEASE_SCRIPT, LEAVE_QUEUE_SCRIPT, RELEASE_SCRIPT } from './scripts.js'
+import {
+  SHARED_ACQUIRE_SCRIPT,
+  SHARED_EXTEND_SCRIPT,
+  SHARED_FORCE_RELEASE_SCRIPT,
+  SHARED_IS_LOCKED_SCRIPT,
+  SHARED_LEAVE_QUEUE_SCRIPT,
+  SHARED_RELEASE_SCRIPT,
+} from './shared_scripts.js'
 
 /** The scripts, by the operation they carry out. */
 export const LOCK_SCRIPTS = {
@@ -11,6 +28,12 @@ export const LOCK_SCRIPTS = {
   extend: EXTEND_SCRIPT,
   'force release': FORCE_RELEASE_SCRIPT,
   'leave queue': LEAVE_QUEUE_SCRIPT,
+  'acquire shared': SHARED_ACQUIRE_SCRIPT,
+  'release shared': SHARED_RELEASE_SCRIPT,
+  'extend shared': SHARED_EXTEND_SCRIPT,
+  'force release shared': SHARED_FORCE_RELEASE_SCRIPT,
+  'check shared': SHARED_IS_LOCKED_SCRIPT,
+  'leave shared queue': SHARED_LEAVE_QUEUE_SCRIPT,
 } as const
 
 export type LockScript = keyof typeof LOCK_SCRIPTS
@@ -50,6 +73,12 @@ export abstract class ScriptedLockStore implements LockStore {
   /** How storage errors name this store, e.g. "Upstash lock store". */
   readonly #errorName: string
 
+  /**
+   * Semaphores and read-write locks, through the same connection: keys under `<lock key>:shared:...`
+   * (apart from the mutex's, in the same hash slot), one script per operation.
+   */
+  readonly shared: SharedLockStore
+
   /** `storeName` prefixes option errors (`redisStore: ...`); `errorName` begins storage errors. */
   constructor(storeName: string, errorName: string, options: ScriptedStoreOptions) {
     this.#errorName = errorName
@@ -78,6 +107,29 @@ export abstract class ScriptedLockStore implements LockStore {
       logger,
       readMemoryInfo: () => this.readMemoryInfo(),
     })
+    this.shared = new ScriptedSharedLockStore(
+      {
+        run: (script, keys, args) => this.runScript(script, keys, args),
+        ready: () => this.#eviction.ensure(),
+        failure: (error, operation, key) => this.#failure(error, operation, key),
+        keys: (key) => this.sharedLockKeys(key),
+        channel: (keys) => this.releaseChannel(keys),
+        grace: this.#grace,
+        checkOwner,
+        checkTtl,
+        checkPlaceLease,
+      },
+      this.sharedReleaseSubscription(),
+    )
+  }
+
+  /**
+   * How listeners hear of the waiters a shared key admits (`shared.subscribeToReleases`), or `undefined`
+   * for a store nobody can subscribe through. Called by the constructor, before the subclass's own fields
+   * exist: what it returns may use them only when called.
+   */
+  protected sharedReleaseSubscription(): SharedSubscribe | undefined {
+    return undefined
   }
 
   /** Runs `script` atomically on the server: one round trip. */
@@ -90,12 +142,16 @@ export abstract class ScriptedLockStore implements LockStore {
   protected abstract readMemoryInfo(): Promise<unknown[]>
 
   /** The channel the scripts announce the next waiter on; '' announces nothing (a store nobody can subscribe through). */
-  protected releaseChannel(keys: LockKeys): string {
+  protected releaseChannel(keys: Pick<LockKeys, 'channel'>): string {
     return keys.channel
   }
 
   protected lockKeys(key: string): LockKeys {
     return lockKeys(this.#prefix, key)
+  }
+
+  protected sharedLockKeys(key: string): SharedLockKeys {
+    return sharedLockKeys(this.#prefix, key)
   }
 
   /**

@@ -1,6 +1,6 @@
 import { errors, type LockStore } from '@verrou/core'
 import { runLockStoreConformance } from '@verrou/core/test-suite'
-import { lockKeys } from '@verrou/redis-scripts'
+import { lockKeys, sharedLockKeys } from '@verrou/redis-scripts'
 import { type RedisCluster, startRedisCluster } from '@verrou/test-utils/redis-cluster'
 import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -32,7 +32,7 @@ describe('Redis Cluster (3 masters)', () => {
   runLockStoreConformance({
     name: 'RedisStore on Redis Cluster',
     runner: { describe, test, afterAll },
-    capabilities: { releaseNotifications: true, close: true, waitQueue: true },
+    capabilities: { releaseNotifications: true, close: true, waitQueue: true, sharedLocks: true },
     createStore: () => {
       if (pair.length === 0) pair.push(connectCluster(), connectCluster())
       return new RedisStore({ connection: pair[created++ % 2]!, prefix })
@@ -78,6 +78,48 @@ describe('Redis Cluster (3 masters)', () => {
     } finally {
       node.disconnect()
       await store.close()
+    }
+  })
+
+  test('semaphores and read-write locks: every shared key of a key in its slot; the queue and announcements work on every master', async () => {
+    const store = new RedisStore({ connection: connectCluster(), prefix })
+    const other = new RedisStore({ connection: connectCluster(), prefix })
+    const node = new Redis(cluster.nodes[0]!)
+    const read = { exclusive: false, limit: null }
+    const write = { exclusive: true, limit: null }
+    try {
+      const keys = ['}leading', '{inner}', 'a}b', ...Array.from({ length: 12 }, (_, i) => uniqueKey(`shared-spread-${i}`))]
+      for (const key of keys) {
+        const names = Object.values(sharedLockKeys(prefix, key)).filter((name) => !name.endsWith(':released'))
+        const slot = Number(await node.cluster('KEYSLOT', lockKeys(prefix, key).lock))
+        for (const name of names) expect(Number(await node.cluster('KEYSLOT', name))).toBe(slot)
+        const heard: string[] = []
+        const unsubscribe = await other.shared.subscribeToReleases!(key, (next) => heard.push(next ?? ''))
+        expect((await store.shared.acquire(key, 'r1', { exclusive: false, limit: 2 }, 10_000)).acquired).toBe(true)
+        expect(await other.shared.acquire(key, 'w', write, 10_000, { lease: 5_000 })).toMatchObject({
+          acquired: false,
+          position: 0,
+        })
+        expect(await other.shared.acquire(key, 'r2', read, 10_000, { lease: 5_000 })).toMatchObject({
+          acquired: false,
+          position: 1,
+        })
+        expect(await store.shared.isLocked(key, write)).toBe(true)
+        expect(await store.shared.release(key, 'r1', read)).toBe(true)
+        const deadline = Date.now() + 2_000
+        while (heard.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+        expect(heard).toEqual(['w'])
+        expect((await other.shared.acquire(key, 'w', write, 10_000, { lease: 5_000 })).acquired).toBe(true)
+        expect(await other.shared.extend(key, 'w', write, 20_000)).toBe(true)
+        await store.shared.forceRelease(key, write)
+        await other.shared.leaveQueue(key, 'r2')
+        expect(await store.shared.isLocked(key, write)).toBe(false)
+        await unsubscribe()
+      }
+    } finally {
+      node.disconnect()
+      await store.close()
+      await other.close()
     }
   })
 

@@ -22,7 +22,7 @@ afterAll(async () => {
 runLockStoreConformance({
   name: 'RedisStore (ioredis)',
   runner: { describe, test, afterAll },
-  capabilities: { releaseNotifications: true, close: true, waitQueue: true },
+  capabilities: { releaseNotifications: true, close: true, waitQueue: true, sharedLocks: true },
   // A grace of 1 s (the least allowed): the suite's idle-key fencing test then runs past it, so tokens
   // must keep increasing from the server clock once the counter itself has expired.
   createStore: () =>

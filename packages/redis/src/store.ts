@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto'
 import { errors, type Unsubscribe } from '@verrou/core'
-import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore, type ScriptedStoreOptions } from '@verrou/redis-scripts'
+import {
+  LOCK_SCRIPTS,
+  type LockScript,
+  ScriptedLockStore,
+  type ScriptedStoreOptions,
+  type SharedSubscribe,
+} from '@verrou/redis-scripts'
 import type { Cluster, Redis } from 'ioredis'
 
 export interface RedisStoreOptions extends ScriptedStoreOptions {
@@ -63,8 +69,19 @@ export class RedisStore extends ScriptedLockStore {
    * (a duplicate of yours); a key is subscribed once however many listeners it has. Notifications lost
    * while that connection reconnects only make waiters poll.
    */
-  async subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
-    const { channel } = this.lockKeys(key)
+  subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
+    return this.#subscribe(this.lockKeys(key).channel, key, listener)
+  }
+
+  /**
+   * `shared.subscribeToReleases`: the same subscriber connection, on the shared key's own channel, where
+   * the scripts name each waiter the grant rule admits (one message per waiter).
+   */
+  protected override sharedReleaseSubscription(): SharedSubscribe {
+    return (key, listener) => this.#subscribe(this.sharedLockKeys(key).channel, key, listener)
+  }
+
+  async #subscribe(channel: string, key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
     clearTimeout(this.#idleTimer)
     let entry = this.#channels.get(channel)
     if (entry === undefined) {

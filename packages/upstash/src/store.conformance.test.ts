@@ -18,7 +18,7 @@ for (const enableAutoPipelining of [false, true]) {
   runLockStoreConformance({
     name: `UpstashStore through the REST server, auto-pipelining ${enableAutoPipelining ? 'on' : 'off'}`,
     runner: { describe, test, afterAll },
-    capabilities: { releaseNotifications: false, close: false, waitQueue: true },
+    capabilities: { releaseNotifications: false, close: false, waitQueue: true, sharedLocks: true },
     // A client per store, as two serverless invocations would have. The least grace allowed (1 s), so the
     // suite's idle-key fencing test outlives the counter and tokens must go on from the server clock.
     createStore: () =>

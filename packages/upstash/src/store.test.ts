@@ -215,9 +215,18 @@ describe('runs where serverless code runs', () => {
   })
 
   test('the store and the scripts it bundles import nothing but core and the client, and no Node API', async () => {
-    const shared = ['index.ts', 'keys.ts', 'scripts.ts', 'lua_helpers.ts', 'replies.ts', 'scripted_store.ts', 'eviction.ts'].map(
-      (file) => `../../redis-scripts/src/${file}`,
-    )
+    const shared = [
+      'index.ts',
+      'keys.ts',
+      'scripts.ts',
+      'lua_helpers.ts',
+      'replies.ts',
+      'scripted_store.ts',
+      'eviction.ts',
+      'shared_lua.ts',
+      'shared_scripts.ts',
+      'scripted_shared_store.ts',
+    ].map((file) => `../../redis-scripts/src/${file}`)
     for (const file of ['./store.ts', './index.ts', ...shared]) {
       const withComments = await readFile(new URL(file, import.meta.url), 'utf8')
       const source = withComments.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')

@@ -34,7 +34,8 @@ function sha1(script: LockScript): Promise<string> {
  * Locks in Upstash Redis over its REST API: the same atomic scripts, key layout and FIFO wait queue as
  * @verrou/redis, one HTTP request per operation, nothing that needs a long-lived process. A REST client
  * cannot hold a subscription, so nothing is published: the first waiter in the queue polls briefly, the
- * others at their retry delay (or until the holder's lease ends, if sooner).
+ * others at their retry delay (or until the holder's lease ends, if sooner). Semaphores and read-write
+ * locks (`shared`) work the same way: one script, one request per operation, no announcements.
  */
 export class UpstashStore extends ScriptedLockStore {
   readonly #connection: UpstashConnection
@@ -51,8 +52,8 @@ export class UpstashStore extends ScriptedLockStore {
     this.#connection = connection
   }
 
-  /** Nobody can subscribe over REST, so announcing the next waiter would be wasted work. */
-  protected override releaseChannel(_keys: LockKeys): string {
+  /** Nobody can subscribe over REST, so announcing waiters (mutex or shared) would be wasted work. */
+  protected override releaseChannel(_keys: Pick<LockKeys, 'channel'>): string {
     return ''
   }
 
