@@ -1,0 +1,57 @@
+import { NOW_MS, PRUNE_BATCH } from './sql.js'
+
+/** The statements of shared keys (semaphores, read-write locks), on their own table. */
+export interface SharedStatements {
+  createTable: string
+  /**
+   * Params: keyHash. Always one row: `found` (0 or 1), the row's state and token, and the server's clock. The
+   * aggregate makes a missing row still report the clock; FOR UPDATE holds the row until the transaction ends.
+   */
+  selectForUpdate: string
+  /** Params: keyHash. The state and the clock, without locking (isLocked). */
+  selectPlain: string
+  /**
+   * Params: keyHash, key. Creates an empty row if none exists, its counter at the floor (read with a shared
+   * lock, so that pruning cannot slip between), prunable at once; an existing row is left as it is.
+   */
+  insertEmpty: string
+  /** Params: state, token, endsAt, keyHash. */
+  update: string
+  /** Rows with no live holder and no live place, oldest first. */
+  selectEnded: string
+  /** Params: PRUNE_BATCH key hashes, then the floor they were covered by. */
+  deleteEnded: string
+}
+
+export function sharedStatements(table: string, floor: string): SharedStatements {
+  const ended = `ends_at <= ${NOW_MS}`
+  return {
+    createTable: [
+      `CREATE TABLE IF NOT EXISTS ${table} (`,
+      '  key_hash BINARY(32) NOT NULL,',
+      '  lock_key LONGBLOB NOT NULL,',
+      '  state LONGBLOB NOT NULL,',
+      '  fencing_token BIGINT NOT NULL,',
+      '  ends_at BIGINT NULL,',
+      '  PRIMARY KEY (key_hash),',
+      '  KEY ended_states (ends_at, fencing_token)',
+      ') ENGINE=InnoDB',
+    ].join('\n'),
+    selectForUpdate: [
+      'SELECT COUNT(*) AS found, MAX(state) AS state, MAX(fencing_token) AS fencing_token,',
+      `${NOW_MS} AS now_ms FROM ${table} WHERE key_hash = ? FOR UPDATE`,
+    ].join(' '),
+    selectPlain: `SELECT state, ${NOW_MS} AS now_ms FROM ${table} WHERE key_hash = ?`,
+    insertEmpty: [
+      `INSERT INTO ${table} (key_hash, lock_key, state, fencing_token, ends_at)`,
+      `VALUES (?, ?, '{"h":[],"q":[]}', (SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE), ${NOW_MS})`,
+      'ON DUPLICATE KEY UPDATE key_hash = key_hash',
+    ].join(' '),
+    update: `UPDATE ${table} SET state = ?, fencing_token = CAST(? AS SIGNED), ends_at = CAST(? AS SIGNED) WHERE key_hash = ?`,
+    selectEnded: `SELECT key_hash, fencing_token FROM ${table} WHERE ${ended} ORDER BY ends_at LIMIT ${PRUNE_BATCH}`,
+    deleteEnded: [
+      `DELETE FROM ${table} WHERE key_hash IN (${Array.from({ length: PRUNE_BATCH }, () => '?').join(', ')})`,
+      `AND ${ended} AND fencing_token <= CAST(? AS SIGNED)`,
+    ].join(' '),
+  }
+}
