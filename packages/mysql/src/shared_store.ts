@@ -2,6 +2,8 @@ import { type AcquireResult, errors, type SharedLockStore, type SharedMode, type
 import type { Connection, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import type { ConnectionGate } from './connection_gate.js'
 import { keyHash, toBytes } from './key_bytes.js'
+import { retryingDeadlocks } from './retrying_deadlocks.js'
+import { type SharedStatements, sharedStatements } from './shared_sql.js'
 import {
   type Decision,
   decideAcquire,
@@ -15,8 +17,6 @@ import {
   type SharedState,
   stateEndsAt,
 } from './shared_state.js'
-import { type SharedStatements, sharedStatements } from './shared_sql.js'
-import { retryingDeadlocks } from './retrying_deadlocks.js'
 import { PRUNE_BATCH } from './sql.js'
 import { SHARED_SUFFIX } from './table_name.js'
 
@@ -43,6 +43,7 @@ const ER_LOCK_DEADLOCK = 1213
 const ER_LOCK_WAIT_TIMEOUT = 1205
 const ER_NO_SUCH_TABLE = 1146
 const ER_BAD_NULL_ERROR = 1048
+const ER_DUP_ENTRY = 1062
 const TRANSACTION_ATTEMPTS = 3
 // A fresh key takes one pass to create its row; pruning deleting it in between costs another.
 const MISSING_ROW_PASSES = 3
@@ -99,7 +100,7 @@ export class MysqlSharedStore implements SharedLockStore {
     return this.#guard('check', key, async (sql) => {
       const [rows] = await this.#send((db) => db.execute<RowDataPacket[]>(sql.selectPlain, [keyHash(toBytes(key))]))
       const row = rows[0]
-      if (row === undefined) return false
+      if (row === undefined || Number(row.found) === 0) return false
       return isLockedIn(decodeState(row.state as Buffer), mode, Number(row.now_ms))
     })
   }
@@ -134,51 +135,92 @@ export class MysqlSharedStore implements SharedLockStore {
   }
 
   /**
+   * Runs `decide` on the row of `key` and writes what it decided, atomically. First optimistically, with no
+   * transaction: a plain read, then a write only over the version read (or the insert of a key's first row);
+   * answers that change nothing cost that one read. If another session wrote in between, the decision is
+   * made again under the row lock (`#decideLocked`), which cannot lose: two attempts at most.
+   */
+  #decide<T>(operation: string, key: string, create: boolean, decide: Decide<T>): Promise<{ answer: T; token: number }> {
+    return this.#guard(operation, key, async (sql) => {
+      const keyBytes = toBytes(key)
+      const hash = keyHash(keyBytes)
+      const [rows] = await this.#send((db) => db.execute<RowDataPacket[]>(sql.selectPlain, [hash]))
+      const row = rows[0]
+      if (row === undefined) throw new Error('the read returned no row')
+      const now = Number(row.now_ms)
+      if (Number(row.found) === 0) {
+        const decision = decide(EMPTY_STATE, now)
+        if (!create || decision.next === undefined) return { answer: decision.answer, token: 0 }
+        const params = [hash, keyBytes, encodeState(decision.next), stateEndsAt(decision.next, now)]
+        const inserted = await retryingDeadlocks(() =>
+          this.#send((db) => db.execute<ResultSetHeader>(sql.insertGranted, params)),
+        ).catch((error: unknown) => {
+          if (errnoOf(error) === ER_DUP_ENTRY) return undefined
+          throw this.#floorMissing(error, operation, key)
+        })
+        if (inserted !== undefined) return { answer: decision.answer, token: Number(inserted[0].insertId) }
+      } else {
+        const token = Number(row.fencing_token)
+        const decision = decide(decodeState(row.state as Buffer), now)
+        const nextToken = decision.grant === true ? token + 1 : token
+        if (decision.next === undefined) return { answer: decision.answer, token: nextToken }
+        const params = [encodeState(decision.next), nextToken, stateEndsAt(decision.next, now), hash, Number(row.version)]
+        const [header] = await this.#send((db) => db.execute<ResultSetHeader>(sql.updateIfUnchanged, params))
+        if (header.affectedRows > 0) return { answer: decision.answer, token: nextToken }
+      }
+      return this.#decideLocked(sql, operation, key, create, decide)
+    })
+  }
+
+  #floorMissing(error: unknown, operation: string, key: string): unknown {
+    if (errnoOf(error) !== ER_BAD_NULL_ERROR) return error
+    return errors.E_LOCK_STORAGE_ERROR.from(error, {
+      operation,
+      key,
+      store: this.#context.storeName,
+      detail: `${this.#context.floor} has no row; create it as the README shows`,
+    })
+  }
+
+  /**
    * Runs `decide` on the row of `key` inside a transaction that holds the row lock. A missing row reads as
    * empty; `create` (acquire) first inserts it empty, outside the transaction: inserting inside it, after a
    * locking read that found nothing, would hold a gap lock and deadlock against a concurrent first acquirer.
    */
-  #decide<T>(
+  async #decideLocked<T>(
+    sql: SharedStatements,
     operation: string,
     key: string,
     create: boolean,
     decide: Decide<T>,
   ): Promise<{ answer: T; token: number }> {
-    return this.#guard(operation, key, async (sql) => {
-      const keyBytes = toBytes(key)
-      const hash = keyHash(keyBytes)
-      for (let pass = 1; ; pass++) {
-        const outcome = await this.#transaction(async (connection) => {
-          const [rows] = await connection.execute<RowDataPacket[]>(sql.selectForUpdate, [hash])
-          const row = rows[0]
-          if (row === undefined) throw new Error('the locking read returned no row')
-          const now = Number(row.now_ms)
-          if (Number(row.found) === 0) {
-            if (create) return undefined
-            return { answer: decide(EMPTY_STATE, now).answer, token: 0 }
-          }
-          const token = Number(row.fencing_token)
-          const decision = decide(decodeState(row.state as Buffer), now)
-          const nextToken = decision.grant === true ? token + 1 : token
-          if (decision.next !== undefined) {
-            const endsAt = stateEndsAt(decision.next, now)
-            await connection.execute(sql.update, [encodeState(decision.next), nextToken, endsAt, hash])
-          }
-          return { answer: decision.answer, token: nextToken }
-        })
-        if (outcome !== undefined) return outcome
-        if (pass >= MISSING_ROW_PASSES) throw new Error(`the row of a shared key kept disappearing (${pass} passes)`)
-        await retryingDeadlocks(() => this.#send((db) => db.execute(sql.insertEmpty, [hash, keyBytes]))).catch((error: unknown) => {
-          if (errnoOf(error) !== ER_BAD_NULL_ERROR) throw error
-          throw errors.E_LOCK_STORAGE_ERROR.from(error, {
-            operation,
-            key,
-            store: this.#context.storeName,
-            detail: `${this.#context.floor} has no row; create it as the README shows`,
-          })
-        })
-      }
-    })
+    const keyBytes = toBytes(key)
+    const hash = keyHash(keyBytes)
+    for (let pass = 1; ; pass++) {
+      const outcome = await this.#transaction(async (connection) => {
+        const [rows] = await connection.execute<RowDataPacket[]>(sql.selectForUpdate, [hash])
+        const row = rows[0]
+        if (row === undefined) throw new Error('the locking read returned no row')
+        const now = Number(row.now_ms)
+        if (Number(row.found) === 0) {
+          if (create) return undefined
+          return { answer: decide(EMPTY_STATE, now).answer, token: 0 }
+        }
+        const token = Number(row.fencing_token)
+        const decision = decide(decodeState(row.state as Buffer), now)
+        const nextToken = decision.grant === true ? token + 1 : token
+        if (decision.next !== undefined) {
+          const endsAt = stateEndsAt(decision.next, now)
+          await connection.execute(sql.update, [encodeState(decision.next), nextToken, endsAt, hash])
+        }
+        return { answer: decision.answer, token: nextToken }
+      })
+      if (outcome !== undefined) return outcome
+      if (pass >= MISSING_ROW_PASSES) throw new Error(`the row of a shared key kept disappearing (${pass} passes)`)
+      await retryingDeadlocks(() => this.#send((db) => db.execute(sql.insertEmpty, [hash, keyBytes]))).catch((error: unknown) => {
+        throw this.#floorMissing(error, operation, key)
+      })
+    }
   }
 
   /** Runs `body` in a transaction on a connection of its own, again (whole) after a deadlock or a lock wait timeout. */
