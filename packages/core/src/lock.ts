@@ -24,6 +24,7 @@ import { handoffPending } from './release_queue.js'
 import type { RetryPolicy } from './retry_policy.js'
 import { type RunCallback, type RunOptions, type RunResult, type RunTarget, resolveRunOptions, runWhileHeld } from './run.js'
 import { serializeLock } from './serialized_lock.js'
+import type { LockKind } from './shared_mode_store.js'
 import type { AcquireResult, LockStore, WaitOptions } from './store.js'
 import { type CallBounds, GAVE_UP, StoreCalls, type StoreContext } from './store_call.js'
 import { monotonicNow } from './timer.js'
@@ -40,6 +41,10 @@ declare global {
 /** What every lock of one factory shares, built once by `LockFactory`: creating a lock copies none of it. */
 export interface LockShared extends StoreContext {
   readonly retry: RetryPolicy
+  /** What the locks made with it are; for every kind but 'lock', `store` speaks to the store's `shared` in one mode. */
+  readonly kind: LockKind
+  /** A permit's limit; `null` for every other kind. */
+  readonly limit: number | null
 }
 
 const NO_BOUNDS: CallBounds = Object.freeze({})
@@ -60,6 +65,13 @@ export interface RestoredHolding {
  */
 export class Lock {
   readonly key: string
+  /**
+   * `'lock'` for a mutex (`createLock`), `'permit'` for a semaphore permit (`createSemaphore`), `'read'` or
+   * `'write'` for a side of a read-write lock (`createReadWriteLock`). `restoreLock` gives back the same kind.
+   */
+  readonly kind: LockKind
+  /** The semaphore's limit for a permit; `null` for every other kind. */
+  readonly limit: number | null
   readonly #owner: string
   readonly #ttl: number | null
   readonly #retry: RetryPolicy
@@ -72,6 +84,8 @@ export class Lock {
   /** Internal: key and owner must already be validated (`LockFactory` does). */
   constructor(key: string, owner: string, ttl: number | null, shared: LockShared, restored?: RestoredHolding) {
     this.key = key
+    this.kind = shared.kind
+    this.limit = shared.limit
     this.#store = shared.store
     this.#owner = owner
     this.#ttl = ttl
@@ -135,7 +149,10 @@ export class Lock {
     if (this.#logger !== silentLogger) this.#logger.debug({ key: this.key }, 'verrou: lock released')
   }
 
-  /** Releases the lock whoever holds it. For administration and recovery, not for normal flow. */
+  /**
+   * Releases the lock whoever holds it. For administration and recovery, not for normal flow. On a permit it
+   * frees every permit of the key; on `read`, every reader; on `write`, the writer.
+   */
   async forceRelease(): Promise<void> {
     await this.#calls.forceRelease()
     this.#lease.end('released')
@@ -159,7 +176,10 @@ export class Lock {
     this.#lease.extended(version, sentAt, lease)
   }
 
-  /** Whether anyone holds an unexpired lease on this key (asks the store). */
+  /**
+   * Whether anyone holds an unexpired lease on this key (asks the store). On a permit: whether every permit
+   * is taken (or a writer holds the key); on `read`: whether a writer holds it; on `write`: whether anyone does.
+   */
   isLocked(): Promise<boolean> {
     return this.#calls.isLocked()
   }
@@ -220,6 +240,8 @@ export class Lock {
   /** A string another process can turn back into this lock with `LockFactory.restoreLock`. */
   serialize(): string {
     return serializeLock({
+      kind: this.kind,
+      limit: this.limit,
       key: this.key,
       owner: this.#owner,
       ttl: this.#ttl,

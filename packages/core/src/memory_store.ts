@@ -1,4 +1,5 @@
-import type { AcquireResult, LockStore, Unsubscribe, WaitOptions } from './store.js'
+import { MemorySharedStore } from './memory_shared_store.js'
+import type { AcquireResult, LockStore, SharedLockStore, Unsubscribe, WaitOptions } from './store.js'
 import { type CancelTimer, startTimer } from './timer.js'
 import { WaitQueues } from './wait_queue.js'
 
@@ -20,6 +21,7 @@ interface Lease {
  * interleave inside one; the lease clock is monotonic, so wall-clock changes do not move expiries.
  * A queueing store: waiters that pass `wait` queue per key in FIFO order, nobody jumps a non-empty queue,
  * and each release (or lease end, or the head's place dying) is announced with the name of the next waiter.
+ * Semaphores and read-write locks live in `shared`, apart from these mutex keys.
  */
 export class MemoryStore implements LockStore {
   readonly #leases = new Map<string, Lease>()
@@ -32,6 +34,15 @@ export class MemoryStore implements LockStore {
    * so the store's footprint is bounded by the keys in use.
    */
   #lastToken = 0
+  readonly #shared = new MemorySharedStore(() => {
+    this.#lastToken += 1
+    return this.#lastToken
+  })
+
+  /** Semaphores and read-write locks (see `SharedLockStore`); tokens come from the same counter as mutexes. */
+  get shared(): SharedLockStore {
+    return this.#shared
+  }
 
   async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     const now = performance.now()
@@ -103,12 +114,12 @@ export class MemoryStore implements LockStore {
   }
 
   /**
-   * Number of keys the store keeps anything for (a lease, a queue of waiters, a subscription): bounded by the
-   * keys in use.
+   * Number of keys the store keeps anything for (a lease, a queue of waiters, a subscription; mutex and shared
+   * keys each counted): bounded by the keys in use.
    */
   get footprint(): number {
     const keys = new Set([...this.#leases.keys(), ...this.#listeners.keys(), ...this.#queues.keys()])
-    return keys.size
+    return keys.size + this.#shared.footprint
   }
 
   /** The unexpired lease on `key`, dropping an expired one on the way. */

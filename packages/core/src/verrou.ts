@@ -2,7 +2,14 @@ import { describeValue } from './describe_value.js'
 import type { Duration } from './duration.js'
 import { E_INVALID_ARGUMENT } from './errors.js'
 import type { Lock } from './lock.js'
-import { type CreateLockOptions, LockFactory, type LockFactoryOptions, validateStore } from './lock_factory.js'
+import {
+  type CreateLockOptions,
+  type CreateSemaphoreOptions,
+  LockFactory,
+  type LockFactoryOptions,
+  type ReadWriteLock,
+  validateStore,
+} from './lock_factory.js'
 import type { LockStore } from './store.js'
 
 export interface StoreEntry {
@@ -56,6 +63,16 @@ export class Verrou<Stores extends Record<string, StoreEntry>> {
   /** `LockFactory.createLock` on the default store. */
   createLock(key: string, ttl?: Duration | null, options?: CreateLockOptions): Lock {
     return this.use(this.#default).createLock(key, ttl, options)
+  }
+
+  /** `LockFactory.createSemaphore` on the default store: one permit of a semaphore on `key`. */
+  createSemaphore(key: string, options: CreateSemaphoreOptions): Lock {
+    return this.use(this.#default).createSemaphore(key, options)
+  }
+
+  /** `LockFactory.createReadWriteLock` on the default store. */
+  createReadWriteLock(key: string, ttl?: Duration | null, options?: CreateLockOptions): ReadWriteLock {
+    return this.use(this.#default).createReadWriteLock(key, ttl, options)
   }
 
   /** `LockFactory.restoreLock` on the default store. */
