@@ -239,6 +239,49 @@ describe('MySQL shared locks', () => {
     for (const each of mutexKeys) expect(await store.isLocked(each)).toBe(true)
   })
 
+  test('uncontended: one plain read, plus one write when something changes, and no transaction', async () => {
+    const connection = await createTestConnection()
+    connections.push(connection)
+    const lone = mysqlStore({ connection, tableName, pruneInterval: false })
+    const key = newKey()
+    await lone.shared.isLocked(newKey(), READ) // creates the tables and prepares the first statement
+    const counters = async () => {
+      const [rows] = await connection.query<RowDataPacket[]>(
+        "SHOW SESSION STATUS WHERE Variable_name IN ('Com_stmt_execute', 'Com_begin', 'Com_commit')",
+      )
+      return Object.fromEntries(rows.map((row) => [row.Variable_name as string, Number(row.Value)]))
+    }
+    const costOf = async (operation: () => Promise<unknown>) => {
+      const before = await counters()
+      await operation()
+      const after = await counters()
+      return [after.Com_stmt_execute! - before.Com_stmt_execute!, after.Com_begin! - before.Com_begin!]
+    }
+    expect(await costOf(() => lone.shared.acquire(key, 'a', permits(1), TTL))).toEqual([2, 0])
+    expect(await costOf(() => lone.shared.acquire(key, 'b', permits(1), TTL))).toEqual([1, 0])
+    expect(await costOf(() => lone.shared.acquire(key, 'b', permits(1), TTL, { lease: TTL }))).toEqual([2, 0])
+    expect(await costOf(() => lone.shared.isLocked(key, permits(1)))).toEqual([1, 0])
+    expect(await costOf(() => lone.shared.extend(key, 'a', permits(1), TTL))).toEqual([2, 0])
+    expect(await costOf(() => lone.shared.release(key, 'a', permits(1)))).toEqual([2, 0])
+    expect(await costOf(() => lone.shared.release(key, 'a', permits(1)))).toEqual([1, 0])
+  })
+
+  test('a write that loses to another session is decided again under the row lock', async () => {
+    const key = newKey()
+    tokenOf(await store.shared.acquire(key, 'a', permits(1), TTL))
+    // Another session holds the row lock and changes the row while our write waits on it.
+    const other = await createTestConnection()
+    connections.push(other)
+    await other.query('START TRANSACTION')
+    await other.query(`SELECT 1 FROM \`${tableName}_shared\` WHERE key_hash = ? FOR UPDATE`, [keyHash(toBytes(key))])
+    const pending = store.shared.release(key, 'a', permits(1))
+    await sleep(100)
+    await other.query(`UPDATE \`${tableName}_shared\` SET version = version + 1 WHERE key_hash = ?`, [keyHash(toBytes(key))])
+    await other.query('COMMIT')
+    expect(await pending).toBe(true)
+    expect(await store.shared.isLocked(key, permits(1))).toBe(false)
+  })
+
   test('a table name too long for its shared table still serves mutexes, and says why shared locks fail', async () => {
     const longStore = mysqlStore({ connection: pool, tableName: `t${'x'.repeat(57)}`, autoCreateTable: false })
     await expect(longStore.shared.acquire(newKey(), 'a', READ, TTL)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
