@@ -52,9 +52,10 @@ type Decide<T> = (state: SharedState, now: number) => Decision<T> & { grant?: bo
 
 /**
  * Semaphores and read-write locks in `<tableName>_shared`: one row per shared key holding its holders, its
- * FIFO queue (as JSON) and its fencing counter. Each write is one short transaction: the row is read with
- * SELECT ... FOR UPDATE together with the server's clock, the grant rule runs here, and the row is written
- * back, all under the row lock, so concurrent sessions never lose an update whatever their isolation level.
+ * FIFO queue (as JSON) and its fencing counter. The grant rule runs here, on the row and the server's clock
+ * read together: first optimistically (a plain read, then a write only over the version read), and, when
+ * another session wrote in between, again in a short transaction under SELECT ... FOR UPDATE. Either way the
+ * write lands only on the row the decision was made from, so no update is lost at any isolation level.
  */
 export class MysqlSharedStore implements SharedLockStore {
   readonly #context: SharedContext
@@ -165,8 +166,15 @@ export class MysqlSharedStore implements SharedLockStore {
         const nextToken = decision.grant === true ? token + 1 : token
         if (decision.next === undefined) return { answer: decision.answer, token: nextToken }
         const params = [encodeState(decision.next), nextToken, stateEndsAt(decision.next, now), hash, Number(row.version)]
-        const [header] = await this.#send((db) => db.execute<ResultSetHeader>(sql.updateIfUnchanged, params))
-        if (header.affectedRows > 0) return { answer: decision.answer, token: nextToken }
+        // A deadlock victim or a lock wait timeout changed nothing: the locked path decides instead.
+        const written = await this.#send((db) => db.execute<ResultSetHeader>(sql.updateIfUnchanged, params)).catch(
+          (error: unknown) => {
+            const errno = errnoOf(error)
+            if (errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT) return undefined
+            throw error
+          },
+        )
+        if (written !== undefined && written[0].affectedRows > 0) return { answer: decision.answer, token: nextToken }
       }
       return this.#decideLocked(sql, operation, key, create, decide)
     })

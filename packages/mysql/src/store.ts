@@ -49,7 +49,7 @@ const MAX_REMEMBERED_PLACES = 10_000
 const MAX_PRUNE_BATCHES = 50
 
 /**
- * Locks in a MySQL 8 / MariaDB 10.6+ table. Every lock operation is one statement, decided on the
+ * Locks in a MySQL 8 / MariaDB 10.6+ table. Every mutex operation is one statement, decided on the
  * server's clock; a lock is a row, not a session, so it survives connection pooling and can be restored
  * from any process.
  */
