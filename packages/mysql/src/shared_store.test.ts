@@ -282,6 +282,49 @@ describe('MySQL shared locks', () => {
     expect(await store.shared.isLocked(key, permits(1))).toBe(false)
   })
 
+  test('leases up to 2^53-1 ms hold, extend and release', async () => {
+    const key = newKey()
+    const huge = Number.MAX_SAFE_INTEGER
+    tokenOf(await store.shared.acquire(key, 'a', READ, huge))
+    const refused = await store.shared.acquire(key, 'w', WRITE, TTL)
+    expect(refused.acquired).toBe(false)
+    expect(await store.shared.extend(key, 'a', READ, huge)).toBe(true)
+    expect(await store.shared.isLocked(key, WRITE)).toBe(true)
+    expect(await store.shared.release(key, 'a', READ)).toBe(true)
+    tokenOf(await store.shared.acquire(key, 'w', WRITE, TTL))
+  })
+
+  test('tokens never repeat or go down while pruning runs against churning keys', async () => {
+    const keys = [newKey(), newKey(), newKey()]
+    const workers = await Promise.all(Array.from({ length: 6 }, () => processStore()))
+    const seen = new Map<string, number[]>(keys.map((key) => [key, []]))
+    let stop = false
+    let pruned = 0
+    const pruning = (async () => {
+      while (!stop) pruned += await store.pruneExpired()
+    })()
+    await Promise.all(
+      workers.map(async (worker, w) => {
+        const key = keys[w % keys.length]!
+        let last = 0
+        for (let round = 0; round < 15; round++) {
+          const mode = round % 3 === 0 ? WRITE : permits(2)
+          const result = await worker.shared.acquire(key, `w${w}`, mode, TTL)
+          if (!result.acquired) continue
+          expect(result.fencingToken).toBeGreaterThan(last)
+          last = result.fencingToken
+          seen.get(key)!.push(result.fencingToken)
+          expect(await worker.shared.release(key, `w${w}`, mode)).toBe(true)
+        }
+      }),
+    )
+    stop = true
+    await pruning
+    for (const tokens of seen.values()) expect(new Set(tokens).size).toBe(tokens.length)
+    // The rows really went and came back meanwhile.
+    expect(pruned).toBeGreaterThan(0)
+  })
+
   test('a table name too long for its shared table still serves mutexes, and says why shared locks fail', async () => {
     const longStore = mysqlStore({ connection: pool, tableName: `t${'x'.repeat(57)}`, autoCreateTable: false })
     await expect(longStore.shared.acquire(newKey(), 'a', READ, TTL)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
