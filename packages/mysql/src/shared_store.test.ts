@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { type AcquireResult, errors, type SharedMode } from '@verrou/core'
 import type { Connection, RowDataPacket } from 'mysql2/promise'
-import { afterAll, describe, expect, test } from 'vitest'
+import { afterAll, afterEach, describe, expect, test } from 'vitest'
 import { createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { type MysqlStore, mysqlStore } from './index.js'
 import { keyHash, toBytes } from './key_bytes.js'
@@ -44,10 +44,14 @@ async function rowOf(key: string): Promise<{ state: string; token: number } | un
   return row === undefined ? undefined : { state: (row.state as Buffer).toString('utf8'), token: Number(row.fencing_token) }
 }
 
+// Connections end with the test that opened them: the server's max_connections is shared with other runs.
+afterEach(async () => {
+  await Promise.all(connections.splice(0).map((each) => each.end()))
+})
+
 afterAll(async () => {
   await store.close()
   await dropTables(pool, tableName)
-  await Promise.all(connections.map((each) => each.end()))
   await pool.end()
 })
 
