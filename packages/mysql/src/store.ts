@@ -30,7 +30,10 @@ const DUPLICATE_COLUMN = 1060
 export interface MysqlStoreOptions {
   /** A `mysql2/promise` pool (recommended) or connection. You own it: the store never ends it. */
   connection: Pool | Connection
-  /** Default `verrou_locks`; `database.table` is allowed. The store also uses `<tableName>_floor`. */
+  /**
+   * Default `verrou_locks`; `database.table` is allowed. The store also uses `<tableName>_floor`, and
+   * `<tableName>_shared` for semaphores and read-write locks.
+   */
   tableName?: string
   /** Create both tables (if missing) before the first operation. Default `true`. */
   autoCreateTable?: boolean
@@ -216,8 +219,9 @@ export class MysqlStore implements LockStore {
 
   /**
    * Deletes rows whose lease has ended (released, force-released or expired), up to 10 000 per call and
-   * table (locks, then shared keys: those with no live holder and no live place), and returns how many. Their highest fencing token is first recorded in the floor table, which new rows
-   * start above, so tokens keep increasing for a key whose row was pruned.
+   * table (locks, then shared keys with no live holder and no live place), and returns how many. Their
+   * highest fencing token is first recorded in the floor table, which new rows start above, so tokens keep
+   * increasing for a key whose row was pruned.
    */
   async pruneExpired(): Promise<number> {
     try {
