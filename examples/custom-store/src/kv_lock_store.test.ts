@@ -14,6 +14,6 @@ runLockStoreConformance({
     down.down = true
     return new KvLockStore(down)
   },
-  capabilities: { releaseNotifications: false, close: false, waitQueue: true },
+  capabilities: { releaseNotifications: false, close: false, waitQueue: true, sharedLocks: false },
   runner: { describe, test, afterAll },
 })

@@ -9,6 +9,6 @@ const service = new VersionedKv<LockRecord>()
 runLockStoreConformance({
   name: 'KvLockStore under node:test',
   createStore: () => new KvLockStore(service),
-  capabilities: { releaseNotifications: false, close: false, waitQueue: true },
+  capabilities: { releaseNotifications: false, close: false, waitQueue: true, sharedLocks: false },
   runner: { describe, test: (name, body, timeoutMs) => test(name, { timeout: timeoutMs }, body), afterAll: after },
 })

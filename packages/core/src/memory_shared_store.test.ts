@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import { MemoryStore } from './memory_store.js'
 import type { SharedLockStore, SharedMode } from './store.js'
@@ -196,5 +197,81 @@ describe('memory store: semaphores and read-write locks', () => {
     expect(store.footprint).toBe(0)
     expect(await shared.isLocked('q', WRITE)).toBe(false)
     expect(store.footprint).toBe(0)
+  })
+})
+
+/** The grant rule of `SharedLockStore`, restated on plain arrays: what the store must decide. */
+interface ModelHolder {
+  owner: string
+  exclusive: boolean
+}
+interface ModelPlace extends ModelHolder {
+  limit: number | null
+}
+
+function modelAdmits(holders: ModelHolder[], places: ModelPlace[], owner: string, mode: SharedMode): boolean {
+  if (holders.some((holder) => holder.owner === owner)) return false
+  const index = places.findIndex((place) => place.owner === owner)
+  const ahead = index === -1 ? places : places.slice(0, index)
+  if (mode.exclusive) return holders.length === 0 && ahead.length === 0
+  if (holders.some((holder) => holder.exclusive) || ahead.some((place) => place.exclusive)) return false
+  return mode.limit === null || holders.length + ahead.length < mode.limit
+}
+
+const MODES: SharedMode[] = [WRITE, READ, permits(1), permits(2), permits(3)]
+const operation = fc.oneof(
+  fc.record({ op: fc.constant('acquire' as const), owner: fc.nat(4), mode: fc.nat(4), wait: fc.boolean() }),
+  fc.record({ op: fc.constant('release' as const), owner: fc.nat(4), mode: fc.nat(4) }),
+  fc.record({ op: fc.constant('leave' as const), owner: fc.nat(4) }),
+  fc.record({ op: fc.constant('force' as const), mode: fc.nat(4) }),
+)
+
+describe('memory store: the grant rule, against a model', () => {
+  test('every decision, position and release matches the rule; tokens rise; isLocked agrees', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { maxLength: 60 }), async (operations) => {
+        const { shared } = setup()
+        let holders: ModelHolder[] = []
+        let places: ModelPlace[] = []
+        let lastToken = 0
+        for (const step of operations) {
+          if (step.op === 'acquire') {
+            const owner = `o${step.owner}`
+            const mode = MODES[step.mode]!
+            const expected = modelAdmits(holders, places, owner, mode)
+            const result = await shared.acquire('k', owner, mode, null, step.wait ? { lease: 1e9 } : undefined)
+            expect(result.acquired).toBe(expected)
+            if (result.acquired) {
+              expect(result.fencingToken).toBeGreaterThan(lastToken)
+              lastToken = result.fencingToken
+              holders.push({ owner, exclusive: mode.exclusive })
+              places = places.filter((place) => place.owner !== owner)
+            } else if (step.wait) {
+              let index = places.findIndex((place) => place.owner === owner)
+              if (index === -1) index = places.push({ owner, exclusive: mode.exclusive, limit: mode.limit }) - 1
+              else places[index] = { owner, exclusive: mode.exclusive, limit: mode.limit }
+              expect(result.position).toBe(index)
+            }
+          } else if (step.op === 'release') {
+            const owner = `o${step.owner}`
+            const mode = MODES[step.mode]!
+            const held = holders.some((holder) => holder.owner === owner && holder.exclusive === mode.exclusive)
+            expect(await shared.release('k', owner, mode)).toBe(held)
+            if (held) holders = holders.filter((holder) => holder.owner !== owner)
+          } else if (step.op === 'leave') {
+            await shared.leaveQueue('k', `o${step.owner}`)
+            places = places.filter((place) => place.owner !== `o${step.owner}`)
+          } else {
+            const mode = MODES[step.mode]!
+            await shared.forceRelease('k', mode)
+            holders = holders.filter((holder) => holder.exclusive !== mode.exclusive)
+          }
+          expect(await shared.isLocked('k', WRITE)).toBe(holders.length > 0)
+          const writer = holders.some((holder) => holder.exclusive)
+          expect(await shared.isLocked('k', permits(2))).toBe(writer || holders.length >= 2)
+        }
+      }),
+      { numRuns: 300 },
+    )
   })
 })

@@ -16,6 +16,6 @@ runLockStoreConformance({
   name: 'memory',
   createStore: () => shared,
   createUnreachableStore: refusingStore,
-  capabilities: { releaseNotifications: true, close: false, waitQueue: true },
+  capabilities: { releaseNotifications: true, close: false, waitQueue: true, sharedLocks: true },
   runner: { describe, test, afterAll },
 })

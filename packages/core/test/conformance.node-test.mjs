@@ -9,7 +9,7 @@ const shared = new MemoryStore()
 runLockStoreConformance({
   name: 'memory (node:test)',
   createStore: () => shared,
-  capabilities: { releaseNotifications: true, close: false, waitQueue: true },
+  capabilities: { releaseNotifications: true, close: false, waitQueue: true, sharedLocks: true },
   // node:test takes the timeout as an option before the body.
   runner: { describe, test: (name, body, timeoutMs) => test(name, { timeout: timeoutMs }, body), afterAll: after },
 })

@@ -2,7 +2,7 @@
 // the package: each one has a single bug a real driver could plausibly ship, and the suite must catch it.
 import { createHash } from 'node:crypto'
 import { MemoryStore } from '../memory_store.js'
-import type { AcquireResult, LockStore, Unsubscribe, WaitOptions } from '../store.js'
+import type { AcquireResult, LockStore, SharedLockStore, SharedMode, Unsubscribe, WaitOptions } from '../store.js'
 
 export class ReleasesForAnyOwner extends MemoryStore {
   override async release(key: string): Promise<boolean> {
@@ -197,5 +197,58 @@ export class BreaksOnSecondClose extends MemoryStore {
   async close(): Promise<void> {
     if (this.#closed) throw new Error('Connection is already closed')
     this.#closed = true
+  }
+}
+
+/** One way each to get semaphores and read-write locks wrong. */
+export interface SharedFlaws {
+  /** A permit is granted as a reader: its limit is never applied. */
+  ignoresLimit?: boolean
+  /** Shared holdings never expire. */
+  sharedLeasesNeverEnd?: boolean
+  /** A writer never keeps a place: readers that come after a waiting writer go ahead of it. */
+  writersNeverQueue?: boolean
+  /** forceRelease on one side frees both the writer and the readers. */
+  forceReleasesBothSides?: boolean
+  /** release ends the owner's holding whichever side asks. */
+  releaseIgnoresSide?: boolean
+  /** Every shared grant gets token 1. */
+  restartsSharedTokens?: boolean
+}
+
+/** The memory store with its `shared` flawed as told; with no flaws, a correct store. */
+export class FlawedSharedStore extends MemoryStore {
+  readonly #flawed: SharedLockStore
+
+  constructor(readonly sharedFlaws: SharedFlaws) {
+    super()
+    const inner = super.shared as SharedLockStore
+    const flaws = sharedFlaws
+    const other = (mode: SharedMode): SharedMode => ({ exclusive: !mode.exclusive, limit: null })
+    this.#flawed = {
+      acquire: async (key, owner, mode, ttl, wait) => {
+        const asked = flaws.ignoresLimit && !mode.exclusive ? { exclusive: false, limit: null } : mode
+        const lease = flaws.sharedLeasesNeverEnd && !mode.exclusive ? null : ttl
+        const place = flaws.writersNeverQueue && mode.exclusive ? undefined : wait
+        const result = await (place === undefined
+          ? inner.acquire(key, owner, asked, lease)
+          : inner.acquire(key, owner, asked, lease, place))
+        return flaws.restartsSharedTokens && result.acquired ? { acquired: true, fencingToken: 1 } : result
+      },
+      release: async (key, owner, mode) =>
+        (await inner.release(key, owner, mode)) || (flaws.releaseIgnoresSide === true && inner.release(key, owner, other(mode))),
+      extend: (key, owner, mode, ttl) => inner.extend(key, owner, mode, ttl),
+      forceRelease: async (key, mode) => {
+        await inner.forceRelease(key, mode)
+        if (flaws.forceReleasesBothSides) await inner.forceRelease(key, other(mode))
+      },
+      isLocked: (key, mode) => inner.isLocked(key, mode),
+      leaveQueue: (key, owner) => inner.leaveQueue(key, owner),
+      subscribeToReleases: (key, listener) => inner.subscribeToReleases!(key, listener),
+    }
+  }
+
+  override get shared(): SharedLockStore {
+    return this.#flawed
   }
 }

@@ -19,16 +19,34 @@ export interface StoreCapabilities {
    * must not have the method; waiters then poll as before.
    */
   waitQueue: boolean
+  /**
+   * The store has `shared` (a `SharedLockStore`): semaphores and read-write locks, held to the "semaphores"
+   * and "read-write locks" groups. `false`: the store must not have `shared`. A store with `shared` announces
+   * shared releases (`shared.subscribeToReleases`) exactly when it announces mutex releases.
+   */
+  sharedLocks: boolean
 }
 
-/** The switch names the suite knows, with the store method each one stands for. */
+/** The switch names the suite knows, with the store member each one stands for (a method, or `shared`). */
 export const CAPABILITIES = {
   releaseNotifications: 'subscribeToReleases',
   close: 'close',
   waitQueue: 'leaveQueue',
+  sharedLocks: 'shared',
 } as const satisfies Record<keyof StoreCapabilities, keyof LockStore>
 
 export type CapabilityName = keyof StoreCapabilities
+
+/** Whether `store` offers what the switch `name` stands for: a method, or for `sharedLocks` an object. */
+export function offers(store: LockStore, name: CapabilityName): boolean {
+  const member: unknown = store[CAPABILITIES[name]]
+  return name === 'sharedLocks' ? typeof member === 'object' && member !== null : typeof member === 'function'
+}
+
+/** How a switch's member is named in messages: `leaveQueue()`, or `shared`. */
+export function memberName(name: CapabilityName): string {
+  return name === 'sharedLocks' ? CAPABILITIES[name] : `${CAPABILITIES[name]}()`
+}
 
 /** Checks the declaration itself when the suite is registered: unknown or missing names throw at once. */
 export function validateCapabilities(capabilities: unknown): StoreCapabilities {
@@ -52,13 +70,25 @@ export function validateCapabilities(capabilities: unknown): StoreCapabilities {
 
 /** Throws, naming the switch, when `store` offers a method its declaration says it lacks, or the reverse. */
 export function assertCapabilitiesMatch(store: LockStore, capabilities: StoreCapabilities): void {
-  for (const [name, method] of Object.entries(CAPABILITIES) as [CapabilityName, keyof LockStore][]) {
-    const offered = typeof store[method] === 'function'
+  for (const name of Object.keys(CAPABILITIES) as CapabilityName[]) {
+    const offered = offers(store, name)
     if (offered !== capabilities[name]) {
+      const member = memberName(name)
       throw new Error(
         offered
-          ? `createStore returned a store with ${method}(), but capabilities.${name} is false: declare it true so the suite tests it`
-          : `capabilities.${name} is true, but createStore returned a store without ${method}()`,
+          ? `createStore returned a store with ${member}, but capabilities.${name} is false: declare it true so the suite tests it`
+          : `capabilities.${name} is true, but createStore returned a store without ${member}`,
+      )
+    }
+  }
+  const shared = store.shared
+  if (capabilities.sharedLocks && shared !== undefined) {
+    const announces = typeof shared.subscribeToReleases === 'function'
+    if (announces !== capabilities.releaseNotifications) {
+      throw new Error(
+        announces
+          ? 'the store has shared.subscribeToReleases() but capabilities.releaseNotifications is false: shared locks announce releases exactly when mutexes do'
+          : 'capabilities.releaseNotifications is true, but the store has no shared.subscribeToReleases(): shared locks announce releases exactly when mutexes do',
       )
     }
   }

@@ -9,9 +9,9 @@ import { CONFORMANCE_GROUPS, type ConformanceOptions, runLockStoreConformance } 
 // The suite is only worth something if it fails broken drivers. Each store in broken_stores.ts has one
 // classic bug; the suite runs against it through a collecting runner and must flag that bug by name.
 
-const MEMORY: StoreCapabilities = { releaseNotifications: true, close: false, waitQueue: true }
+const MEMORY: StoreCapabilities = { releaseNotifications: true, close: false, waitQueue: true, sharedLocks: true }
 /** A store that announces every release but keeps no queue. */
-const ANNOUNCING: StoreCapabilities = { releaseNotifications: true, close: false, waitQueue: false }
+const ANNOUNCING: StoreCapabilities = { releaseNotifications: true, close: false, waitQueue: false, sharedLocks: true }
 
 interface Run {
   capabilities?: StoreCapabilities
@@ -60,6 +60,20 @@ describe('the conformance suite catches broken stores', () => {
 
   test('a correct queueing store of its own fails nothing', { timeout: 60_000 }, async () => {
     expect(await failuresOf(new FlawedQueueStore())).toEqual([])
+  })
+
+  test('a correct store whose shared locks are wrapped fails nothing', { timeout: 60_000 }, async () => {
+    expect(await failuresOf(new broken.FlawedSharedStore({}))).toEqual([])
+  })
+
+  test('a store without shared locks passes when it declares so, and fails when it claims them', {
+    timeout: 60_000,
+  }, async () => {
+    const store = new broken.AnnouncingStore()
+    Object.defineProperty(store, 'shared', { value: undefined })
+    expect(await failuresOf(store, { capabilities: { ...ANNOUNCING, sharedLocks: false } })).toEqual([])
+    const failed = await failuresOf(store, { capabilities: ANNOUNCING })
+    expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
   })
 
   test.each<[string, () => LockStore, string, StoreCapabilities?]>([
@@ -116,7 +130,7 @@ describe('the conformance suite catches broken stores', () => {
       'a second close() throws',
       () => new broken.BreaksOnSecondClose(),
       'closing > close() can be called twice',
-      { releaseNotifications: true, close: true, waitQueue: true },
+      { releaseNotifications: true, close: true, waitQueue: true, sharedLocks: true },
     ],
     [
       'a newcomer without a place barges past the queue',
@@ -158,6 +172,36 @@ describe('the conformance suite catches broken stores', () => {
       () => new FlawedQueueStore({ announcesNameless: true }),
       'wait queue > nothing is announced when nobody waits',
     ],
+    [
+      'a semaphore ignores its limit',
+      () => new broken.FlawedSharedStore({ ignoresLimit: true }),
+      'semaphores > never more than limit permits are held',
+    ],
+    [
+      'permits and readers never expire',
+      () => new broken.FlawedSharedStore({ sharedLeasesNeverEnd: true }),
+      "semaphores > each permit's lease ends on the store's clock",
+    ],
+    [
+      'readers overtake a waiting writer',
+      () => new broken.FlawedSharedStore({ writersNeverQueue: true }),
+      'read-write locks > once a writer waits, readers that come later wait behind it',
+    ],
+    [
+      'forceRelease of one side frees both',
+      () => new broken.FlawedSharedStore({ forceReleasesBothSides: true }),
+      'read-write locks > isLocked and forceRelease act per side',
+    ],
+    [
+      'the write side releases a reader',
+      () => new broken.FlawedSharedStore({ releaseIgnoresSide: true }),
+      'read-write locks > a stale reader or writer can neither release nor extend',
+    ],
+    [
+      'shared fencing tokens restart',
+      () => new broken.FlawedSharedStore({ restartsSharedTokens: true }),
+      'read-write locks > fencing tokens strictly increase across permits, reads and writes',
+    ],
   ])('%s', { timeout: 60_000 }, async (_bug, createStore, expectedFailure, capabilities) => {
     const failed = await failuresOf(createStore(), { capabilities })
     expect(
@@ -178,7 +222,7 @@ describe('the conformance suite catches broken stores', () => {
 describe('capability switches are explicit', () => {
   test('a store that announces releases but declares it does not fails every test, loudly', { timeout: 60_000 }, async () => {
     const failed = await failuresOf(new MemoryStore(), {
-      capabilities: { releaseNotifications: false, close: false, waitQueue: true },
+      capabilities: { releaseNotifications: false, close: false, waitQueue: true, sharedLocks: true },
     })
     expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
     expect(failed).toContain('LockStore conformance: broken > ownership > release frees the lock for the next acquirer')
@@ -186,7 +230,7 @@ describe('capability switches are explicit', () => {
 
   test('declaring a capability the store lacks fails too', { timeout: 60_000 }, async () => {
     const failed = await failuresOf(new MemoryStore(), {
-      capabilities: { releaseNotifications: true, close: true, waitQueue: true },
+      capabilities: { releaseNotifications: true, close: true, waitQueue: true, sharedLocks: true },
     })
     expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
     expect(failed).toContain(
@@ -203,13 +247,19 @@ describe('capability switches are explicit', () => {
         runner: { describe: () => {}, test: () => {} },
       })
     expect(register(undefined)).toThrow(/capabilities` is required/)
-    expect(register({ close: false, waitQueue: false })).toThrow(/capabilities.releaseNotifications must be true or false/)
-    expect(register({ releaseNotifications: false, close: false })).toThrow(/capabilities.waitQueue must be true or false/)
-    expect(register({ releaseNotifications: false, close: false, waitQueue: false, notifications: true })).toThrow(
-      /unknown capability "notifications"/,
+    const none = { releaseNotifications: false, close: false, waitQueue: false, sharedLocks: false }
+    expect(register({ close: false, waitQueue: false, sharedLocks: false })).toThrow(
+      /capabilities.releaseNotifications must be true or false/,
     )
-    expect(register({ releaseNotifications: 'no', close: false, waitQueue: false })).toThrow(/must be true or false/)
-    expect(register({ releaseNotifications: false, close: false, waitQueue: false })).not.toThrow()
+    expect(register({ releaseNotifications: false, close: false, sharedLocks: false })).toThrow(
+      /capabilities.waitQueue must be true or false/,
+    )
+    expect(register({ releaseNotifications: false, close: false, waitQueue: false })).toThrow(
+      /capabilities.sharedLocks must be true or false/,
+    )
+    expect(register({ ...none, notifications: true })).toThrow(/unknown capability "notifications"/)
+    expect(register({ ...none, releaseNotifications: 'no' })).toThrow(/must be true or false/)
+    expect(register(none)).not.toThrow()
   })
 })
 
@@ -241,7 +291,7 @@ test('every test is bounded by the per-test timeout, which the runner is given t
 })
 
 test('every group is registered whatever the switches say, in the documented order', () => {
-  for (const capabilities of [MEMORY, { releaseNotifications: false, close: false, waitQueue: false }]) {
+  for (const capabilities of [MEMORY, { releaseNotifications: false, close: false, waitQueue: false, sharedLocks: false }]) {
     const groups: string[] = []
     let depth = 0
     runLockStoreConformance({

@@ -10,8 +10,10 @@ import { fairWaitingTests } from './fair_waiting.js'
 import { fencingAfterIdleTests, fencingTests } from './fencing.js'
 import { holdingTests } from './holding.js'
 import { ownershipTests } from './ownership.js'
+import { readWriteLockTests } from './read_write_locks.js'
 import { releaseNotificationTests, wakingTests } from './release_notifications.js'
 import { runTests } from './run.js'
+import { semaphoreTests } from './semaphores.js'
 import { serializationTests } from './serialization.js'
 import { waitQueueTests } from './wait_queue.js'
 import { waitingTests } from './waiting.js'
@@ -103,6 +105,8 @@ const GROUPS: readonly (readonly [string, (suite: Suite) => void])[] = [
       fairWaitingTests(suite)
     },
   ],
+  ['semaphores', semaphoreTests],
+  ['read-write locks', readWriteLockTests],
   ['backend failures', failureTests],
   ['closing', closingTests],
 ]
@@ -124,12 +128,12 @@ export const CONFORMANCE_GROUPS: readonly string[] = GROUPS.map(([name]) => name
  * runLockStoreConformance({
  *   name: 'my store',
  *   createStore: () => new MyStore(client),
- *   capabilities: { releaseNotifications: false, close: false, waitQueue: false },
+ *   capabilities: { releaseNotifications: false, close: false, waitQueue: false, sharedLocks: false },
  *   runner: { describe, test, afterAll },
  * })
  * ```
  *
- * A group a store cannot take part in (release notifications, wait queue, closing) still registers one test that checks
+ * A group a store cannot take part in (release notifications, wait queue, semaphores, read-write locks, closing) still registers one test that checks
  * the store really lacks what it declared it lacks; no group is left out silently.
  */
 export function runLockStoreConformance(options: ConformanceOptions): void {

@@ -8,6 +8,6 @@ const shared = new MemoryStore()
 runLockStoreConformance({
   name: 'memory (jest)',
   createStore: () => shared,
-  capabilities: { releaseNotifications: true, close: false, waitQueue: true },
+  capabilities: { releaseNotifications: true, close: false, waitQueue: true, sharedLocks: true },
   runner: { describe, test, afterAll },
 })

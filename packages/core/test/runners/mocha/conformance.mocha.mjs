@@ -9,6 +9,6 @@ const shared = new MemoryStore()
 runLockStoreConformance({
   name: 'memory (mocha)',
   createStore: () => shared,
-  capabilities: { releaseNotifications: true, close: false, waitQueue: true },
+  capabilities: { releaseNotifications: true, close: false, waitQueue: true, sharedLocks: true },
   runner: { describe, test: (name, body, timeoutMs) => it(name, body).timeout(timeoutMs), afterAll: after },
 })
