@@ -1,5 +1,8 @@
 import { NOW_MS, PRUNE_BATCH } from './sql.js'
 
+/** How long an empty row created for a first acquire is kept from pruning, in ms. */
+const EMPTY_ROW_GRACE_MS = 10_000
+
 /** The statements of shared keys (semaphores, read-write locks), on their own table. */
 export interface SharedStatements {
   createTable: string
@@ -23,7 +26,9 @@ export interface SharedStatements {
   updateIfUnchanged: string
   /**
    * Params: keyHash, key. Creates an empty row if none exists, its counter at the floor (read with a shared
-   * lock, so that pruning cannot slip between), prunable at once; an existing row is left as it is.
+   * lock, so that pruning cannot slip between); an existing row is left as it is. The row becomes prunable
+   * only after a grace, so that housekeeping does not delete it before its creator's transaction locks it;
+   * the creator's write sets its real end.
    */
   insertEmpty: string
   /** Params: state, token, endsAt, keyHash. */
@@ -68,7 +73,7 @@ export function sharedStatements(table: string, floor: string): SharedStatements
     ].join(' '),
     insertEmpty: [
       `INSERT INTO ${table} (key_hash, lock_key, state, fencing_token, ends_at)`,
-      `VALUES (?, ?, '{"h":[],"q":[]}', (SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE), ${NOW_MS})`,
+      `VALUES (?, ?, '{"h":[],"q":[]}', (SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE), ${NOW_MS} + ${EMPTY_ROW_GRACE_MS})`,
       'ON DUPLICATE KEY UPDATE key_hash = key_hash',
     ].join(' '),
     update: [
