@@ -329,6 +329,29 @@ describe('MySQL shared locks', () => {
     expect(pruned).toBeGreaterThan(0)
   })
 
+  test('a corrupt row is a storage error, never "not acquired"', async () => {
+    const key = newKey()
+    tokenOf(await store.shared.acquire(key, 'a', READ, TTL))
+    await pool.query(`UPDATE \`${tableName}_shared\` SET state = 'not json' WHERE key_hash = ?`, [keyHash(toBytes(key))])
+    await expect(store.shared.acquire(key, 'b', READ, TTL)).rejects.toThrow(errors.E_LOCK_STORAGE_ERROR)
+    await expect(store.shared.release(key, 'a', READ)).rejects.toThrow(errors.E_LOCK_STORAGE_ERROR)
+    await expect(store.shared.isLocked(key, READ)).rejects.toThrow(errors.E_LOCK_STORAGE_ERROR)
+  })
+
+  test('without autoCreateTable, a missing shared table fails shared calls but not mutexes or pruning', async () => {
+    const bare = uniqueTableName('shared_bare')
+    const creator = mysqlStore({ connection: pool, tableName: bare, pruneInterval: false })
+    await creator.acquire(newKey(), 'm', TTL) // the mutex tables only
+    const manual = mysqlStore({ connection: pool, tableName: bare, autoCreateTable: false, pruneInterval: false })
+    try {
+      await expect(manual.shared.acquire(newKey(), 'a', READ, TTL)).rejects.toThrow(errors.E_LOCK_STORAGE_ERROR)
+      expect((await manual.acquire(newKey(), 'm', TTL)).acquired).toBe(true)
+      expect(await manual.pruneExpired()).toBeGreaterThanOrEqual(0)
+    } finally {
+      await dropTables(pool, bare)
+    }
+  })
+
   test('a table name too long for its shared table still serves mutexes, and says why shared locks fail', async () => {
     const longStore = mysqlStore({ connection: pool, tableName: `t${'x'.repeat(57)}`, autoCreateTable: false })
     await expect(longStore.shared.acquire(newKey(), 'a', READ, TTL)).rejects.toThrow(errors.E_INVALID_ARGUMENT)
