@@ -3,7 +3,7 @@ import { E_INVALID_ARGUMENT, E_LOCK_NOT_OWNED } from './errors.js'
 import { Lock } from './lock.js'
 import { LockFactory } from './lock_factory.js'
 import { MemoryStore, memoryStore } from './memory_store.js'
-import type { LockStore } from './store.js'
+import type { LockStore, SharedLockStore } from './store.js'
 import { Verrou } from './verrou.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -156,6 +156,59 @@ describe('createReadWriteLock', () => {
     expect(() => factory.createReadWriteLock('doc', '10s', { owner: '' })).toThrow(E_INVALID_ARGUMENT)
     expect(() => factory.createReadWriteLock('doc', '10s', null as never)).toThrow(E_INVALID_ARGUMENT)
     expect(factory.createReadWriteLock('doc').read.ttl).toBe(30_000)
+  })
+})
+
+describe('release subscriptions', () => {
+  test('readers, writers and permits waiting on one key share one subscription, and each hears its turn', async () => {
+    const inner = new MemoryStore()
+    const innerShared = inner.shared as SharedLockStore
+    let subscriptions = 0
+    let active = 0
+    const shared: SharedLockStore = {
+      acquire: (...args) => innerShared.acquire(...args),
+      release: (...args) => innerShared.release(...args),
+      extend: (...args) => innerShared.extend(...args),
+      forceRelease: (...args) => innerShared.forceRelease(...args),
+      isLocked: (...args) => innerShared.isLocked(...args),
+      leaveQueue: (...args) => innerShared.leaveQueue(...args),
+      subscribeToReleases: async (key, listener) => {
+        subscriptions += 1
+        active += 1
+        const unsubscribe = await innerShared.subscribeToReleases!(key, listener)
+        return async () => {
+          active -= 1
+          await unsubscribe()
+        }
+      },
+    }
+    const store = Object.assign(Object.create(null) as object, {
+      acquire: inner.acquire.bind(inner),
+      release: inner.release.bind(inner),
+      extend: inner.extend.bind(inner),
+      forceRelease: inner.forceRelease.bind(inner),
+      isLocked: inner.isLocked.bind(inner),
+      shared,
+    }) as LockStore
+    // A long retry delay: only an announcement gets a waiter in quickly.
+    const factory = new LockFactory(store, { retry: { delay: 5_000, timeout: 10_000 } })
+    const holder = factory.createReadWriteLock('doc', '10s')
+    await holder.write.acquire()
+    const order: string[] = []
+    const startedAt = performance.now()
+    const waiting = [
+      factory.createReadWriteLock('doc', '10s').read.run(() => void order.push('read')),
+      factory.createSemaphore('doc', { limit: 2, ttl: '10s' }).run(() => void order.push('permit')),
+      factory.createReadWriteLock('doc', '10s').write.run(() => void order.push('write')),
+    ]
+    await sleep(30)
+    await holder.write.release()
+    await Promise.all(waiting)
+    expect(performance.now() - startedAt).toBeLessThan(600)
+    expect(order.slice(0, 2).sort()).toEqual(['permit', 'read'])
+    expect(order[2]).toBe('write')
+    expect(subscriptions).toBe(1)
+    expect(active).toBe(1)
   })
 })
 

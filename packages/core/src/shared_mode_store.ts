@@ -17,8 +17,8 @@ export function sharedModeOf(kind: Exclude<LockKind, 'lock'>, limit: number | nu
  * call simply carries the mode. Always a queueing store (`leaveQueue`), since the shared contract has the
  * queue; it announces releases only if the shared store can.
  *
- * One per factory and mode: the in-process release queue is keyed by store object, so each mode gets one
- * subscription per key however many Locks wait.
+ * One per factory and mode: the in-process release queue is keyed by store object, so its waiters of one
+ * key share one queue; the adapters of every mode share the backend subscription (see `subscribeShared`).
  */
 export function sharedModeStore(shared: SharedLockStore, mode: SharedMode): LockStore {
   const store: LockStore = {
@@ -33,7 +33,70 @@ export function sharedModeStore(shared: SharedLockStore, mode: SharedMode): Lock
   if (typeof shared.subscribeToReleases === 'function') {
     // Present only when the shared store has it: waiters then wait for announcements instead of polling.
     store.subscribeToReleases = (key: string, listener: (next?: string) => void): Promise<Unsubscribe> =>
-      (shared.subscribeToReleases as NonNullable<SharedLockStore['subscribeToReleases']>).call(shared, key, listener)
+      subscribeShared(shared, key, listener)
   }
   return store
+}
+
+/** One backend subscription to a shared key, heard by every adapter of this process that waits on it. */
+interface Fanout {
+  readonly listeners: Set<(next?: string) => void>
+  readonly subscribed: Promise<Unsubscribe>
+}
+
+const fanouts = new WeakMap<SharedLockStore, Map<string, Fanout>>()
+
+/**
+ * `shared.subscribeToReleases`, shared by the adapters of every mode: readers, writers and permits of any
+ * limit waiting on one key in this process make one subscription, not one per mode (the announcement names
+ * the owner, so each waiter still hears only its own turn). It ends when the last listener leaves; a
+ * subscription that failed is forgotten, so the next waiter tries again.
+ */
+function subscribeShared(shared: SharedLockStore, key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
+  let byKey = fanouts.get(shared)
+  if (byKey === undefined) {
+    byKey = new Map()
+    fanouts.set(shared, byKey)
+  }
+  const keys = byKey
+  let fanout = keys.get(key)
+  if (fanout === undefined) {
+    const listeners = new Set<(next?: string) => void>()
+    const hear = (next?: string) => {
+      for (const each of [...listeners]) each(next)
+    }
+    let subscribed: Promise<Unsubscribe>
+    try {
+      subscribed = Promise.resolve(
+        (shared.subscribeToReleases as NonNullable<SharedLockStore['subscribeToReleases']>).call(shared, key, hear),
+      )
+    } catch (error) {
+      subscribed = Promise.reject(error)
+    }
+    const created: Fanout = { listeners, subscribed }
+    subscribed.catch(() => {
+      if (keys.get(key) === created) keys.delete(key)
+    })
+    keys.set(key, created)
+    fanout = created
+  }
+  const joined = fanout
+  joined.listeners.add(listener)
+  return joined.subscribed.then(
+    (unsubscribe) => {
+      let ended = false
+      return async () => {
+        if (ended) return
+        ended = true
+        joined.listeners.delete(listener)
+        if (joined.listeners.size > 0) return
+        if (keys.get(key) === joined) keys.delete(key)
+        await unsubscribe()
+      }
+    },
+    (error: unknown) => {
+      joined.listeners.delete(listener)
+      throw error
+    },
+  )
 }

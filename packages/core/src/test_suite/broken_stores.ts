@@ -252,3 +252,28 @@ export class FlawedSharedStore extends MemoryStore {
     return this.#flawed
   }
 }
+
+/**
+ * A correct store that cannot announce anything (no `subscribeToReleases`, on mutexes or shared keys), as a
+ * backend without push: its waiters poll. The memory store underneath, every other member its own.
+ */
+export function pollingStore(): LockStore {
+  const inner = new MemoryStore()
+  const shared = inner.shared as SharedLockStore
+  return {
+    acquire: (...args) => inner.acquire(...args),
+    release: (...args) => inner.release(...args),
+    extend: (...args) => inner.extend(...args),
+    forceRelease: (...args) => inner.forceRelease(...args),
+    isLocked: (...args) => inner.isLocked(...args),
+    leaveQueue: (...args) => inner.leaveQueue(...args),
+    shared: {
+      acquire: (...args) => shared.acquire(...args),
+      release: (...args) => shared.release(...args),
+      extend: (...args) => shared.extend(...args),
+      forceRelease: (...args) => shared.forceRelease(...args),
+      isLocked: (...args) => shared.isLocked(...args),
+      leaveQueue: (...args) => shared.leaveQueue(...args),
+    },
+  }
+}

@@ -62,6 +62,11 @@ describe('the conformance suite catches broken stores', () => {
     expect(await failuresOf(new FlawedQueueStore())).toEqual([])
   })
 
+  test('a correct store that announces nothing (its waiters poll) fails nothing', { timeout: 60_000 }, async () => {
+    const capabilities = { releaseNotifications: false, close: false, waitQueue: true, sharedLocks: true }
+    expect(await failuresOf(broken.pollingStore(), { capabilities })).toEqual([])
+  })
+
   test('a correct store whose shared locks are wrapped fails nothing', { timeout: 60_000 }, async () => {
     expect(await failuresOf(new broken.FlawedSharedStore({}))).toEqual([])
   })

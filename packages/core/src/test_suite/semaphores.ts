@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict'
 import { QUEUE_PLACE_LEASE_MS } from '../acquire.js'
-import { E_LOCK_NOT_OWNED } from '../errors.js'
+import { E_INVALID_ARGUMENT, E_LOCK_NOT_OWNED } from '../errors.js'
 import { type Suite, sleep } from './context.js'
 import { CLOCK_SLACK_MS, LONG_TTL, SHORT_TTL_MS, watchedProcess } from './shared_support.js'
 
 /** The store has no `shared` when it declared `sharedLocks: false`: one test, shared by both groups. */
-export function noSharedLocksTest({ test, createStore }: Suite, what: string): void {
+export function noSharedLocksTest({ test, setup }: Suite, what: string): void {
   test(`declared without shared locks: the store has no "shared", so no ${what}`, async () => {
-    assert.equal((await createStore()).shared, undefined)
+    const { store, factory, key } = await setup()
+    assert.equal(store.shared, undefined)
+    const create =
+      what === 'semaphores' ? () => factory.createSemaphore(key, { limit: 1 }) : () => factory.createReadWriteLock(key)
+    assert.throws(create, E_INVALID_ARGUMENT)
   })
 }
 
