@@ -5,7 +5,7 @@ import type { LockTables } from './table_name.js'
  * The server's clock in epoch milliseconds, independent of the session's time_zone (no DST ambiguity).
  * Constant within one statement, so every comparison in a statement sees the same instant.
  */
-const NOW_MS = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000)"
+export const NOW_MS = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000)"
 
 /**
  * The OK packet carries one integer back to us: LAST_INSERT_ID. An acquire puts the fencing token there

@@ -9,7 +9,7 @@ const pool = createTestPool()
 const tableName = uniqueTableName('conformance')
 const opened: Array<Pool | Connection> = [pool]
 const runner = { describe, test, afterAll }
-const capabilities = { releaseNotifications: false, close: true, waitQueue: true }
+const capabilities = { releaseNotifications: false, close: true, waitQueue: true, sharedLocks: true }
 
 const unreachableStore = async () => {
   const unreachable = createTestPool({ port: await closedPort(), connectTimeout: 2_000 })

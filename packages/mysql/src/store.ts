@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto'
 import { type AcquireResult, errors, type LockStore, type WaitOptions } from '@verrou/core'
 import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import { ConnectionGate } from './connection_gate.js'
 import { keyHash, toBytes } from './key_bytes.js'
+import { retryingDeadlocks } from './retrying_deadlocks.js'
+import { isPool, MysqlSharedStore } from './shared_store.js'
 import {
   type LockStatements,
   lockStatements,
@@ -27,7 +30,10 @@ const DUPLICATE_COLUMN = 1060
 export interface MysqlStoreOptions {
   /** A `mysql2/promise` pool (recommended) or connection. You own it: the store never ends it. */
   connection: Pool | Connection
-  /** Default `verrou_locks`; `database.table` is allowed. The store also uses `<tableName>_floor`. */
+  /**
+   * Default `verrou_locks`; `database.table` is allowed. The store also uses `<tableName>_floor`, and
+   * `<tableName>_shared` for semaphores and read-write locks.
+   */
   tableName?: string
   /** Create both tables (if missing) before the first operation. Default `true`. */
   autoCreateTable?: boolean
@@ -46,7 +52,7 @@ const MAX_REMEMBERED_PLACES = 10_000
 const MAX_PRUNE_BATCHES = 50
 
 /**
- * Locks in a MySQL 8 / MariaDB 10.6+ table. Every lock operation is one statement, decided on the
+ * Locks in a MySQL 8 / MariaDB 10.6+ table. Every mutex operation is one statement, decided on the
  * server's clock; a lock is a row, not a session, so it survives connection pooling and can be restored
  * from any process.
  */
@@ -60,6 +66,10 @@ export class MysqlStore implements LockStore {
   /** Owners that hold a place, per key: they skip the plain statement, which would only pass them on. */
   readonly #places = new Map<string, Set<string>>()
   #placeCount = 0
+  /** On a lone connection: keeps every statement out of a shared-lock transaction open on it. */
+  readonly #gate: ConnectionGate | undefined
+  /** Semaphores and read-write locks, in `<tableName>_shared`. */
+  readonly shared: MysqlSharedStore
 
   constructor(options: MysqlStoreOptions) {
     if (typeof options?.connection?.execute !== 'function') {
@@ -79,6 +89,18 @@ export class MysqlStore implements LockStore {
     this.#tables = resolveTables(options.tableName ?? DEFAULT_TABLE)
     this.#sql = lockStatements(this.#tables)
     this.#autoCreateTable = options.autoCreateTable ?? true
+    this.#gate = isPool(options.connection) ? undefined : new ConnectionGate()
+    this.shared = new MysqlSharedStore({
+      db: options.connection,
+      gate: this.#gate,
+      table: this.#tables.shared,
+      floor: this.#tables.floor,
+      raiseFloor: this.#sql.raiseFloor,
+      storeName: STORE_NAME,
+      autoCreateTable: this.#autoCreateTable,
+      ensureMutexTables: () => this.#ensureTables(),
+      touched: () => this.#housekeeping?.start(),
+    })
     if (pruneInterval !== false) {
       const connection = options.connection
       this.#housekeeping = new Housekeeping({
@@ -190,22 +212,23 @@ export class MysqlStore implements LockStore {
 
   isLocked(key: string): Promise<boolean> {
     return this.#run('check', key, async () => {
-      const [rows] = await this.#db.execute<RowDataPacket[]>(this.#sql.isLocked, [keyHash(toBytes(key))])
+      const [rows] = await this.#send((db) => db.execute<RowDataPacket[]>(this.#sql.isLocked, [keyHash(toBytes(key))]))
       return rows.length > 0
     })
   }
 
   /**
-   * Deletes rows whose lease has ended (released, force-released or expired), up to 10 000 per call, and
-   * returns how many. Their highest fencing token is first recorded in the floor table, which new rows
-   * start above, so tokens keep increasing for a key whose row was pruned.
+   * Deletes rows whose lease has ended (released, force-released or expired), up to 10 000 per call and
+   * table (locks, then shared keys with no live holder and no live place), and returns how many. Their
+   * highest fencing token is first recorded in the floor table, which new rows start above, so tokens keep
+   * increasing for a key whose row was pruned.
    */
   async pruneExpired(): Promise<number> {
     try {
       await this.#ensureTables()
       let deleted = 0
       for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
-        const [rows] = await retryingDeadlocks(() => this.#db.execute<RowDataPacket[]>(this.#sql.selectEnded))
+        const [rows] = await retryingDeadlocks(() => this.#send((db) => db.execute<RowDataPacket[]>(this.#sql.selectEnded)))
         if (rows.length === 0) break
         const hashes = rows.map((row) => row.key_hash as Buffer)
         const highest = rows.reduce((max, row) => Math.max(max, Number(row.fencing_token)), 0)
@@ -217,7 +240,7 @@ export class MysqlStore implements LockStore {
         deleted += header.affectedRows
         if (rows.length < PRUNE_BATCH) break
       }
-      return deleted
+      return deleted + (await this.shared.pruneEnded(MAX_PRUNE_BATCHES))
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
       throw errors.E_LOCK_STORAGE_ERROR.from(error, {
@@ -254,8 +277,13 @@ export class MysqlStore implements LockStore {
   }
 
   async #write(sql: string, params: Array<Buffer | number | null>): Promise<ResultSetHeader> {
-    const [header] = await retryingDeadlocks(() => this.#db.execute<ResultSetHeader>(sql, params))
+    const [header] = await retryingDeadlocks(() => this.#send((db) => db.execute<ResultSetHeader>(sql, params)))
     return header
+  }
+
+  /** Every statement goes through here: on a lone connection, never inside a shared-lock transaction. */
+  #send<T>(run: (db: Pool | Connection) => Promise<T>): Promise<T> {
+    return this.#gate === undefined ? run(this.#db) : this.#gate.run(() => run(this.#db))
   }
 
   /**
@@ -265,12 +293,12 @@ export class MysqlStore implements LockStore {
    */
   async #upgradeLockTable(): Promise<void> {
     try {
-      await this.#db.query(this.#sql.probeLockTable)
+      await this.#send((db) => db.query(this.#sql.probeLockTable))
       return
     } catch (error) {
       if ((error as { errno?: unknown } | null)?.errno !== UNKNOWN_COLUMN) throw error
     }
-    await this.#db.query(this.#sql.upgradeLockTable).catch((error: unknown) => {
+    await this.#send((db) => db.query(this.#sql.upgradeLockTable)).catch((error: unknown) => {
       if ((error as { errno?: unknown } | null)?.errno !== DUPLICATE_COLUMN) throw error
     })
   }
@@ -280,10 +308,10 @@ export class MysqlStore implements LockStore {
     if (!this.#autoCreateTable) return Promise.resolve()
     this.#tablesReady ??= (async () => {
       // IF NOT EXISTS and an upsert make this safe when many processes start at once.
-      await this.#db.query(this.#sql.createLockTable)
+      await this.#send((db) => db.query(this.#sql.createLockTable))
       await this.#upgradeLockTable()
-      await this.#db.query(this.#sql.createFloorTable)
-      await this.#db.query(this.#sql.seedFloor)
+      await this.#send((db) => db.query(this.#sql.createFloorTable))
+      await this.#send((db) => db.query(this.#sql.seedFloor))
     })().catch((error: unknown) => {
       this.#tablesReady = undefined
       throw error
@@ -319,22 +347,4 @@ function bind(statement: Statement, values: Partial<Record<Param, Buffer | numbe
     if (value === undefined) throw new Error(`no value for the parameter ${name}`)
     return value
   })
-}
-
-/** InnoDB's deadlock victim: its statement was rolled back whole, so running it again is safe. */
-const ER_LOCK_DEADLOCK = 1213
-const DEADLOCK_ATTEMPTS = 3
-
-/**
- * Runs one statement, again if InnoDB picked it as a deadlock victim. Pruning and acquires touch the same
- * rows and the floor row in different orders, so under churn a deadlock is an expected event, not a failure.
- */
-async function retryingDeadlocks<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run()
-    } catch (error) {
-      if (attempt >= DEADLOCK_ATTEMPTS || (error as { errno?: unknown } | null)?.errno !== ER_LOCK_DEADLOCK) throw error
-    }
-  }
 }

@@ -3,10 +3,21 @@ import { describe, expect, test } from 'vitest'
 import { resolveTables } from './table_name.js'
 
 describe('resolveTables', () => {
-  test('quotes a plain or database-qualified name and derives the floor table', () => {
-    expect(resolveTables('verrou_locks')).toEqual({ locks: '`verrou_locks`', floor: '`verrou_locks_floor`' })
-    expect(resolveTables('app.locks$1')).toEqual({ locks: '`app`.`locks$1`', floor: '`app`.`locks$1_floor`' })
+  test('quotes a plain or database-qualified name and derives the floor and shared tables', () => {
+    expect(resolveTables('verrou_locks')).toEqual({
+      locks: '`verrou_locks`',
+      floor: '`verrou_locks_floor`',
+      shared: '`verrou_locks_shared`',
+    })
+    expect(resolveTables('app.locks$1')).toEqual({
+      locks: '`app`.`locks$1`',
+      floor: '`app`.`locks$1_floor`',
+      shared: '`app`.`locks$1_shared`',
+    })
+    expect(resolveTables('x'.repeat(57)).shared).toBe(`\`${'x'.repeat(57)}_shared\``)
     expect(resolveTables('x'.repeat(58)).floor).toBe(`\`${'x'.repeat(58)}_floor\``)
+    // Still a valid mutex table; only shared locks are unavailable on it (the identifier would be 65 characters).
+    expect(resolveTables('x'.repeat(58)).shared).toBeUndefined()
   })
 
   test.each([

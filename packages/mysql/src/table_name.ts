@@ -6,10 +6,17 @@ export interface LockTables {
   locks: string
   /** One row: the highest fencing token of any pruned row, so a pruned key never reuses a token. */
   floor: string
+  /**
+   * Semaphores and read-write locks: one row per shared key. `undefined` when `<table>_shared` would be too
+   * long an identifier; the mutex tables still work, and the first shared operation says why it cannot.
+   */
+  shared: string | undefined
 }
 
 /** Appended to the lock table's name to name its token-floor table. */
 export const FLOOR_SUFFIX = '_floor'
+/** Appended to the lock table's name to name the table of shared keys. */
+export const SHARED_SUFFIX = '_shared'
 
 const MAX_IDENTIFIER_LENGTH = 64
 // Plain identifiers only: they need no escaping beyond the backticks, and read the same in every client.
@@ -38,7 +45,12 @@ export function resolveTables(name: unknown): LockTables {
     )
   }
   const prefix = schema === undefined ? '' : `${quote(schema)}.`
-  return { locks: `${prefix}${quote(table)}`, floor: `${prefix}${quote(`${table}${FLOOR_SUFFIX}`)}` }
+  return {
+    locks: `${prefix}${quote(table)}`,
+    floor: `${prefix}${quote(`${table}${FLOOR_SUFFIX}`)}`,
+    shared:
+      table.length + SHARED_SUFFIX.length <= MAX_IDENTIFIER_LENGTH ? `${prefix}${quote(`${table}${SHARED_SUFFIX}`)}` : undefined,
+  }
 }
 
 function quote(identifier: string): string {

@@ -20,7 +20,7 @@ export function uniqueTableName(label: string): string {
 }
 
 export async function dropTables(db: Pool | Connection, tableName: string): Promise<void> {
-  await db.query(`DROP TABLE IF EXISTS \`${tableName}\`, \`${tableName}_floor\``)
+  await db.query(`DROP TABLE IF EXISTS \`${tableName}\`, \`${tableName}_floor\`, \`${tableName}_shared\``)
 }
 
 /** A local port nothing listens on: connecting to it is refused at once. */
