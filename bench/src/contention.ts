@@ -97,13 +97,7 @@ export async function runHolds(
  * many others still holding is an overlap; one that takes the last free place counts a hand-off from the
  * latest release before it.
  */
-export function summarise(
-  holds: Hold[],
-  deadline: number,
-  workers: number,
-  counters: Counters,
-  holders = 1,
-): ContentionRound {
+export function summarise(holds: Hold[], deadline: number, workers: number, counters: Counters, holders = 1): ContentionRound {
   const longestWaitMs = holds
     .filter((hold) => hold.askedAt < deadline)
     .reduce((longest, hold) => Math.max(longest, hold.acquiredAt - hold.askedAt), 0)

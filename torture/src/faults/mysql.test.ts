@@ -4,7 +4,7 @@ import { mysqlConfig, uniqueName } from '@verrou/test-utils/connection-settings'
 import mysql, { type Connection, type Pool, type RowDataPacket } from 'mysql2/promise'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { installCrashGuard } from './crash_guard.js'
-import { runIdleKill, runOutage } from './outage.js'
+import { OUTAGE_OPERATIONS, runIdleKill, runOutage } from './outage.js'
 
 const OPERATION_TIMEOUT = 1_000
 const SLACK = 1_500
@@ -24,7 +24,7 @@ describe('mysql (MariaDB): the store connections blocked and killed from the ser
   beforeAll(async () => {
     admin = await mysql.createConnection(mysqlConfig)
     blocker = await mysql.createConnection(mysqlConfig)
-    pool = mysql.createPool({ ...mysqlConfig, connectionLimit: 10 })
+    pool = mysql.createPool({ ...mysqlConfig, connectionLimit: 16 })
     pool.pool.on('connection', (connection) => {
       threads.add(connection.threadId)
     })
@@ -35,15 +35,15 @@ describe('mysql (MariaDB): the store connections blocked and killed from the ser
   afterAll(async () => {
     await pool?.end()
     await blocker?.end()
-    await admin?.query(`DROP TABLE IF EXISTS \`${tableName}\`, \`${tableName}_floor\``)
+    await admin?.query(`DROP TABLE IF EXISTS \`${tableName}\`, \`${tableName}_floor\`, \`${tableName}_shared\``)
     await admin?.end()
     guard.dispose()
     expect(guard.seen).toEqual([])
   })
 
-  /** Another session write-locks both tables: every statement of the store waits behind it. */
+  /** Another session write-locks the store's tables (the shared one too): every statement of the store waits behind it. */
   const lockTables = async () => {
-    await blocker.query(`LOCK TABLES \`${tableName}\` WRITE, \`${tableName}_floor\` WRITE`)
+    await blocker.query(`LOCK TABLES \`${tableName}\` WRITE, \`${tableName}_floor\` WRITE, \`${tableName}_shared\` WRITE`)
   }
   const unlockTables = async () => {
     await blocker.query('UNLOCK TABLES')
@@ -87,9 +87,9 @@ describe('mysql (MariaDB): the store connections blocked and killed from the ser
         name: 'mysql connections killed mid-operation',
         inflict: lockTables,
         strike: async () => {
-          for (let tries = 0; (await waitingStatements()) < 7 && tries < 250; tries++) await sleep(20)
-          expect(await waitingStatements(), 'operations waiting inside the server').toBe(7)
-          expect(await killConnections()).toBeGreaterThanOrEqual(7)
+          for (let tries = 0; (await waitingStatements()) < OUTAGE_OPERATIONS && tries < 250; tries++) await sleep(20)
+          expect(await waitingStatements(), 'operations waiting inside the server').toBe(OUTAGE_OPERATIONS)
+          expect(await killConnections()).toBeGreaterThanOrEqual(OUTAGE_OPERATIONS)
         },
         heal: unlockTables,
       },

@@ -25,6 +25,9 @@ export interface OutageOptions {
   recoverWithin: number
 }
 
+/** Operations sent into each outage on a store with shared locks: 7 on mutexes, 6 on permits and read/write locks. */
+export const OUTAGE_OPERATIONS = 13
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const unique = (label: string) => `${label}:${Math.random().toString(36).slice(2, 10)}`
 
@@ -57,6 +60,8 @@ export async function runOutage(factory: LockFactory, plan: OutagePlan, options:
     ['isLocked', () => holder.isLocked()],
     ['forceRelease', () => bystander.forceRelease()],
   ]
+  // The fault tests that count operations waiting inside the server expect this many.
+  if (shared !== undefined) expect(operations).toHaveLength(OUTAGE_OPERATIONS)
   const sentAt = performance.now()
   const outcomes = operations.map(([name, run]) =>
     run().then(

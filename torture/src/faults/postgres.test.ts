@@ -4,7 +4,7 @@ import { postgresConfig, uniqueName } from '@verrou/test-utils/connection-settin
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { installCrashGuard } from './crash_guard.js'
-import { runIdleKill, runOutage } from './outage.js'
+import { OUTAGE_OPERATIONS, runIdleKill, runOutage } from './outage.js'
 
 const OPERATION_TIMEOUT = 1_000
 const SLACK = 1_500
@@ -26,7 +26,7 @@ describe('postgres: the store sessions blocked and killed from the server side',
     await admin.connect()
     blocker = new pg.Client(postgresConfig())
     await blocker.connect()
-    pool = new pg.Pool({ ...postgresConfig(), application_name: applicationName, max: 10, connectionTimeoutMillis: 5000 })
+    pool = new pg.Pool({ ...postgresConfig(), application_name: applicationName, max: 16, connectionTimeoutMillis: 5000 })
     // A pooled session killed while idle is reported here; the pool drops it and opens another.
     pool.on('error', () => {})
     store = postgresStore({ connection: pool, tableName })
@@ -37,7 +37,8 @@ describe('postgres: the store sessions blocked and killed from the server side',
     await store?.close()
     await pool?.end()
     await blocker?.end()
-    await admin?.query(`DROP TABLE IF EXISTS "${tableName}"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq"`)
+    await admin?.query(`DROP TABLE IF EXISTS "${tableName}", "${tableName}_shared"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq";
+      DROP FUNCTION IF EXISTS "${tableName}_shared_v1"`)
     await admin?.end()
     guard.dispose()
     expect(guard.seen).toEqual([])
@@ -46,7 +47,8 @@ describe('postgres: the store sessions blocked and killed from the server side',
   /** Another session takes the table exclusively: every statement of the store waits behind it. */
   const lockTable = async () => {
     await blocker.query('BEGIN')
-    await blocker.query(`LOCK TABLE "${tableName}" IN ACCESS EXCLUSIVE MODE`)
+    // The mutex table and the shared-lock table (which the outage's permits and read/write locks created).
+    await blocker.query(`LOCK TABLE "${tableName}", "${tableName}_shared" IN ACCESS EXCLUSIVE MODE`)
   }
   const unlockTable = async () => {
     await blocker.query('ROLLBACK')
@@ -83,8 +85,8 @@ describe('postgres: the store sessions blocked and killed from the server side',
         inflict: lockTable,
         strike: async () => {
           // Every operation sent is now waiting inside the server; kill the sessions under them.
-          for (let tries = 0; (await blockedSessions()) < 7 && tries < 250; tries++) await sleep(20)
-          expect(await blockedSessions(), 'operations waiting inside the server').toBe(7)
+          for (let tries = 0; (await blockedSessions()) < OUTAGE_OPERATIONS && tries < 250; tries++) await sleep(20)
+          expect(await blockedSessions(), 'operations waiting inside the server').toBe(OUTAGE_OPERATIONS)
           expect(await terminateSessions()).toBeGreaterThanOrEqual(7)
         },
         heal: unlockTable,
