@@ -1,3 +1,4 @@
+import { ReleaseListeners } from './release_listeners.js'
 import type { AcquireResult, SharedLockStore, SharedMode, Unsubscribe, WaitOptions } from './store.js'
 import { type CancelTimer, startTimer } from './timer.js'
 
@@ -35,7 +36,7 @@ interface KeyState {
  */
 export class MemorySharedStore implements SharedLockStore {
   readonly #keys = new Map<string, KeyState>()
-  readonly #listeners = new Map<string, Set<(next?: string) => void>>()
+  readonly #listeners = new ReleaseListeners()
   readonly #nextToken: () => number
 
   constructor(nextToken: () => number) {
@@ -126,16 +127,7 @@ export class MemorySharedStore implements SharedLockStore {
   }
 
   async subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
-    let listeners = this.#listeners.get(key)
-    if (!listeners) {
-      listeners = new Set()
-      this.#listeners.set(key, listeners)
-    }
-    listeners.add(listener)
-    return () => {
-      listeners.delete(listener)
-      if (listeners.size === 0 && this.#listeners.get(key) === listeners) this.#listeners.delete(key)
-    }
+    return this.#listeners.add(key, listener)
   }
 
   /** Number of shared keys the store keeps anything for (holders, places, subscriptions). */
@@ -202,8 +194,7 @@ export class MemorySharedStore implements SharedLockStore {
    * holders), stopping at the first it would not. Nothing when nobody waits or nobody listens.
    */
   #announce(key: string, state: KeyState): void {
-    const listeners = this.#listeners.get(key)
-    if (listeners === undefined || state.places.length === 0) return
+    if (!this.#listeners.has(key) || state.places.length === 0) return
     let { exclusive, shared } = countHolders(state)
     const named: string[] = []
     for (const place of state.places) {
@@ -213,7 +204,7 @@ export class MemorySharedStore implements SharedLockStore {
       if (place.exclusive) exclusive = true
       else shared += 1
     }
-    for (const owner of named) for (const listener of [...listeners]) listener(owner)
+    for (const owner of named) this.#listeners.announce(key, owner)
   }
 }
 

@@ -1,4 +1,5 @@
 import { MemorySharedStore } from './memory_shared_store.js'
+import { ReleaseListeners } from './release_listeners.js'
 import type { AcquireResult, LockStore, SharedLockStore, Unsubscribe, WaitOptions } from './store.js'
 import { type CancelTimer, startTimer } from './timer.js'
 import { WaitQueues } from './wait_queue.js'
@@ -25,7 +26,7 @@ interface Lease {
  */
 export class MemoryStore implements LockStore {
   readonly #leases = new Map<string, Lease>()
-  readonly #listeners = new Map<string, Set<(next?: string) => void>>()
+  readonly #listeners = new ReleaseListeners()
   readonly #queues = new WaitQueues((key) => {
     if (this.#live(key, performance.now()) === undefined) this.#announce(key)
   })
@@ -96,16 +97,7 @@ export class MemoryStore implements LockStore {
   }
 
   async subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
-    let listeners = this.#listeners.get(key)
-    if (!listeners) {
-      listeners = new Set()
-      this.#listeners.set(key, listeners)
-    }
-    listeners.add(listener)
-    return () => {
-      listeners.delete(listener)
-      if (listeners.size === 0 && this.#listeners.get(key) === listeners) this.#listeners.delete(key)
-    }
+    return this.#listeners.add(key, listener)
   }
 
   /** Number of keys currently held: lets tests check that expired leases are reclaimed. */
@@ -142,9 +134,7 @@ export class MemoryStore implements LockStore {
   /** Tells the key's subscribers who should try now; says nothing when nobody waits. */
   #announce(key: string): void {
     const next = this.#queues.head(key, performance.now())
-    const listeners = this.#listeners.get(key)
-    if (next === undefined || listeners === undefined) return
-    for (const listener of [...listeners]) listener(next)
+    if (next !== undefined) this.#listeners.announce(key, next)
   }
 
   #scheduleExpiry(key: string, lease: Lease, ttl: number | null): void {

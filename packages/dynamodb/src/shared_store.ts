@@ -20,6 +20,7 @@ import {
   validatePlaceLease,
 } from './attributes.js'
 import { Expression, number } from './expression.js'
+import { PairHints } from './pair_hints.js'
 import {
   decodeShared,
   type Holding,
@@ -86,7 +87,8 @@ type Item = Record<string, AttributeValue>
  */
 export class DynamoDBSharedStore implements SharedLockStore {
   readonly #context: SharedStoreContext
-  readonly #hints = new WaitHints()
+  /** The pairs last seen keeping a place, with the witness of their refusal and the mode they asked in. */
+  readonly #hints = new PairHints<Witness & { exclusive: boolean; limit: number | null }>()
 
   constructor(context: SharedStoreContext) {
     this.#context = context
@@ -684,40 +686,6 @@ function witnessOf(state: SharedState, owner: string, mode: SharedMode, stale: n
   const nearest = ahead.at(-1)
   if (nearest !== undefined) witness.ahead = nearest.owner
   return witness
-}
-
-/** How many (key, owner) pairs a store remembers as waiting; the oldest is forgotten beyond it. */
-const MAX_WAIT_HINTS = 10_000
-
-/**
- * The (key, owner) pairs this store last saw keep a place, with the witness of their refusal and the mode
- * they asked in. Only a hint: a wrong one costs a failed condition, then the full decision. Bounded, since
- * a waiter that vanished without leaving is never seen again.
- */
-class WaitHints {
-  readonly #pairs = new Map<string, Witness & { exclusive: boolean; limit: number | null }>()
-
-  get(key: string, owner: string) {
-    return this.#pairs.get(pairId(key, owner))
-  }
-
-  set(key: string, owner: string, hint: Witness & { exclusive: boolean; limit: number | null }): void {
-    const id = pairId(key, owner)
-    if (!this.#pairs.has(id) && this.#pairs.size >= MAX_WAIT_HINTS) {
-      const oldest = this.#pairs.keys().next()
-      if (!oldest.done) this.#pairs.delete(oldest.value)
-    }
-    this.#pairs.set(id, hint)
-  }
-
-  delete(key: string, owner: string): void {
-    this.#pairs.delete(pairId(key, owner))
-  }
-}
-
-/** One string per (key, owner), unambiguous whatever either contains. */
-function pairId(key: string, owner: string): string {
-  return `${key.length}:${key}${owner}`
 }
 
 /** `owner`'s 0-based position among the live places once its place (kept at `order`, or new at the tail) is in. */

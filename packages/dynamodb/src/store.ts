@@ -22,6 +22,7 @@ import {
   utf8Length,
   validatePlaceLease,
 } from './attributes.js'
+import { PairHints } from './pair_hints.js'
 import { DynamoDBSharedStore } from './shared_store.js'
 import { ensureTable, errorName, KEY_ATTRIBUTE, TTL_ATTRIBUTE, validateTableName } from './table.js'
 
@@ -98,7 +99,8 @@ export class DynamoDBStore implements LockStore {
   readonly #clock: () => number
   readonly #tableActiveTimeout: number
   #tableReady: Promise<void> | undefined
-  readonly #waiting = new PlaceHints()
+  /** The pairs last seen keeping a place, with the owner of the place just ahead. */
+  readonly #waiting = new PairHints<{ ahead: string | undefined }>()
   /** Semaphores and read-write locks, in the same table (see `DynamoDBSharedStore`). */
   readonly shared: SharedLockStore
 
@@ -678,40 +680,6 @@ export class DynamoDBStore implements LockStore {
 /** Creates a DynamoDB lock store. */
 export function dynamodbStore(options: DynamoDBStoreOptions): DynamoDBStore {
   return new DynamoDBStore(options)
-}
-
-/** How many (key, owner) pairs a store remembers as having a place; the oldest is forgotten beyond it. */
-const MAX_PLACE_HINTS = 10_000
-
-/**
- * The (key, owner) pairs this store last saw holding a place, with the owner of the place just ahead, so
- * that their next attempt starts with the one-request renewal. Only a hint: a wrong one costs a failed condition, then the full decision. Bounded,
- * as a waiter that vanished without leaving is never seen again.
- */
-class PlaceHints {
-  readonly #pairs = new Map<string, { ahead: string | undefined }>()
-
-  get(key: string, owner: string): { ahead: string | undefined } | undefined {
-    return this.#pairs.get(pair(key, owner))
-  }
-
-  set(key: string, owner: string, hint: { ahead: string | undefined }): void {
-    const id = pair(key, owner)
-    if (!this.#pairs.has(id) && this.#pairs.size >= MAX_PLACE_HINTS) {
-      const oldest = this.#pairs.keys().next()
-      if (!oldest.done) this.#pairs.delete(oldest.value)
-    }
-    this.#pairs.set(id, hint)
-  }
-
-  delete(key: string, owner: string): void {
-    this.#pairs.delete(pair(key, owner))
-  }
-}
-
-/** One string per (key, owner), unambiguous whatever either contains. */
-function pair(key: string, owner: string): string {
-  return `${key.length}:${key}${owner}`
 }
 
 /** One waiter's place, as read from the item. */
