@@ -415,7 +415,7 @@ describe('keys, memory and fencing', () => {
     await shared(1).acquire(key, 'w', write, 10_000, wait)
     await admin.hset(sharedLockKeys(prefix, key).queueModes, 'w', 'bogus')
     await expect(shared(2).acquire(key, 'x', read, 10_000, wait)).rejects.toThrow(errors.E_LOCK_STORAGE_ERROR)
-    expect(await admin.zrange(sharedLockKeys(prefix, key).queue, 0, -1)).toEqual(['w'])
+    expect(await admin.zrange(sharedLockKeys(prefix, key).queue, '0', '-1')).toEqual(['w'])
     await shared(1).leaveQueue(key, 'w')
     await shared(0).forceRelease(key, read)
   })
