@@ -56,7 +56,10 @@ export function evaluateTargets(result: BenchResult): Verdict[] {
 
   const contended = result.contention.filter((row) => row.windows > 0 && row.error === undefined)
   for (const ours of contended.filter((row) => row.subject.role === 'ours')) {
-    const others = result.contention.filter((row) => row.subject.store === ours.subject.store && row.subject.role !== 'ours')
+    // Semaphores let three hold at once: they are compared with each other below, not with the mutexes.
+    const others = result.contention.filter(
+      (row) => row.subject.store === ours.subject.store && row.subject.role !== 'ours' && row.subject.role !== 'semaphore',
+    )
     const beaten = others.filter(
       (other) => other.error === undefined && other.acquisitionsPerSecond >= ours.acquisitionsPerSecond,
     )
@@ -77,6 +80,7 @@ export function evaluateTargets(result: BenchResult): Verdict[] {
       verdicts.push({ met: false, text: `${name}: ${ours.overlaps} acquisitions overlapped the previous holder` })
     }
   }
+  verdicts.push(...semaphoreVerdicts(contended))
   verdicts.push(...scalingVerdicts(result))
   if (result.lockCpu !== undefined) {
     const ns = result.lockCpu.overheadNs
@@ -165,4 +169,26 @@ function fairHandOverVerdicts(result: BenchResult): Verdict[] {
 
 function describeRates(rows: ContentionResult[]): string {
   return rows.map((row) => `${row.subject.label} (${whole(row.acquisitionsPerSecond)})`).join(', ')
+}
+
+/**
+ * Issue 15: our semaphore under contention starves nobody (every worker got permits in every window), and on
+ * Redis it is set beside redis-semaphore's Semaphore with the same limit.
+ */
+function semaphoreVerdicts(contended: ContentionResult[]): Verdict[] {
+  const verdicts: Verdict[] = []
+  for (const ours of contended.filter((row) => row.subject.id.endsWith('/verrou-semaphore'))) {
+    const peer = contended.find(
+      (row) => row.subject.store === ours.subject.store && row.subject.role === 'semaphore' && row !== ours,
+    )
+    const versus =
+      peer === undefined
+        ? ''
+        : `; ${peer.subject.label}: ${whole(peer.acquisitionsPerSecond)}/s, fewest ${peer.fewest}, longest wait ${whole(peer.longestWaitMs)} ms`
+    verdicts.push({
+      met: ours.fewest > 0 && ours.overlaps === 0,
+      text: `${ours.subject.store}, ${ours.subject.label}: ${whole(ours.acquisitionsPerSecond)} acquisitions/s, fewest acquisitions by one worker ${ours.fewest}, longest wait ${whole(ours.longestWaitMs)} ms, never more than the limit at once (target: nobody starves)${versus}`,
+    })
+  }
+  return verdicts
 }
