@@ -7,6 +7,7 @@ import {
   type WaitOptions,
 } from '@verrou/core'
 import type { QueryResult } from 'pg'
+import { toAcquireResult } from './acquire_reply.js'
 import type { Query } from './connection.js'
 import type { ReleaseHandler } from './release_listener.js'
 import type { SharedOperation, SharedStatements } from './shared_sql.js'
@@ -55,22 +56,7 @@ export class PostgresSharedStore implements SharedLockStore {
 
   async acquire(key: string, owner: string, mode: SharedMode, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     const row = await this.#call('acquire', key, owner, mode, ttl, wait === undefined ? null : wait.lease)
-    if (row.granted_token !== null) {
-      const fencingToken = Number(row.granted_token)
-      if (!Number.isSafeInteger(fencingToken) || fencingToken < 1) {
-        throw errors.E_LOCK_STORAGE_ERROR.from(row.granted_token, {
-          operation: 'acquire',
-          key,
-          store: STORE_NAME,
-          detail: `the server returned the unusable fencing token ${JSON.stringify(row.granted_token)}`,
-        })
-      }
-      return { acquired: true, fencingToken }
-    }
-    const refused: AcquireResult = { acquired: false }
-    if (row.expires_in !== null) refused.expiresIn = row.expires_in
-    if (row.queue_position !== null) refused.position = row.queue_position
-    return refused
+    return toAcquireResult({ token: row.granted_token, expiresIn: row.expires_in, position: row.queue_position }, key, STORE_NAME)
   }
 
   async release(key: string, owner: string, mode: SharedMode): Promise<boolean> {

@@ -8,6 +8,7 @@ import {
 } from '@verrou/core'
 import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { QueryResult } from 'pg'
+import { toAcquireResult } from './acquire_reply.js'
 import {
   connectionEnded,
   listenerClientFactory,
@@ -170,22 +171,7 @@ export class PostgresStore implements LockStore {
     )
     const row = result.rows[0] as AcquireRow | undefined
     if (row === undefined) return { acquired: false }
-    if (row.fencing_token !== null) {
-      const fencingToken = Number(row.fencing_token)
-      if (!Number.isSafeInteger(fencingToken) || fencingToken < 1) {
-        throw errors.E_LOCK_STORAGE_ERROR.from(row.fencing_token, {
-          operation: 'acquire',
-          key,
-          store: STORE_NAME,
-          detail: `the server returned the unusable fencing token ${JSON.stringify(row.fencing_token)}`,
-        })
-      }
-      return { acquired: true, fencingToken }
-    }
-    const refused: AcquireResult = { acquired: false }
-    if (row.expires_in !== null) refused.expiresIn = row.expires_in
-    if (row.queue_position !== null) refused.position = row.queue_position
-    return refused
+    return toAcquireResult({ token: row.fencing_token, expiresIn: row.expires_in, position: row.queue_position }, key, STORE_NAME)
   }
 
   async release(key: string, owner: string): Promise<boolean> {
