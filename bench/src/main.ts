@@ -15,7 +15,12 @@ if (options.help) {
 
 const loadAtStart = currentLoad()
 const date = new Date()
-const result = await runBench({ plan: options.plan, stores: options.stores, log: (line) => console.error(line) })
+const result = await runBench({
+  plan: options.plan,
+  stores: options.stores,
+  scenarios: options.scenarios,
+  log: (line) => console.error(line),
+})
 const command = ['pnpm bench', ...args].join(' ')
 const versions = Object.fromEntries(REPORTED_PACKAGES.map((name) => [name, packageVersion(name)]))
 const verdicts = evaluateTargets(result)

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { StartedBackend } from './backends/backend.js'
 import { BACKENDS } from './backends/index.js'
+import type { Scenario } from './cli.js'
 import { type ContentionRound, runContention } from './contention.js'
 import { type CycleTally, newCycleTally, runCycles, warmUp } from './cycles.js'
 import { type LockCpuResult, measureLockCpu } from './lock_cpu.js'
@@ -89,6 +90,8 @@ export interface BenchResult {
 export interface RunOptions {
   plan: Plan
   stores: readonly StoreId[]
+  /** The measurements to make; all of them when absent. */
+  scenarios?: readonly Scenario[]
   log?: (line: string) => void
 }
 
@@ -97,7 +100,8 @@ export interface RunOptions {
  * turns in short slices, the order rotating and reversing every round, so that drifts in machine load
  * land on every subject alike and ratios within one run stay fair.
  */
-async function measureBackends({ plan, stores, log = () => {} }: RunOptions): Promise<BenchResult> {
+async function measureBackends({ plan, stores, scenarios, log = () => {} }: RunOptions): Promise<BenchResult> {
+  const runs = (scenario: Scenario) => scenarios === undefined || scenarios.includes(scenario)
   const runId = randomBytes(4).toString('hex')
   const errors: string[] = []
   const reports: StoreReport[] = []
@@ -121,21 +125,21 @@ async function measureBackends({ plan, stores, log = () => {} }: RunOptions): Pr
     const subjects = running.flatMap((backend) => backend.subjects)
     const keyOf = (subject: Subject, what: string) => `vbench:${runId}:${subject.id}:${what}`
     const cycles = await measureCycles(
-      subjects.filter((subject) => subject.cycles),
+      subjects.filter((subject) => runs('cycles') && subject.cycles),
       plan,
       keyOf,
       errors,
       log,
     )
     const scaling = await measureScaling(
-      subjects.filter((subject) => SCALING.includes(subject.id.slice(subject.store.length + 1))),
+      subjects.filter((subject) => runs('scaling') && SCALING.includes(subject.id.slice(subject.store.length + 1))),
       plan,
       keyOf,
       errors,
       log,
     )
     const contention = await measureContention(
-      subjects.filter((subject) => subject.contention),
+      subjects.filter((subject) => runs('contention') && subject.contention),
       plan,
       (subject, key) => runContention(subject, key, plan.contention),
       (subject, round) => keyOf(subject, `contended:${round}`),
@@ -145,7 +149,7 @@ async function measureBackends({ plan, stores, log = () => {} }: RunOptions): Pr
     // Across processes: ours with the shipped defaults against the raw client, on every store that lives
     // outside the process. Each worker process rebuilds the subject from the backend's shared settings.
     const acrossProcesses = running.flatMap((backend) =>
-      backend.shared === undefined
+      backend.shared === undefined || !runs('processes')
         ? []
         : backend.subjects
             .filter((subject) => ACROSS_PROCESSES.includes(subject.id.slice(subject.store.length + 1)))
@@ -176,6 +180,10 @@ async function measureBackends({ plan, stores, log = () => {} }: RunOptions): Pr
 export async function runBench(options: RunOptions): Promise<BenchResult> {
   const started = performance.now()
   const result = await measureBackends(options)
+  if (options.scenarios !== undefined && !options.scenarios.includes('cpu')) {
+    result.durationMs = performance.now() - started
+    return result
+  }
   try {
     options.log?.('lock CPU: Lock over an instant store against the bare store calls')
     result.lockCpu = await measureLockCpu(options.plan.lockCpu)
