@@ -1,6 +1,7 @@
 import { describeValue } from './describe_value.js'
 import { E_INVALID_ARGUMENT } from './errors.js'
 import type { Logger } from './logger.js'
+import { QueuePacer } from './queue_pacer.js'
 import { handoffPending, joinReleaseQueue, type ReleaseWaiter } from './release_queue.js'
 import { pauseAfter, type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry_policy.js'
 import type { AcquireResult, LockStore, WaitOptions } from './store.js'
@@ -33,8 +34,6 @@ export function resolveAcquireOptions(
  * dies holds up the next one for at most this long (its claim window); a live one renews every third of it.
  */
 export const QUEUE_PLACE_LEASE_MS = 2_000
-/** How often the head of the queue polls a queueing store that cannot announce releases (per place behind it, for the others). */
-export const QUEUE_HEAD_POLL_MS = 20
 /** Longest wait for leaving the queue on giving up: a place not removed dies with its lease anyway. */
 const LEAVE_QUEUE_WAIT_MS = 1_000
 
@@ -95,16 +94,23 @@ export async function leaveQueue(target: AcquireTarget): Promise<void> {
 
 /**
  * The pause before the next attempt on a queueing store: until a notification naming this owner (the
- * caller's sleep wakes on it), but never past the renewal of its place. Without notifications a waiter
- * polls about as often as it can move up, QUEUE_HEAD_POLL_MS per place from the head (the head every 20 ms,
- * the next every 40 ms, ...), and never less often than its retry delay or its renewal: a waiter that only
- * learnt it leads at its next renewal would leave the lock idle for that long.
+ * caller's sleep wakes on it), but never past the renewal of its place. Without notifications the waiter's
+ * `pacer` times its polls by its place and the queue's pace (see QueuePacer), and never less often than its
+ * retry delay or its renewal: a waiter that only learnt it leads at its next renewal would leave the lock
+ * idle for that long.
  */
-function queuedPause(policy: RetryPolicy, attempt: number, position: number | undefined, listening: boolean): number {
+function queuedPause(
+  policy: RetryPolicy,
+  attempt: number,
+  refused: { position?: number; roundTrip: number },
+  listening: boolean,
+  pacer: QueuePacer,
+): number {
   const renewal = QUEUE_PLACE_LEASE_MS / 3
   if (listening) return renewal
-  const byPlace = position === undefined ? Number.POSITIVE_INFINITY : QUEUE_HEAD_POLL_MS * (position + 1)
-  return Math.min(pauseAfter(policy, attempt), renewal, byPlace)
+  const paced =
+    refused.position === undefined ? Number.POSITIVE_INFINITY : pacer.next(refused.position, monotonicNow(), refused.roundTrip)
+  return Math.min(pauseAfter(policy, attempt), renewal, paced)
 }
 
 /**
@@ -133,6 +139,7 @@ export async function acquireWithRetry(
   let waiter: ReleaseWaiter | undefined
   let subscribed = false
   let hinted = false
+  const pacer = new QueuePacer()
   // The first attempt, if made already, may have left a place in the queue.
   let queued = first !== undefined && wait !== undefined
   try {
@@ -182,7 +189,13 @@ export async function acquireWithRetry(
       const planned =
         wait === undefined
           ? pauseAfter(policy, attempt)
-          : queuedPause(policy, attempt, result.position, waiter?.listening === true)
+          : queuedPause(
+              policy,
+              attempt,
+              { position: result.position, roundTrip: monotonicNow() - attemptSentAt },
+              waiter?.listening === true,
+              pacer,
+            )
       let pause = Math.min(planned, remaining)
       // Wake when the holder's lease is due to end rather than sleep past it; but not twice in a row, so a
       // store whose hint keeps saying "now" cannot make the waiter spin.
