@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { invalidPrefixReason, lockKeys, sharedLockKeys } from './keys.js'
+import { invalidPrefixReason, lockKey, lockKeys, releaseChannel, scriptKeys, sharedLockKeys } from './keys.js'
 
 /** The part of a key Redis Cluster hashes: the first non-empty {...}, else the whole key. */
 function hashTag(key: string): string {
@@ -20,6 +20,17 @@ describe('lock key layout', () => {
       channel: 'verrou:{orders:42}:released',
     })
   })
+
+  test.each(['orders:42', '}x', '\\', '{}'])(
+    "the hot path builds the same names as lockKeys, in the scripts' KEYS order (%j)",
+    (key) => {
+      const keys = lockKeys('verrou:', key)
+      const lock = lockKey('verrou:', key)
+      expect(lock).toBe(keys.lock)
+      expect(scriptKeys(lock)).toEqual([keys.lock, keys.fence, keys.queue, keys.queueLeases])
+      expect(releaseChannel(lock)).toBe(keys.channel)
+    },
+  )
 
   test.each(['plain', '}leading-brace', '{inner}', 'a}b', '{}', '}', '\\', '\\}x', '{', 'x{y}z', '🔒 ünïcode'])(
     'lock, fence and queue of %j share a non-empty hash tag, so one Cluster slot',

@@ -33,16 +33,28 @@ export function invalidPrefixReason(prefix: unknown): string | undefined {
   return undefined
 }
 
-export function lockKeys(prefix: string, key: string): LockKeys {
+/** The key holding the lock: the one every other key of `key` is named after. */
+export function lockKey(prefix: string, key: string): string {
   const tagged = key.startsWith('}') || key.startsWith('\\') ? `\\${key}` : key
-  const lock = `${prefix}{${tagged}}`
-  return {
-    lock,
-    fence: `${lock}:fence`,
-    queue: `${lock}:queue`,
-    queueLeases: `${lock}:queue:leases`,
-    channel: `${lock}:released`,
-  }
+  return `${prefix}{${tagged}}`
+}
+
+export function lockKeys(prefix: string, key: string): LockKeys {
+  const lock = lockKey(prefix, key)
+  const [, fence, queue, queueLeases] = scriptKeys(lock)
+  return { lock, fence, queue, queueLeases, channel: releaseChannel(lock) }
+}
+
+/**
+ * What the mutex scripts take as KEYS, in their order: lock, fence, queue, queue leases. Built from the
+ * lock key on every operation, without the rest of `LockKeys`.
+ */
+export function scriptKeys(lock: string): [string, string, string, string] {
+  return [lock, `${lock}:fence`, `${lock}:queue`, `${lock}:queue:leases`]
+}
+
+export function releaseChannel(lock: string): string {
+  return `${lock}:released`
 }
 
 /**

@@ -50,6 +50,22 @@ local function keep_fence(key, token, lease, grace)
 end
 `
 
+/**
+ * read_fence as a block, for the mutex scripts' first lines: reads the counter at KEYS[2] into the local
+ * `fence`, with the same checks. Not a function: a script defines its functions anew on every call, so
+ * the uncontended path of each script defines none (see scripts.ts).
+ */
+export const READ_FENCE_LUA = `
+local fence = 0
+local fence_value = redis.call('GET', KEYS[2])
+if fence_value then
+  fence = tonumber(fence_value)
+  if fence == nil or fence < 0 or fence ~= math.floor(fence) then
+    error('the fencing counter ' .. KEYS[2] .. ' holds something other than a whole number')
+  end
+end
+`
+
 /** Dead places are dropped in batches of this many: Lua's unpack() has a limit on how many it spreads. */
 const DROP_BATCH = 500
 

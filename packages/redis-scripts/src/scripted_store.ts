@@ -5,8 +5,11 @@ import {
   invalidOwnerReason,
   invalidPrefixReason,
   type LockKeys,
+  lockKey,
   lockKeys,
+  releaseChannel,
   type SharedLockKeys,
+  scriptKeys,
   sharedLockKeys,
 } from './keys.js'
 import { type AcquireReply, describeValue, parseAcquireReply, parseExistsReply, parseFlagReply, ttlArgument } from './replies.js'
@@ -113,7 +116,7 @@ export abstract class ScriptedLockStore implements LockStore {
         ready: () => this.#eviction.ensure(),
         failure: (error, operation, key) => this.#failure(error, operation, key),
         keys: (key) => this.sharedLockKeys(key),
-        channel: (keys) => this.releaseChannel(keys),
+        channel: (keys) => this.releaseChannel(keys.channel),
         grace: this.#grace,
         checkOwner,
         checkTtl,
@@ -141,9 +144,9 @@ export abstract class ScriptedLockStore implements LockStore {
   /** `INFO memory` from every server holding locks. Asked once per store, before its first operation. */
   protected abstract readMemoryInfo(): Promise<unknown[]>
 
-  /** The channel the scripts announce the next waiter on; '' announces nothing (a store nobody can subscribe through). */
-  protected releaseChannel(keys: Pick<LockKeys, 'channel'>): string {
-    return keys.channel
+  /** The channel the scripts announce the next waiter on: `channel`, or '' to announce nothing (a store nobody can subscribe through). */
+  protected releaseChannel(channel: string): string {
+    return channel
   }
 
   protected lockKeys(key: string): LockKeys {
@@ -159,14 +162,13 @@ export abstract class ScriptedLockStore implements LockStore {
    * joins the queue (or keeps `owner`'s place there) for `wait.lease` ms and reports the position.
    */
   async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireReply> {
-    const keys = this.lockKeys(key)
     const lease = wait === undefined ? '' : String(checkPlaceLease(wait))
     const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease]
-    // Each operation awaits the script directly, no wrapper: it runs on every call.
+    // Each operation awaits the script directly, no wrapper, and builds only the keys it sends: it runs on every call.
     try {
       const checking = this.#eviction.ensure()
       if (checking !== undefined) await checking
-      const reply = await this.runScript('acquire', [keys.lock, keys.fence, keys.queue, keys.queueLeases], args)
+      const reply = await this.runScript('acquire', scriptKeys(lockKey(this.#prefix, key)), args)
       return parseAcquireReply(reply, wait !== undefined)
     } catch (error) {
       throw this.#failure(error, 'acquire', key)
@@ -174,15 +176,12 @@ export abstract class ScriptedLockStore implements LockStore {
   }
 
   async release(key: string, owner: string): Promise<boolean> {
-    const keys = this.lockKeys(key)
-    const args = [checkOwner(owner), this.releaseChannel(keys), this.#grace]
+    const lock = lockKey(this.#prefix, key)
+    const args = [checkOwner(owner), this.releaseChannel(releaseChannel(lock)), this.#grace]
     try {
       const checking = this.#eviction.ensure()
       if (checking !== undefined) await checking
-      return parseFlagReply(
-        await this.runScript('release', [keys.lock, keys.fence, keys.queue, keys.queueLeases], args),
-        'release',
-      )
+      return parseFlagReply(await this.runScript('release', scriptKeys(lock), args), 'release')
     } catch (error) {
       throw this.#failure(error, 'release', key)
     }
@@ -207,7 +206,7 @@ export abstract class ScriptedLockStore implements LockStore {
       const reply = await this.runScript(
         'force release',
         [keys.lock, keys.fence, keys.queue, keys.queueLeases],
-        [this.releaseChannel(keys), this.#grace],
+        [this.releaseChannel(keys.channel), this.#grace],
       )
       parseFlagReply(reply, 'force release')
     } catch (error) {
@@ -221,7 +220,7 @@ export abstract class ScriptedLockStore implements LockStore {
    */
   async leaveQueue(key: string, owner: string): Promise<void> {
     const keys = this.lockKeys(key)
-    const args = [checkOwner(owner), this.releaseChannel(keys)]
+    const args = [checkOwner(owner), this.releaseChannel(keys.channel)]
     try {
       await this.#eviction.ensure()
       parseFlagReply(await this.runScript('leave queue', [keys.lock, keys.queue, keys.queueLeases], args), 'leave queue')

@@ -227,6 +227,20 @@ describe('fencing counter', () => {
     await redis.del(fence)
   })
 
+  test('a foreign value in the counter fails release too, and the holder keeps the lock and the counter as they were', async () => {
+    const key = uniqueKey('fence-corrupt-release')
+    const { lock, fence } = lockKeys(prefix, key)
+    for (const write of [() => redis.set(fence, 'not a number'), () => redis.sadd(fence, 'x')]) {
+      await redis.del(fence)
+      await redis.set(lock, 'o', 'PX', 10_000)
+      await write()
+      await expect(store.release(key, 'o')).rejects.toSatisfy(expectStorageError('release'))
+      expect(await redis.get(lock)).toBe('o')
+      expect(await redis.pttl(fence)).toBe(-1)
+    }
+    await redis.del(lock, fence)
+  })
+
   test('a token past the largest safe integer is a storage error, and the lock stays free', async () => {
     const key = uniqueKey('fence-max')
     const { fence } = lockKeys(prefix, key)

@@ -153,15 +153,16 @@ export class RedisStore extends ScriptedLockStore {
     return subscriber
   }
 
-  /** One script call: EVALSHA, or EVAL when this server has not seen the script yet. */
-  protected async runScript(script: LockScript, keys: string[], args: string[]): Promise<unknown> {
+  /**
+   * One script call: EVALSHA, or EVAL when this server has not seen the script yet. Not an async function:
+   * the caller awaits ioredis's own promise, with no wrapper's promise and ticks in between.
+   */
+  protected runScript(script: LockScript, keys: string[], args: string[]): Promise<unknown> {
     const connection = this.#connection
-    try {
-      return await connection.evalsha(SCRIPT_SHAS[script], keys.length, ...keys, ...args)
-    } catch (error) {
+    return connection.evalsha(SCRIPT_SHAS[script], keys.length, ...keys, ...args).catch((error: unknown) => {
       if (!isNoScript(error)) throw error
-      return await connection.eval(LOCK_SCRIPTS[script], keys.length, ...keys, ...args)
-    }
+      return connection.eval(LOCK_SCRIPTS[script], keys.length, ...keys, ...args)
+    })
   }
 
   protected keyExists(key: string): Promise<unknown> {

@@ -1,7 +1,7 @@
 import type { Redis } from '@upstash/redis'
 import { errors } from '@verrou/core'
 // One source of truth for both Redis stores, a private workspace package that tsup bundles into dist.
-import { LOCK_SCRIPTS, type LockKeys, type LockScript, ScriptedLockStore, type ScriptedStoreOptions } from '@verrou/redis-scripts'
+import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore, type ScriptedStoreOptions } from '@verrou/redis-scripts'
 
 /** What the store uses of an `@upstash/redis` client: any of its `Redis` classes (Node, Cloudflare, Fastly) fits. */
 export type UpstashConnection = Pick<Redis, 'eval' | 'evalsha' | 'exists'>
@@ -53,7 +53,7 @@ export class UpstashStore extends ScriptedLockStore {
   }
 
   /** Nobody can subscribe over REST, so announcing waiters (mutex or shared) would be wasted work. */
-  protected override releaseChannel(_keys: Pick<LockKeys, 'channel'>): string {
+  protected override releaseChannel(_channel: string): string {
     return ''
   }
 
