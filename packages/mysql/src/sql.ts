@@ -90,6 +90,12 @@ export interface LockStatements {
   acquire: Statement
   /** Decides with or without a queue. Result: see `readAcquire`. */
   acquireQueued: Statement
+  /**
+   * A waiter's poll that changes nothing and takes no lock: one row (none when the key has no row) of
+   * `free` (the queue statement would grant now), `placed` (the caller's place is live), `position` and
+   * `expires_in` as a refusal reports them. See `readPeek`.
+   */
+  peekQueued: Statement
   /** Removes `ownerId`'s place, if it has one. */
   leaveQueue: Statement
   /** Params: keyHash, owner. One affected row when released. */
@@ -223,6 +229,16 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
         `  expires_at = IF(${grantedLast}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
       ].join('\n'),
     ),
+    // A consistent read: no row lock, no commit to flush, so polls never hold up the holder's release or
+    // each other. Only an answer to act on; the queue statement decides again under the row lock.
+    peekQueued: statement(
+      [
+        `SELECT ${granted} AS free, COALESCE(${ownLive}, FALSE) AS placed,`,
+        `LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) AS position,`,
+        `IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0) AS expires_in`,
+        `FROM ${locks} WHERE key_hash = {keyHash}`,
+      ].join(' '),
+    ),
     // A single assignment: its result does not depend on the order assignments run in.
     leaveQueue: statement(
       [
@@ -266,6 +282,24 @@ export function readAcquire(insertId: number, waited: boolean): AcquireResult | 
   if (!waited) return { acquired: false, expiresIn: refusal }
   const position = Math.floor(refusal / POSITION_UNIT)
   const expiresIn = refusal % POSITION_UNIT
+  const result: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
+  if (expiresIn > 0) result.expiresIn = expiresIn
+  if (position < MAX_REPORTED_POSITION) result.position = position
+  return result
+}
+
+/**
+ * What a waiter's poll (`peekQueued`) saw: the refusal to report, or undefined when the caller must run the
+ * queue statement (the lock may be its now, its place is gone, or the key has no row).
+ */
+export function readPeek(rows: readonly Record<string, unknown>[]): AcquireResult | undefined {
+  const row = rows[0]
+  if (row === undefined || Number(row.free) !== 0 || Number(row.placed) !== 1) return undefined
+  const position = Number(row.position)
+  const expiresIn = Number(row.expires_in)
+  if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(expiresIn) || expiresIn < 0) {
+    throw new Error(`unexpected position ${String(row.position)} or expires_in ${String(row.expires_in)} from the poll`)
+  }
   const result: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
   if (expiresIn > 0) result.expiresIn = expiresIn
   if (position < MAX_REPORTED_POSITION) result.position = position

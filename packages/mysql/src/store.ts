@@ -13,6 +13,7 @@ import {
   PRUNE_BATCH,
   QUEUE_PRESENT,
   readAcquire,
+  readPeek,
   type Statement,
 } from './sql.js'
 import { type LockTables, resolveTables } from './table_name.js'
@@ -48,6 +49,13 @@ const DEFAULT_TABLE = 'verrou_locks'
 const DEFAULT_PRUNE_INTERVAL = 60_000
 // Bounds the hint of who holds a place; forgetting it costs only an extra statement per waiter.
 const MAX_REMEMBERED_PLACES = 10_000
+/**
+ * A waiter whose place this store wrote less than a quarter of its place lease ago polls with a read (no
+ * row lock, no commit) instead of the queue statement; older, the attempt writes and so renews the place.
+ * Core attempts at least every third of the lease, so a place is written within a quarter plus a third of
+ * its lease (1.2 s of 2 s), well before it ends.
+ */
+const PEEKS_WITHIN = 4
 // A cap per pruneExpired() call keeps one call's duration bounded; the next call carries on.
 const MAX_PRUNE_BATCHES = 50
 
@@ -64,7 +72,8 @@ export class MysqlStore implements LockStore {
   readonly #housekeeping: Housekeeping | undefined
   #tablesReady: Promise<void> | undefined
   /** Owners that hold a place, per key: they skip the plain statement, which would only pass them on. */
-  readonly #places = new Map<string, Set<string>>()
+  /** Per key, the owners this store knows to hold a place, and when (monotonic ms) each place was last written. */
+  readonly #places = new Map<string, Map<string, number>>()
   #placeCount = 0
   /** On a lone connection: keeps every statement out of a shared-lock transaction open on it. */
   readonly #gate: ConnectionGate | undefined
@@ -113,6 +122,8 @@ export class MysqlStore implements LockStore {
 
   async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     return this.#run('acquire', key, async () => {
+      // Before any write: a place written by this call got its lease no earlier.
+      const startedAt = performance.now()
       const keyBytes = toBytes(key)
       const ownerBytes = toBytes(owner)
       const values: Partial<Record<Param, Buffer | number | null>> = {
@@ -124,8 +135,13 @@ export class MysqlStore implements LockStore {
       }
       // A caller that holds a place goes straight to the queue statement; anyone else tries the plain one,
       // which answers alone unless the key has a queue.
-      const places = this.#places.get(key)
-      const queued = wait !== undefined && places?.has(owner) === true
+      const placedAt = wait === undefined ? undefined : this.#places.get(key)?.get(owner)
+      const queued = placedAt !== undefined
+      if (wait !== undefined && placedAt !== undefined && performance.now() - placedAt < wait.lease / PEEKS_WITHIN) {
+        // Its place was renewed lately: a read says whether to ask, without writing the row.
+        const refused = readPeek(await this.#peek(key, ownerId(ownerBytes)))
+        if (refused !== undefined) return refused
+      }
       let result = queued ? undefined : await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined)
       if (result === undefined || result === QUEUE_PRESENT) {
         // Only the queue knows owners by id: the plain statement, on the uncontended path, never hashes one.
@@ -133,7 +149,7 @@ export class MysqlStore implements LockStore {
         result = await this.#acquireWith(this.#sql.acquireQueued, values, key, wait !== undefined)
       }
       if (result === QUEUE_PRESENT) throw new Error('the queue statement reported a queue instead of deciding')
-      if (wait !== undefined && !result.acquired) this.#remember(key, owner)
+      if (wait !== undefined && !result.acquired) this.#remember(key, owner, startedAt)
       else if (result.acquired) this.#forget(key, owner)
       return result
     })
@@ -157,21 +173,28 @@ export class MysqlStore implements LockStore {
     return readAcquire(Number(header.insertId), waited)
   }
 
+  /** One consistent read of what `ownerId`'s next attempt would meet (see `peekQueued`). */
+  async #peek(key: string, id: Buffer): Promise<RowDataPacket[]> {
+    const values = { keyHash: keyHash(toBytes(key)), ownerId: id }
+    const [rows] = await this.#send((db) =>
+      db.execute<RowDataPacket[]>(this.#sql.peekQueued.sql, bind(this.#sql.peekQueued, values)),
+    )
+    return rows
+  }
+
   /** Notes that `owner` holds a place in the queue of `key` (only a hint: it picks the first statement). */
-  #remember(key: string, owner: string): void {
+  #remember(key: string, owner: string, at: number): void {
     if (this.#placeCount >= MAX_REMEMBERED_PLACES) {
       this.#places.clear()
       this.#placeCount = 0
     }
     let owners = this.#places.get(key)
     if (owners === undefined) {
-      owners = new Set()
+      owners = new Map()
       this.#places.set(key, owners)
     }
-    if (!owners.has(owner)) {
-      owners.add(owner)
-      this.#placeCount++
-    }
+    if (!owners.has(owner)) this.#placeCount++
+    owners.set(owner, at)
   }
 
   #forget(key: string, owner: string): void {
