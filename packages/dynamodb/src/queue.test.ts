@@ -397,28 +397,55 @@ describe('requests per operation', () => {
     expect(sent).toEqual(['UpdateItemCommand'])
   })
 
-  test('joining is two requests, renewing while held one, leaving one; the head takes a freed lock in two', async () => {
+  test('joining is two requests, polling one read, leaving one; the head takes a freed lock in two', async () => {
     const holderStore = store()
-    const { sent, locks } = countedStore()
+    const clock = manualClock()
+    const { sent, locks } = countedStore({ clock: clock.read })
     const key = uniqueKey()
     tokenOf(await holderStore.acquire(key, 'holder', TTL))
     await locks.isLocked(key)
-    const counts: number[] = []
+    const requests: string[][] = []
     const count = async (operation: () => Promise<unknown>) => {
       sent.length = 0
       await operation()
-      counts.push(sent.length)
+      requests.push([...sent])
     }
+    const update = 'UpdateItemCommand'
+    const read = 'GetItemCommand'
     await count(() => locks.acquire(key, 'waiter', TTL, { lease: 2000 }))
+    // Polls within a quarter of the place lease of its last write only read: no write unit, no contention.
     await count(() => locks.acquire(key, 'waiter', TTL, { lease: 2000 }))
+    clock.advance(400)
+    await count(() => locks.acquire(key, 'waiter', TTL, { lease: 2000 }))
+    // Past a quarter of the lease, the poll renews its place: one conditional write.
+    clock.advance(200)
     await count(() => locks.acquire(key, 'waiter', TTL, { lease: 2000 }))
     await count(() => locks.acquire(key, 'other', TTL, { lease: 2000 }))
     await count(() => locks.leaveQueue(key, 'other'))
     await count(() => locks.leaveQueue(key, 'other'))
     await holderStore.release(key, 'holder')
+    // The head reads that the lock is free for it, then takes it with a write guarded on what it read.
     await count(async () => tokenOf(await locks.acquire(key, 'waiter', TTL, { lease: 2000 })))
-    expect(counts).toEqual([2, 1, 1, 2, 1, 1, 2])
-    expect(sent.every((name) => name === 'UpdateItemCommand')).toBe(true)
+    expect(requests).toEqual([[update, update], [read], [read], [update], [update, update], [update], [update], [read, update]])
+  })
+
+  test('a poll that only read keeps the place: the place is renewed by the next write, in time', async () => {
+    const holderStore = store()
+    const clock = manualClock()
+    const { sent, locks } = countedStore({ clock: clock.read })
+    const key = uniqueKey()
+    tokenOf(await holderStore.acquire(key, 'holder', TTL))
+    expect(position(await locks.acquire(key, 'waiter', TTL, { lease: 2000 }))).toBe(0)
+    // Poll every 300 ms of the store's clock for 3 s, past the 2 s lease: reads and renewals alternate.
+    for (let poll = 0; poll < 10; poll++) {
+      clock.advance(300)
+      sent.length = 0
+      expect(position(await locks.acquire(key, 'waiter', TTL, { lease: 2000 }))).toBe(0)
+      expect(sent).toHaveLength(1)
+    }
+    const leaseEnd = Number((await rawItem(key))?.queue?.M?.waiter?.M?.leaseEnd?.N)
+    // Written at most 600 ms of the store's clock ago: the place outlives the next poll by far.
+    expect(leaseEnd).toBeGreaterThanOrEqual(clock.read() + 2000 - 600)
   })
 })
 

@@ -72,6 +72,13 @@ const PLACE_LEASE_END = 'leaseEnd'
  * at the same instant all get a place within n tries.
  */
 const MAX_CONTENDED_WRITES = 25
+/**
+ * A waiter whose place this store wrote less than a quarter of its place lease ago polls with a consistent
+ * read instead of a conditional write: a poll then costs half a read unit, not a write unit, and does not
+ * contend with the holder's writes. Core attempts at least every third of the lease, so the place is
+ * written again within a quarter plus a third of it.
+ */
+const PEEKS_WITHIN = 4
 
 const NAMES = {
   '#key': KEY_ATTRIBUTE,
@@ -100,7 +107,8 @@ export class DynamoDBStore implements LockStore {
   readonly #tableActiveTimeout: number
   #tableReady: Promise<void> | undefined
   /** The pairs last seen keeping a place, with the owner of the place just ahead. */
-  readonly #waiting = new PairHints<{ ahead: string | undefined }>()
+  /** Per waiting pair: the place just ahead when last seen, and when (store clock) its place was last written. */
+  readonly #waiting = new PairHints<{ ahead: string | undefined; writtenAt: number }>()
   /** Semaphores and read-write locks, in the same table (see `DynamoDBSharedStore`). */
   readonly shared: SharedLockStore
 
@@ -138,12 +146,33 @@ export class DynamoDBStore implements LockStore {
     // A waiter this store knows to have a place renews it in one request while it is sure to be refused;
     // every other call starts with the uncontended write. Either returns the item when its condition fails.
     const hint = wait === undefined ? undefined : this.#waiting.get(key, owner)
+    if (wait !== undefined && hint !== undefined && now - hint.writtenAt < wait.lease / PEEKS_WITHIN) {
+      // Its place was written lately: a read (half a read unit, never a write unit) says whether to act.
+      const item = await this.#read(key, 'acquire')
+      if (item !== undefined) {
+        const plan = this.#plan(key, owner, ttl, wait, item, now)
+        if (plan.kind === 'renew') return this.#remember(key, owner, plan.refusal, hint.writtenAt)
+        return this.#remember(key, owner, await this.#contended(key, owner, ttl, wait, item, now), now)
+      }
+    }
     const first =
       wait !== undefined && hint !== undefined
         ? await this.#renewPlace(key, owner, wait, now, { whileRefused: true, ahead: hint.ahead })
         : await this.#takeFree(key, owner, ttl, now)
-    if (!('item' in first)) return this.#remember(key, owner, first)
-    return this.#remember(key, owner, await this.#contended(key, owner, ttl, wait, first.item, now))
+    if (!('item' in first)) return this.#remember(key, owner, first, now)
+    return this.#remember(key, owner, await this.#contended(key, owner, ttl, wait, first.item, now), now)
+  }
+
+  /** The item of `key`, read consistently (undefined when there is none). */
+  async #read(key: string, operation: string): Promise<Record<string, AttributeValue> | undefined> {
+    try {
+      const output = await this.#client.send(
+        new GetItemCommand({ TableName: this.#table, Key: { [KEY_ATTRIBUTE]: { S: key } }, ConsistentRead: true }),
+      )
+      return output.Item
+    } catch (error) {
+      throw this.#storageError(error, operation, key)
+    }
   }
 
   /**
@@ -435,14 +464,15 @@ export class DynamoDBStore implements LockStore {
   }
 
   /** Keeps track of the owners that have a place here, so that their next attempt starts with a renewal. */
-  #remember(key: string, owner: string, result: AcquireResult | Refusal): AcquireResult {
+  /** `writtenAt`: when (store clock) the call that gave `result` wrote the place, or the hint's own time if it only read. */
+  #remember(key: string, owner: string, result: AcquireResult | Refusal, writtenAt: number): AcquireResult {
     if (result.acquired) {
       this.#waiting.delete(key, owner)
       return result
     }
     const { ahead, ...refusal } = result as Refusal
     if (refusal.position === undefined) this.#waiting.delete(key, owner)
-    else this.#waiting.set(key, owner, { ahead })
+    else this.#waiting.set(key, owner, { ahead, writtenAt })
     return refusal
   }
 
