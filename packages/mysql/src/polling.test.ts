@@ -54,19 +54,39 @@ describe('a waiter polling MySQL', () => {
     expect(after.executes - before.executes).toBe(1)
   })
 
-  test('a poll that finds the lock free for it takes it, with a token above the last holder', async () => {
+  test('the head asks outright and takes a freed lock in one statement, with a token above the last holder', async () => {
     const holder = mysqlStore({ connection: pool, tableName })
-    const { store } = await watchedStore()
+    const { store, status } = await watchedStore()
     const key = newKey()
     const held = await holder.acquire(key, 'holder', 10_000)
     expect(await store.acquire(key, 'head', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
+    expect(await store.acquire(key, 'head', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
     expect(await holder.release(key, 'holder')).toBe(true)
+    const before = await status()
     const taken = await store.acquire(key, 'head', 10_000, { lease: 5_000 })
+    const after = await status()
+    expect(after.executes - before.executes).toBe(1)
     expect(taken.acquired).toBe(true)
     expect(taken.acquired && held.acquired && taken.fencingToken > held.fencingToken).toBe(true)
     // Its place went with the grant: nobody stands ahead of a newcomer once it releases.
     expect(await store.release(key, 'head')).toBe(true)
     expect(await holder.acquire(key, 'newcomer', 10_000)).toMatchObject({ acquired: true })
+  })
+
+  test('the second in line, told it leads by a read, asks outright from then on', async () => {
+    const holder = mysqlStore({ connection: pool, tableName })
+    const { store, status } = await watchedStore()
+    const key = newKey()
+    await holder.acquire(key, 'holder', 10_000)
+    expect(await holder.acquire(key, 'head', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
+    expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 1 })
+    await holder.leaveQueue(key, 'head')
+    // A read shows it first; its next poll is the queue statement, which takes the freed lock at once.
+    expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
+    await holder.release(key, 'holder')
+    const before = await status()
+    expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: true })
+    expect((await status()).executes - before.executes).toBe(1)
   })
 
   test('a poll never lets the head of the queue be jumped: the read only says when to ask', async () => {
