@@ -80,6 +80,18 @@ const announcement = (keyPayload: string, next: string) =>
   `${keyPayload}::text || chr(10) || CASE WHEN octet_length(${next}) <= ${MAX_NAMED_OWNER_BYTES}
     THEN 'x:' || encode(${next}, 'hex') ELSE 'h:' || encode(sha256(${next}), 'hex') END`
 
+/**
+ * When `condition` holds, turns `synchronous_commit` off for the statement's own transaction (set_config's
+ * `true`: local to it, the session keeps its setting). Used for refusals only: a refusal that wrote the row
+ * only joined, renewed or tidied the queue, and with waiters joining right after each release, that write
+ * held the row lock through a WAL flush (about 2 ms) that the head's claim then waited out on every
+ * hand-over. A crash can lose such a write only together with everything after it (WAL is replayed in
+ * order, and any later grant or release flushes it), and costs at most a place, which its waiter renews.
+ * Grants, releases and tokens keep the session's setting. The caller passes `false` unless the statement is
+ * surely a transaction of its own (a pool's), so that a user's transaction is never relaxed.
+ */
+const relaxedRefusal = (condition: string) => `CASE WHEN ${condition} THEN set_config('synchronous_commit', 'off', true) END`
+
 /** $1 grace in ms: the row's lease and every place in its queue ended more than that ago. */
 const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
     AND NOT EXISTS (SELECT 1 FROM unnest(held.waiter_leases) AS place(lease_end)
@@ -128,7 +140,8 @@ WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_CO
 
     addQueueColumns: addQueueColumnsSql(names, { guarded: true }),
 
-    // $4: the place lease in ms when the caller will wait, else NULL.
+    // $4: the place lease in ms when the caller will wait, else NULL. $5: whether a refusal that wrote the
+    // row may commit without waiting for the WAL flush (see relaxedRefusal).
     //
     // Without a place lease, the `holder` snapshot spares pollers a write (and a burnt token) while the
     // lock is visibly held or a live waiter stands first (the first stored place: writes drop dead places,
@@ -185,10 +198,11 @@ holder AS (
 -- GREATEST ignores NULLs, so a lease that never expires (remaining NULL) is kept NULL explicitly.
 SELECT token::text AS fencing_token,
   CASE WHEN token IS NULL AND remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8 AS expires_in,
-  CASE WHEN token IS NULL THEN place_index END AS queue_position
+  CASE WHEN token IS NULL THEN place_index END AS queue_position,
+  ${relaxedRefusal('token IS NULL AND $5::boolean')} AS relaxed
 FROM acquired
 UNION ALL
-SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL
+SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL, NULL
 FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     ),

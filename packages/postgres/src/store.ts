@@ -11,6 +11,7 @@ import type { QueryResult } from 'pg'
 import { toAcquireResult } from './acquire_reply.js'
 import {
   connectionEnded,
+  isPool,
   listenerClientFactory,
   type PostgresConnection,
   type Query,
@@ -91,6 +92,12 @@ export class PostgresStore implements LockStore {
   readonly #housekeeping: Housekeeping | undefined
   readonly #listener: ReleaseListener | undefined
   readonly #sharedSql: SharedStatements
+  /**
+   * Whether each statement is surely a transaction of its own: true on a Pool (every query checks out a
+   * session, runs, and hands it back). A Client may be inside the user's transaction, whose commit must
+   * never be relaxed by ours.
+   */
+  readonly #ownTransactions: boolean
   #ready: Promise<void> | undefined
   #sharedReady: Promise<void> | undefined
   /** Set once a shared-lock statement ran: housekeeping then prunes that table too. */
@@ -119,6 +126,7 @@ export class PostgresStore implements LockStore {
     this.#names = resolveTableNames(options.tableName === undefined ? DEFAULT_TABLE : options.tableName)
     this.#sql = buildStatements(this.#names)
     this.#db = toQueryable(connection)
+    this.#ownTransactions = isPool(connection)
     this.#autoCreateTable = booleanOption(options.autoCreateTable, 'autoCreateTable', true)
     this.#preparedStatements = booleanOption(options.preparedStatements, 'preparedStatements', true)
     this.#pruneAfter = wholeNumberOption(options.pruneAfter, 'pruneAfter', DEFAULT_PRUNE_AFTER_MS)
@@ -167,7 +175,7 @@ export class PostgresStore implements LockStore {
     const result = await this.#run(
       'acquire',
       key,
-      this.#hot(this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl, placeLease]),
+      this.#hot(this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl, placeLease, this.#ownTransactions]),
     )
     const row = result.rows[0] as AcquireRow | undefined
     if (row === undefined) return { acquired: false }

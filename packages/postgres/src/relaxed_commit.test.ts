@@ -1,0 +1,91 @@
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createClient, createPool, dropTable, uniqueKey, uniqueTableName } from '../test/postgres.js'
+import { PostgresStore } from './store.js'
+import { toStoredBytes } from './text_bytes.js'
+
+/**
+ * A refused acquire that wrote the row (joined or renewed its place) commits with synchronous_commit off,
+ * on a pool only; grants, polls and everything on a Client keep the session's setting.
+ */
+const tableName = uniqueTableName('verrou_relaxed')
+let admin: pg.Client
+
+beforeAll(async () => {
+  admin = await createClient()
+})
+
+afterAll(async () => {
+  await dropTable(admin, tableName)
+  await admin.end()
+})
+
+/** Records the `relaxed` column of every acquire reply sent through `connection`. */
+function recordRelaxed(connection: pg.Pool | pg.Client): (string | null)[] {
+  const seen: (string | null)[] = []
+  const query = connection.query.bind(connection) as (config: unknown) => Promise<pg.QueryResult>
+  Object.assign(connection, {
+    query: async (config: { name?: string }) => {
+      const result = await query(config)
+      if (config.name?.startsWith('verrou_acquire_')) seen.push((result.rows[0] as { relaxed: string | null }).relaxed)
+      return result
+    },
+  })
+  return seen
+}
+
+async function placesOf(key: string): Promise<string[]> {
+  const { rows } = await admin.query(
+    `SELECT convert_from(waiter, 'UTF8') AS waiter FROM "${tableName}", unnest(waiters) AS waiter WHERE key_hash = sha256($1::bytea)`,
+    [toStoredBytes(key)],
+  )
+  return rows.map((row: { waiter: string }) => row.waiter)
+}
+
+describe('relaxed commits of refusals', () => {
+  test('on a pool: only a refusal that wrote a place is relaxed, for its own transaction only', async () => {
+    // One session, so that SHOW below runs where the statements ran.
+    const pool = createPool({ max: 1 })
+    const store = new PostgresStore({ connection: pool, tableName, listen: false, pruneInterval: false })
+    try {
+      const seen = recordRelaxed(pool)
+      const key = uniqueKey()
+      expect((await store.acquire(key, 'holder', 60_000)).acquired).toBe(true)
+      expect(await store.acquire(key, 'poller', 60_000)).toMatchObject({ acquired: false })
+      expect(await store.acquire(key, 'waiter', 60_000, { lease: 10_000 })).toMatchObject({ acquired: false, position: 0 })
+      expect(await store.acquire(key, 'waiter', 60_000, { lease: 10_000 })).toMatchObject({ acquired: false, position: 0 })
+      // Committed and visible to every other session at once, as any commit.
+      expect(await placesOf(key)).toEqual(['waiter'])
+      expect(await store.release(key, 'holder')).toBe(true)
+      expect((await store.acquire(key, 'waiter', 60_000, { lease: 10_000 })).acquired).toBe(true)
+      // Grant, poll (nothing written), join, renewal, grant.
+      expect(seen).toEqual([null, null, 'off', 'off', null])
+      const { rows } = await pool.query('SHOW synchronous_commit')
+      expect(rows[0].synchronous_commit).toBe('on')
+    } finally {
+      await store.close()
+      await pool.end()
+    }
+  })
+
+  test('on a Client, which may be inside the caller transaction, nothing is relaxed', async () => {
+    const client = await createClient()
+    const store = new PostgresStore({ connection: client, tableName, listen: false, pruneInterval: false })
+    try {
+      const seen = recordRelaxed(client)
+      const key = uniqueKey()
+      const holder = new PostgresStore({ connection: admin, tableName, listen: false, pruneInterval: false })
+      expect((await holder.acquire(key, 'holder', 60_000)).acquired).toBe(true)
+      await client.query('BEGIN')
+      expect(await store.acquire(key, 'waiter', 60_000, { lease: 10_000 })).toMatchObject({ acquired: false, position: 0 })
+      const { rows } = await client.query("SELECT current_setting('synchronous_commit') AS setting")
+      expect(rows[0].setting).toBe('on')
+      await client.query('COMMIT')
+      expect(seen).toEqual([null])
+      await holder.close()
+    } finally {
+      await store.close()
+      await client.end()
+    }
+  })
+})
