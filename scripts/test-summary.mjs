@@ -26,10 +26,18 @@ for (const folder of folders) {
       for (const fileResult of report.testResults ?? []) {
         const where = fileResult.name ? fileResult.name.replace(root, '') : join(folder, file).replace(root, '')
         const assertions = fileResult.assertionResults ?? []
-        // A test file that failed to load has no test results of its own: count it as one failure.
-        if (fileResult.status === 'failed' && assertions.length === 0) {
+        // A file can fail with no failed test of its own: it failed to load, or a suite-level hook
+        // (beforeAll, afterAll) threw, which leaves that suite's tests skipped. Count it as one failure,
+        // so the closing line never says "0 failed" for a red run.
+        if (fileResult.status === 'failed' && !assertions.some((assertion) => assertion.status === 'failed')) {
           failed += 1
-          failures.push(`${where}: ${firstLine(fileResult.message) || 'the file failed to load'}`)
+          const skipped = assertions.filter((assertion) => assertion.status !== 'passed').map((assertion) => assertion.title)
+          const reason =
+            firstLine(fileResult.message) ||
+            (assertions.length === 0
+              ? 'the file failed to load'
+              : `a suite hook failed (see the log above); did not run: ${skipped.join('; ') || 'none'}`)
+          failures.push(`${where}: ${reason}`)
         }
         for (const assertion of assertions) {
           if (assertion.status !== 'failed') continue

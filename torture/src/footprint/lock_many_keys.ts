@@ -37,20 +37,27 @@ export async function lockEachKeyOnce(
   return { releasedAt, sampledTokens, elapsedMs: performance.now() - started }
 }
 
+/** One row count, with the wall-clock times (Date.now) at which its query was sent and answered. */
+export interface RowSample {
+  sentAt: number
+  answeredAt: number
+  rows: number
+}
+
 /**
- * Polls `count()` every `everyMs` until `stop` resolves, and keeps each sample with its wall-clock time:
- * the footprint while the keys are being locked, not only after.
+ * Polls `count()` every `everyMs` until `stop` resolves, and keeps each sample with the times its query was
+ * sent and answered: the footprint while the keys are being locked, not only after. The server reads its
+ * snapshot somewhere between the two, and on a loaded machine that can be hundreds of milliseconds after
+ * the query was sent, so the bound must cover the whole span.
  */
-export function sampleWhile(
-  count: () => Promise<number>,
-  everyMs: number,
-): { samples: Array<{ at: number; rows: number }>; stop(): Promise<void> } {
-  const samples: Array<{ at: number; rows: number }> = []
+export function sampleWhile(count: () => Promise<number>, everyMs: number): { samples: RowSample[]; stop(): Promise<void> } {
+  const samples: RowSample[] = []
   let running = true
   const loop = (async () => {
     while (running) {
-      const at = Date.now()
-      samples.push({ at, rows: await count() })
+      const sentAt = Date.now()
+      const rows = await count()
+      samples.push({ sentAt, answeredAt: Date.now(), rows })
       await new Promise((resolve) => setTimeout(resolve, everyMs))
     }
   })()
@@ -64,12 +71,14 @@ export function sampleWhile(
 }
 
 /**
- * The most rows a table may hold at `at` if every ended row goes within `windowMs` of its release: the
- * `live` locks plus the keys released in the window plus those in flight.
+ * The most rows a table may hold in a sample if every ended row goes within `windowMs` of its release:
+ * the `live` locks, plus the `inFlight` keys a worker was between acquire and answered release at the
+ * snapshot, plus every key whose release was answered before the snapshot (so by `answeredAt`) and less
+ * than `windowMs` before it (so after `sentAt - windowMs`).
  */
-export function allowedRows(releasedAt: number[], at: number, windowMs: number, live: number, inFlight: number): number {
+export function allowedRows(releasedAt: number[], sample: RowSample, windowMs: number, live: number, inFlight: number): number {
   let recent = 0
-  for (const time of releasedAt) if (time <= at && time > at - windowMs) recent++
+  for (const time of releasedAt) if (time <= sample.answeredAt && time > sample.sentAt - windowMs) recent++
   return live + recent + inFlight
 }
 
