@@ -15,8 +15,11 @@ const here = dirname(fileURLToPath(import.meta.url))
 const WORKERS = 8
 /** The place lease a waiting Lock asks for (QUEUE_PLACE_LEASE_MS in core): how long a dead place lives. */
 const PLACE_LEASE_MS = 2_000
-/** Workers start sections for this long; the victims are signalled one after another meanwhile. */
-const RUN_FOR_MS = 12_000
+/**
+ * Workers run sections until every victim has been signalled and the last dead place has expired, so the
+ * queue never runs dry under a victim however slow the backend is on a loaded machine; this is only the cap.
+ */
+const RUN_FOR_MS = 60_000
 /** How long a frozen victim stays frozen: past its place lease, so its place dies under it. */
 const FROZEN_MS = PLACE_LEASE_MS + 500
 /**
@@ -83,7 +86,7 @@ describe.each(STORE_KINDS.filter((kind) => kind !== 'memory'))(
       const task: WorkerTask = {
         spec: backend.spec,
         key,
-        sections: 400,
+        sections: 1_000_000,
         runForMs: RUN_FOR_MS,
         ttl: 10_000,
         hold: { min: 5, max: 15 },
@@ -91,12 +94,19 @@ describe.each(STORE_KINDS.filter((kind) => kind !== 'memory'))(
         fenced: false,
         maxRetryDelay: 20,
       }
-      let started: () => void = () => {}
-      const go = new Promise<void>((resolve) => {
+      let started: (stop: () => void) => void = () => {}
+      const go = new Promise<() => void>((resolve) => {
         started = resolve
       })
-      const run = runWorkers([task], WORKERS, 120_000, () => started())
-      const signalling = go.then(() => signalVictims(victims, done))
+      const run = runWorkers([task], WORKERS, 120_000, (_task, stop) => started(stop))
+      // Signalling ends once the last dead place has expired under the running workers: then they stop.
+      const signalling = go.then(async (stop) => {
+        try {
+          await signalVictims(victims, done)
+        } finally {
+          stop()
+        }
+      })
       const [results] = await Promise.all([run, signalling])
       workerRecords = results[0]!.records
       // Thawed victims rejoin at the tail and finish their section; killed ones are gone; spares that were

@@ -6,7 +6,7 @@ export interface WorkerTask {
   key: string
   /** How many sections each worker runs (at most, with `runForMs`). */
   sections: number
-  /** Start no new section once this long has passed since the go. */
+  /** Start no new section once this long has passed since the go (or once the parent says stop). */
   runForMs?: number
   /** Lease of every acquisition, ms. */
   ttl: number
@@ -49,7 +49,12 @@ export interface SectionRecord {
 }
 
 /** Tasks run one after another in the same processes; each starts when every worker reported ready for it. */
-export type ParentMessage = { type: 'tasks'; tasks: WorkerTask[] } | { type: 'go'; task: number } | FenceReply
+/** `stop`: start no new section of `task` (the test has seen what it ran for). */
+export type ParentMessage =
+  | { type: 'tasks'; tasks: WorkerTask[] }
+  | { type: 'go'; task: number }
+  | { type: 'stop'; task: number }
+  | FenceReply
 
 export type WorkerMessage =
   | { type: 'ready'; task: number }

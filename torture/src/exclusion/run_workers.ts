@@ -51,8 +51,11 @@ export async function runWorkers(
   tasks: WorkerTask[],
   workers: number,
   timeoutMs: number,
-  /** Told when every worker has been sent the go for `task` (worker processes only). */
-  onGo: (task: number) => void = () => {},
+  /**
+   * Told when every worker has been sent the go for `task` (worker processes only), with `stop`, which
+   * tells every worker to start no new section of it.
+   */
+  onGo: (task: number, stop: () => void) => void = () => {},
 ): Promise<TaskResult[]> {
   const results = tasks.map(() => ({ records: [], counter: new FencedCounter(), startupMs: 0, runMs: 0 }) as TaskResult)
   if (tasks[0]?.spec.kind === 'memory') {
@@ -90,7 +93,10 @@ export async function runWorkers(
               if (readyCount[message.task] === workers) {
                 goAt[message.task] = performance.now()
                 for (const each of children) each.send({ type: 'go', task: message.task } satisfies ParentMessage)
-                onGo(message.task)
+                const task = message.task
+                onGo(task, () => {
+                  for (const each of children) if (each.connected) each.send({ type: 'stop', task } satisfies ParentMessage)
+                })
               }
               break
             }
@@ -142,6 +148,7 @@ async function runInProcess(task: WorkerTask, workers: number, counter: FencedCo
       if (ready === workers) go()
     },
     started,
+    stopped: () => false,
     fence: async (op, token, value) => {
       // A macrotask hop, like IPC, so other workers interleave here too.
       await new Promise((resolve) => setImmediate(resolve))

@@ -17,6 +17,8 @@ const between = (min: number, max: number) => min + Math.random() * (max - min)
 export interface WorkerLink {
   ready(): void
   started: Promise<void>
+  /** True once the test said to start no new section. */
+  stopped(): boolean
   fence(op: 'read' | 'write', token: number, value?: number): Promise<FenceReply>
 }
 
@@ -47,7 +49,7 @@ export async function runSections(task: WorkerTask, link: WorkerLink, pid: numbe
     await link.started
     const records: SectionRecord[] = []
     const startedAt = now()
-    const timeLeft = () => task.runForMs === undefined || now() - startedAt < task.runForMs
+    const timeLeft = () => !link.stopped() && (task.runForMs === undefined || now() - startedAt < task.runForMs)
     for (let section = 0; section < task.sections && timeLeft(); section++) {
       const { lock, mode } = createSectionLock(factory, task)
       const requestedAt = now()

@@ -14,11 +14,13 @@ function send(message: WorkerMessage): Promise<void> {
 const pendingFence = new Map<number, (reply: FenceReply) => void>()
 let nextFenceId = 0
 const starters = new Map<number, () => void>()
+const stopped = new Set<number>()
 
 function linkFor(task: number): WorkerLink {
   return {
     ready: () => void send({ type: 'ready', task }),
     started: new Promise<void>((resolve) => starters.set(task, resolve)),
+    stopped: () => stopped.has(task),
     fence: (op, token, value) =>
       new Promise<FenceReply>((resolve) => {
         const id = nextFenceId++
@@ -45,6 +47,8 @@ process.on('message', (message: ParentMessage) => {
       .finally(() => process.disconnect?.())
   } else if (message.type === 'go') {
     starters.get(message.task)?.()
+  } else if (message.type === 'stop') {
+    stopped.add(message.task)
   } else if (message.type === 'fence-reply') {
     pendingFence.get(message.id)?.(message)
     pendingFence.delete(message.id)
