@@ -19,12 +19,12 @@ describe('QueuePacer: when a waiter on a store that cannot announce polls', () =
     expect(new QueuePacer().next(5, 0, 0.5)).toBe(QUEUE_HEAD_POLL_MS)
   })
 
-  test('it learns the pace from its own position dropping, and the next in line polls twice per hand-over', () => {
+  test('it learns the pace from its own position dropping, and the head and the next in line poll four times per hand-over', () => {
     const pacer = new QueuePacer()
     pacer.next(6, 0, 0.5)
     // Four places gained in 20 ms: 5 ms per hand-over.
-    expect(pacer.next(2, 20, 0.5)).toBe(5)
-    expect(pacer.next(1, 25, 0.5)).toBe(2.5)
+    expect(pacer.next(2, 20, 0.5)).toBe(2.5)
+    expect(pacer.next(1, 25, 0.5)).toBe(1.25)
     expect(pacer.next(0, 30, 0.5)).toBe(1.25)
   })
 
@@ -32,7 +32,7 @@ describe('QueuePacer: when a waiter on a store that cannot announce polls', () =
     // One hand-over every 4 ms; the waiter joined behind 7 others at t = 0.
     const pauses = follow((at) => Math.max(0, 7 - Math.floor(at / 4)), 40)
     // (Nobody releases here once it leads: only its first hand-over at the head counts.)
-    const atHead = pauses.filter((poll) => poll.at >= 28 && poll.at < 34)
+    const atHead = pauses.filter((poll) => poll.at >= 28 && poll.at < 32)
     expect(atHead.length).toBeGreaterThan(1)
     for (const poll of atHead) expect(poll.pause).toBeLessThanOrEqual(1.5)
     // Behind, it polls about once per place gained, not once per millisecond.

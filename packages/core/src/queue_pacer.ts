@@ -15,8 +15,10 @@ const HEAD_POLLS_PER_HANDOVER = 4
  * no clock but the caller's and nothing from the store beyond `position`.
  * - Unknown pace: the head polls every QUEUE_HEAD_POLL_MS / 4, the others once after QUEUE_HEAD_POLL_MS to
  *   learn it.
- * - Known pace: the head polls four times per hand-over, the next in line twice (so that it polls as the
- *   head before the holder ahead of it is done), a waiter `p` places back every `p - 1` hand-overs.
+ * - Known pace: the head and the next in line poll four times per hand-over (the next in line so that it
+ *   polls as the head before the holder ahead of it is done), a waiter `p` places back every `(p - 1) / 2`
+ *   hand-overs. The pace a waiter measures includes the idle time its own polling leaves, so it polls well
+ *   inside it: polling at the pace itself settles at a pace several times the hold.
  * - When its position stays put longer than a hand-over (a holder that keeps the lock for long), each pause
  *   doubles: such a holder costs what it did before, a poll every QUEUE_HEAD_POLL_MS at the head.
  * - Never more often than one attempt's round trip (a waiter spends at most half its time asking), never
@@ -53,6 +55,6 @@ export class QueuePacer {
     const pace = this.#pace
     if (position === 0) return (pace ?? QUEUE_HEAD_POLL_MS) / HEAD_POLLS_PER_HANDOVER
     if (pace === undefined) return QUEUE_HEAD_POLL_MS
-    return position === 1 ? pace / 2 : pace * (position - 1)
+    return position === 1 ? pace / HEAD_POLLS_PER_HANDOVER : (pace * (position - 1)) / 2
   }
 }
