@@ -122,16 +122,16 @@ export abstract class ScriptedLockStore implements LockStore {
         checkTtl,
         checkPlaceLease,
       },
-      this.sharedReleaseSubscription(),
+      this.sharedReleaseSubscription(options),
     )
   }
 
   /**
    * How listeners hear of the waiters a shared key admits (`shared.subscribeToReleases`), or `undefined`
-   * for a store nobody can subscribe through. Called by the constructor, before the subclass's own fields
-   * exist: what it returns may use them only when called.
+   * for a store nobody can subscribe through. Called by the constructor with its options, before the
+   * subclass's own fields exist: what it returns may use them only when called.
    */
-  protected sharedReleaseSubscription(): SharedSubscribe | undefined {
+  protected sharedReleaseSubscription(_options: ScriptedStoreOptions): SharedSubscribe | undefined {
     return undefined
   }
 

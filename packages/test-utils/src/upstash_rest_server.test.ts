@@ -165,6 +165,32 @@ describe('the Upstash REST test server', () => {
     await expect(client(server, { token: 'wrong', retry: false }).get('x')).rejects.toThrow(/Unauthorized/)
   })
 
+  test("subscribe: the client's event stream hears what Redis publishes (PUBLISH from a script too), until it unsubscribes", async () => {
+    const upstash = client(server)
+    const channel = uniqueKey('channel')
+    const subscriber = upstash.subscribe<unknown>([channel])
+    const heard: unknown[] = []
+    subscriber.on('message', ({ message }) => heard.push(message))
+    const confirmed = new Promise<number>((resolve) => subscriber.on('subscribe', resolve))
+    expect(await confirmed).toBe(1)
+    expect(server.openStreams()).toBe(1)
+    await redis.publish(channel, 'owner-a')
+    await upstash.eval("return redis.call('PUBLISH', KEYS[1], ARGV[1])", [channel], ['owner-b'])
+    const deadline = performance.now() + 2_000
+    while (heard.length < 2 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(heard).toEqual(['owner-a', 'owner-b'])
+    await subscriber.unsubscribe()
+    while (server.openStreams() > 0 && performance.now() < deadline + 2_000)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(server.openStreams()).toBe(0)
+    expect(Number(await redis.call('PUBSUB', 'NUMSUB', channel).then((reply) => (reply as unknown[])[1]))).toBe(0)
+    const refused = await fetch(`${server.url}/subscribe/${channel}`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer wrong' },
+    })
+    expect(refused.status).toBe(401)
+  })
+
   test('close() stops it', async () => {
     const other = await startRestServer()
     await other.close()

@@ -15,8 +15,13 @@ import { Redis } from 'ioredis'
  * - `Upstash-Encoding: base64`: every string in the result base64-encoded (its raw bytes), except a
  *   top-level "OK".
  *
- * All requests share one Redis connection, so commands that would block it or change its state
- * (SUBSCRIBE, MULTI, SELECT, BLPOP, ...) are refused.
+ * - `POST /subscribe/<channel>` (the client sends `Accept: text/event-stream`): a server-sent event
+ *   stream on its own Redis connection, `data: subscribe,<channel>,<count>` once subscribed, then
+ *   `data: message,<channel>,<payload>` per message, until the client goes away. This is what
+ *   `redis.subscribe()` of `@upstash/redis` reads.
+ *
+ * All other requests share one Redis connection, so commands that would block it or change its state
+ * (SUBSCRIBE as a command, MULTI, SELECT, BLPOP, ...) are refused.
  */
 export interface UpstashRestServerOptions {
   /** The Redis the commands run on, e.g. `redis://127.0.0.1:6379`. */
@@ -32,7 +37,9 @@ export interface UpstashRestServer {
   url: string
   token: string
   /** HTTP requests answered so far, by endpoint: lets tests and benchmarks count round trips. */
-  requests: { command: number; pipeline: number; multiExec: number }
+  requests: { command: number; pipeline: number; multiExec: number; subscribe: number }
+  /** Event streams open now (one per subscribed channel of each client). */
+  openStreams(): number
   /** Stops accepting requests, drops open ones and closes the Redis connection. */
   close(): Promise<void>
 }
@@ -104,9 +111,15 @@ export async function startUpstashRestServer(options: UpstashRestServerOptions):
     throw new Error(`The Upstash REST test server cannot reach Redis at ${redisUrl}`, { cause: error })
   }
 
-  const requests = { command: 0, pipeline: 0, multiExec: 0 }
+  const requests = { command: 0, pipeline: 0, multiExec: 0, subscribe: 0 }
+  const streams = new Set<Redis>()
   const server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname
+    if (path.startsWith('/subscribe/')) {
+      requests.subscribe += 1
+      stream(redis, token, request, response, streams)
+      return
+    }
     if (path === '/pipeline') requests.pipeline += 1
     else if (path === '/multi-exec') requests.multiExec += 1
     else requests.command += 1
@@ -129,12 +142,15 @@ export async function startUpstashRestServer(options: UpstashRestServerOptions):
     url: `http://127.0.0.1:${address.port}`,
     token,
     requests,
+    openStreams: () => streams.size,
     close: () => {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         // fetch keeps connections alive; without this close() would wait for them to idle out.
         server.closeAllConnections()
         await closed
+        for (const subscriber of streams) subscriber.disconnect()
+        streams.clear()
         await redis.quit().catch(() => redis.disconnect())
       })()
       return closing
@@ -158,6 +174,49 @@ async function handle(redis: Redis, token: string, request: IncomingMessage): Pr
   const command = url.pathname === '/' ? parseCommand(parseJson(body)) : pathCommand(url, body)
   const reply = await runOne(redis, command, base64)
   return { status: 'error' in reply ? 400 : 200, body: reply }
+}
+
+/**
+ * One `subscribe` event stream: its own Redis connection (a subscribed connection can do nothing else),
+ * ended when the client goes away. The payload is written as Redis delivered it, as the service does.
+ */
+function stream(redis: Redis, token: string, request: IncomingMessage, response: ServerResponse, streams: Set<Redis>): void {
+  const url = new URL(request.url ?? '/', 'http://localhost')
+  const channels = url.pathname.split('/').slice(2).map(decodeURIComponent)
+  if (!authorized(request, url, token)) {
+    send(response, 401, { error: 'Unauthorized' })
+    return
+  }
+  if (channels.length === 0 || channels.some((channel) => channel === '')) {
+    send(response, 400, { error: 'ERR wrong number of arguments for command' })
+    return
+  }
+  const subscriber = redis.duplicate({ enableOfflineQueue: true })
+  subscriber.on('error', () => {})
+  streams.add(subscriber)
+  const end = () => {
+    if (!streams.delete(subscriber)) return
+    subscriber.disconnect()
+    if (!response.writableEnded) response.end()
+  }
+  request.resume()
+  response.on('close', end)
+  subscriber.on('end', end)
+  subscriber.on('message', (channel: string, message: string) => {
+    response.write(`data: message,${channel},${message}\n\n`)
+  })
+  subscriber.subscribe(...channels).then(
+    () => {
+      if (response.writableEnded) return
+      response.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
+      for (const [index, channel] of channels.entries()) response.write(`data: subscribe,${channel},${index + 1}\n\n`)
+    },
+    (error: unknown) => {
+      streams.delete(subscriber)
+      subscriber.disconnect()
+      if (!response.headersSent) send(response, 400, { error: redisError(error) })
+    },
+  )
 }
 
 function authorized(request: IncomingMessage, url: URL, token: string): boolean {

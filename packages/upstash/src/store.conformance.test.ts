@@ -14,11 +14,17 @@ afterAll(async () => {
   await server?.close()
 })
 
-for (const enableAutoPipelining of [false, true]) {
+// Release notifications over event streams, with auto-pipelining off and on; and without them, where
+// waiters poll.
+for (const { enableAutoPipelining, releaseNotifications } of [
+  { enableAutoPipelining: false, releaseNotifications: true },
+  { enableAutoPipelining: true, releaseNotifications: true },
+  { enableAutoPipelining: false, releaseNotifications: false },
+]) {
   runLockStoreConformance({
-    name: `UpstashStore through the REST server, auto-pipelining ${enableAutoPipelining ? 'on' : 'off'}`,
+    name: `UpstashStore through the REST server, auto-pipelining ${enableAutoPipelining ? 'on' : 'off'}, release notifications ${releaseNotifications ? 'on' : 'off'}`,
     runner: { describe, test, afterAll },
-    capabilities: { releaseNotifications: false, close: false, waitQueue: true, sharedLocks: true },
+    capabilities: { releaseNotifications, close: true, waitQueue: true, sharedLocks: true },
     // A client per store, as two serverless invocations would have. The least grace allowed (1 s), so the
     // suite's idle-key fencing test outlives the counter and tokens must go on from the server clock.
     createStore: () =>
@@ -26,6 +32,7 @@ for (const enableAutoPipelining of [false, true]) {
         connection: client(server, { enableAutoPipelining }),
         prefix: 'verrou-test:',
         fencingCounterGrace: 1000,
+        releaseNotifications,
       }),
     createUnreachableStore: async () =>
       new UpstashStore({

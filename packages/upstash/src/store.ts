@@ -1,14 +1,39 @@
 import type { Redis } from '@upstash/redis'
-import { errors } from '@verrou/core'
+import { errors, type Unsubscribe } from '@verrou/core'
 // One source of truth for both Redis stores, a private workspace package that tsup bundles into dist.
-import { LOCK_SCRIPTS, type LockScript, ScriptedLockStore, type ScriptedStoreOptions } from '@verrou/redis-scripts'
+import {
+  LOCK_SCRIPTS,
+  type LockScript,
+  ScriptedLockStore,
+  type ScriptedStoreOptions,
+  type SharedSubscribe,
+} from '@verrou/redis-scripts'
+import { ReleaseSubscriptions, type UpstashSubscriber } from './release_subscriptions.js'
 
-/** What the store uses of an `@upstash/redis` client: any of its `Redis` classes (Node, Cloudflare, Fastly) fits. */
-export type UpstashConnection = Pick<Redis, 'eval' | 'evalsha' | 'exists'>
+/**
+ * What the store uses of an `@upstash/redis` client: any of its `Redis` classes (Node, Cloudflare, Fastly)
+ * fits. `subscribe` (newer clients) lets waiters hear releases; without it they poll. Typed loosely, so
+ * that these types compile against clients that predate it; what it returns is checked when called.
+ */
+export type UpstashConnection = Pick<Redis, 'eval' | 'evalsha' | 'exists'> & { subscribe?: (channels: string[]) => unknown }
 
 export interface UpstashStoreOptions extends ScriptedStoreOptions {
   /** An `@upstash/redis` `Redis` client; auto-pipelining and automatic deserialisation may be on or off. */
   connection: UpstashConnection
+  /**
+   * Announce each release to the next waiter over an event stream (`redis.subscribe`), so it asks at once
+   * instead of polling. Default `true` when the client has `subscribe`; `false` keeps every request short
+   * (a platform that limits open requests), and waiters then poll.
+   */
+  releaseNotifications?: boolean
+}
+
+/** Whether a store with `options` announces releases (and its waiters subscribe). */
+function announces(options: UpstashStoreOptions): boolean {
+  if (options.releaseNotifications !== undefined && typeof options.releaseNotifications !== 'boolean') {
+    throw new errors.E_INVALID_ARGUMENT('upstashStore: releaseNotifications must be a boolean')
+  }
+  return options.releaseNotifications !== false && typeof options.connection.subscribe === 'function'
 }
 
 /** INFO through EVAL, so the store needs no client method beyond the ones it already uses. */
@@ -32,13 +57,22 @@ function sha1(script: LockScript): Promise<string> {
 
 /**
  * Locks in Upstash Redis over its REST API: the same atomic scripts, key layout and FIFO wait queue as
- * @verrou/redis, one HTTP request per operation, nothing that needs a long-lived process. A REST client
- * cannot hold a subscription, so nothing is published: the first waiter in the queue polls briefly, the
- * others at their retry delay (or until the holder's lease ends, if sooner). Semaphores and read-write
- * locks (`shared`) work the same way: one script, one request per operation, no announcements.
+ * @verrou/redis, one HTTP request per operation, nothing that needs a long-lived process. A release is
+ * announced to the first live waiter only, which hears it over an event stream opened while it waits
+ * (`redis.subscribe`); with a client that cannot subscribe, or `releaseNotifications: false`, nothing is
+ * published and waiters pace their polls by the queue instead. Semaphores and read-write locks (`shared`)
+ * work the same way.
  */
 export class UpstashStore extends ScriptedLockStore {
   readonly #connection: UpstashConnection
+  readonly #subscriptions: ReleaseSubscriptions | undefined
+
+  /**
+   * Present when releases are announced: calls `listener(next)` whenever `key` is released or
+   * force-released while a live waiter is queued (`next`: that waiter's owner id), or when the first
+   * waiter leaves the queue of a free lock. One event stream per key and process, shared by its listeners.
+   */
+  declare readonly subscribeToReleases?: (key: string, listener: (next?: string) => void) => Promise<Unsubscribe>
 
   constructor(options: UpstashStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -50,11 +84,27 @@ export class UpstashStore extends ScriptedLockStore {
     }
     super('upstashStore', 'Upstash lock store', options)
     this.#connection = connection
+    if (announces(options)) {
+      const subscriptions = new ReleaseSubscriptions((channels) => connection.subscribe!(channels) as UpstashSubscriber)
+      this.#subscriptions = subscriptions
+      this.subscribeToReleases = (key, listener) => subscriptions.listen(this.lockKeys(key).channel, key, listener)
+    }
   }
 
-  /** Nobody can subscribe over REST, so announcing waiters (mutex or shared) would be wasted work. */
-  protected override releaseChannel(_channel: string): string {
-    return ''
+  /** Nobody listens without announcements, so the scripts publish nothing (mutex or shared). */
+  protected override releaseChannel(channel: string): string {
+    return this.#subscriptions === undefined ? '' : channel
+  }
+
+  /** Called by the base constructor, before `#subscriptions` exists: decides from the options alone. */
+  protected override sharedReleaseSubscription(options: ScriptedStoreOptions): SharedSubscribe | undefined {
+    if (!announces(options as UpstashStoreOptions)) return undefined
+    return (key, listener) => this.#subscriptions!.listen(this.sharedLockKeys(key).channel, key, listener)
+  }
+
+  /** Ends the event streams the store opened, if any. Your client needs no closing. */
+  async close(): Promise<void> {
+    this.#subscriptions?.close()
   }
 
   protected keyExists(key: string): Promise<unknown> {
