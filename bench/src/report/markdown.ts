@@ -97,7 +97,7 @@ export function renderMarkdown(context: ReportContext): string {
     `- **verrou**: this repository's \`Lock\` (via \`LockFactory\`) on each store's driver, lease ${LEASE_MS / 1000} s, all`,
     `  defaults except the retry delay: the default ${DEFAULT_RETRY_DELAY_MS} ms (the "verrou" rows, also the one in the cycle`,
     `  table and the targets) and ${SHORT_RETRY_DELAY_MS} ms (contention only). Waiters also wake on release notifications where`,
-    "  the store has them (memory, Redis, PostgreSQL) and at the holder's lease end when the store reports it.",
+    "  the store has them (memory, Redis, PostgreSQL, Upstash) and at the holder's lease end when the store reports it.",
     '- **its store alone, no Lock**: the same driver called directly (`store.acquire` / `store.release`): the gap to',
     '  the "verrou" row is what `Lock` itself costs; the gap to the floor is what the driver costs.',
     `- **raw floor**: the client library by hand, one atomic request to acquire and one to release, no fencing`,

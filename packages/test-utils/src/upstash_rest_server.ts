@@ -202,19 +202,27 @@ function stream(redis: Redis, token: string, request: IncomingMessage, response:
   request.resume()
   response.on('close', end)
   subscriber.on('end', end)
+  // A message can be parsed in the same read as the SUBSCRIBE reply, before the promise below settles:
+  // such messages wait for the stream's head and its subscribe events.
+  let early: string[] | undefined = []
   subscriber.on('message', (channel: string, message: string) => {
-    response.write(`data: message,${channel},${message}\n\n`)
+    const event = `data: message,${channel},${message}\n\n`
+    if (early === undefined) response.write(event)
+    else early.push(event)
   })
   subscriber.subscribe(...channels).then(
     () => {
-      if (response.writableEnded) return
+      // The client may have gone while subscribing: `end` ran and the stream is no longer ours to write.
+      if (!streams.has(subscriber) || response.headersSent) return
       response.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
       for (const [index, channel] of channels.entries()) response.write(`data: subscribe,${channel},${index + 1}\n\n`)
+      for (const event of early ?? []) response.write(event)
+      early = undefined
     },
     (error: unknown) => {
-      streams.delete(subscriber)
+      const open = streams.delete(subscriber)
       subscriber.disconnect()
-      if (!response.headersSent) send(response, 400, { error: redisError(error) })
+      if (open && !response.headersSent) send(response, 400, { error: redisError(error) })
     },
   )
 }

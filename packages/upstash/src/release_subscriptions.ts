@@ -97,19 +97,15 @@ export class ReleaseSubscriptions {
 }
 
 /**
- * The owner id an announcement names, as the client hands it over. The client splits each event at its
- * commas and JSON-decodes the message when it can, so a channel with a comma in it (a key with one) arrives
- * split, and an owner id that reads as JSON ("42") arrives decoded. The first is put back together; the
- * second cannot be told apart from another owner ("042" and "42" both arrive as 42), so it names nobody,
- * which wakes the first waiter on the key in each listening process to ask: never a lost wake-up.
+ * The owner id an announcement names, as the client hands it over. The client JSON-decodes a message when
+ * it can, so an owner id that reads as JSON ("42") arrives decoded, and cannot be told apart from another
+ * owner ("042" and "42" both arrive as 42): it names nobody, which wakes the first waiter on the key in
+ * each listening process to ask. Never a lost wake-up. (Channels are letters, digits and one colon, see
+ * streamChannel, so the client's splitting of the event at its commas never cuts one.)
  */
 export function announcedOwner(channel: string, heard: string, message: unknown): string | undefined {
-  if (typeof message !== 'string') return undefined
-  if (heard === channel) return message === '' ? undefined : message
-  const whole = `${heard},${message}`
-  if (!whole.startsWith(`${channel},`)) return undefined
-  const owner = whole.slice(channel.length + 1)
-  return owner === '' ? undefined : owner
+  if (heard !== channel || typeof message !== 'string' || message === '') return undefined
+  return message
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -9,6 +9,7 @@ import {
   type SharedSubscribe,
 } from '@verrou/redis-scripts'
 import { ReleaseSubscriptions, type UpstashSubscriber } from './release_subscriptions.js'
+import { streamChannel } from './stream_channel.js'
 
 /**
  * What the store uses of an `@upstash/redis` client: any of its `Redis` classes (Node, Cloudflare, Fastly)
@@ -87,19 +88,22 @@ export class UpstashStore extends ScriptedLockStore {
     if (announces(options)) {
       const subscriptions = new ReleaseSubscriptions((channels) => connection.subscribe!(channels) as UpstashSubscriber)
       this.#subscriptions = subscriptions
-      this.subscribeToReleases = (key, listener) => subscriptions.listen(this.lockKeys(key).channel, key, listener)
+      this.subscribeToReleases = (key, listener) => subscriptions.listen(streamChannel(this.lockKeys(key).channel), key, listener)
     }
   }
 
-  /** Nobody listens without announcements, so the scripts publish nothing (mutex or shared). */
+  /**
+   * Where the scripts announce (mutex or shared): a channel the client can put in a URL path as it is.
+   * Nobody listens without announcements, so then the scripts publish nothing.
+   */
   protected override releaseChannel(channel: string): string {
-    return this.#subscriptions === undefined ? '' : channel
+    return this.#subscriptions === undefined ? '' : streamChannel(channel)
   }
 
   /** Called by the base constructor, before `#subscriptions` exists: decides from the options alone. */
   protected override sharedReleaseSubscription(options: ScriptedStoreOptions): SharedSubscribe | undefined {
     if (!announces(options as UpstashStoreOptions)) return undefined
-    return (key, listener) => this.#subscriptions!.listen(this.sharedLockKeys(key).channel, key, listener)
+    return (key, listener) => this.#subscriptions!.listen(streamChannel(this.sharedLockKeys(key).channel), key, listener)
   }
 
   /** Ends the event streams the store opened, if any. Your client needs no closing. */
