@@ -40,6 +40,8 @@ export interface UpstashRestServer {
   requests: { command: number; pipeline: number; multiExec: number; subscribe: number }
   /** Event streams open now (one per subscribed channel of each client). */
   openStreams(): number
+  /** Ends every open event stream from the server's side, as a proxy or a network drop would. */
+  dropStreams(): void
   /** Stops accepting requests, drops open ones and closes the Redis connection. */
   close(): Promise<void>
 }
@@ -112,7 +114,8 @@ export async function startUpstashRestServer(options: UpstashRestServerOptions):
   }
 
   const requests = { command: 0, pipeline: 0, multiExec: 0, subscribe: 0 }
-  const streams = new Set<Redis>()
+  /** Each open stream's Redis connection, and how to end the stream. */
+  const streams = new Map<Redis, () => void>()
   const server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname
     if (path.startsWith('/subscribe/')) {
@@ -143,14 +146,16 @@ export async function startUpstashRestServer(options: UpstashRestServerOptions):
     token,
     requests,
     openStreams: () => streams.size,
+    dropStreams: () => {
+      for (const end of [...streams.values()]) end()
+    },
     close: () => {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         // fetch keeps connections alive; without this close() would wait for them to idle out.
         server.closeAllConnections()
         await closed
-        for (const subscriber of streams) subscriber.disconnect()
-        streams.clear()
+        for (const end of [...streams.values()]) end()
         await redis.quit().catch(() => redis.disconnect())
       })()
       return closing
@@ -180,7 +185,13 @@ async function handle(redis: Redis, token: string, request: IncomingMessage): Pr
  * One `subscribe` event stream: its own Redis connection (a subscribed connection can do nothing else),
  * ended when the client goes away. The payload is written as Redis delivered it, as the service does.
  */
-function stream(redis: Redis, token: string, request: IncomingMessage, response: ServerResponse, streams: Set<Redis>): void {
+function stream(
+  redis: Redis,
+  token: string,
+  request: IncomingMessage,
+  response: ServerResponse,
+  streams: Map<Redis, () => void>,
+): void {
   const url = new URL(request.url ?? '/', 'http://localhost')
   const channels = url.pathname.split('/').slice(2).map(decodeURIComponent)
   if (!authorized(request, url, token)) {
@@ -193,12 +204,12 @@ function stream(redis: Redis, token: string, request: IncomingMessage, response:
   }
   const subscriber = redis.duplicate({ enableOfflineQueue: true })
   subscriber.on('error', () => {})
-  streams.add(subscriber)
   const end = () => {
     if (!streams.delete(subscriber)) return
     subscriber.disconnect()
     if (!response.writableEnded) response.end()
   }
+  streams.set(subscriber, end)
   request.resume()
   response.on('close', end)
   subscriber.on('end', end)

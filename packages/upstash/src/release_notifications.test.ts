@@ -96,7 +96,12 @@ describe('release notifications over event streams', () => {
     const order: number[] = []
     const results: Promise<boolean>[] = []
     for (const [index, waiter] of waiters.entries()) {
-      results.push(waiter.acquire(slowRetry).then((acquired) => (order.push(index), acquired)))
+      results.push(
+        waiter.acquire(slowRetry).then((acquired) => {
+          order.push(index)
+          return acquired
+        }),
+      )
       // One after another, so the queue order is known.
       await until(async () => (await admin.zcard(lockKeys(prefix, key).queue)) === index + 1, `waiter ${index} to queue`)
     }
@@ -216,6 +221,22 @@ describe('release notifications over event streams', () => {
     await sleep(100)
     await holder.release()
     expect(await waiting).toBe(true)
+    await waiter.release()
+  })
+
+  test('a stream dropped by the server loses no hand-over: the waiter still finds the freed lock by renewing its place', async () => {
+    const key = uniqueKey('dropped-stream')
+    const holder = new LockFactory(newStore()).createLock(key, '30s')
+    await holder.acquire()
+    const store = newStore()
+    const waiter = new LockFactory(store).createLock(key, '30s')
+    const waiting = waiter.acquire(slowRetry)
+    await until(() => server.openStreams() > 0, 'the waiter to subscribe')
+    server.dropStreams()
+    await until(() => server.openStreams() === 0, 'the streams to end')
+    await holder.release()
+    // Nothing announces it any more, but the waiter renews its place every 667 ms and is granted then.
+    expect(await stateAfter(waiting, 3_000)).toBe(true)
     await waiter.release()
   })
 
