@@ -13,7 +13,13 @@ export function validateKeyOrOwner(value: unknown, what: 'key' | 'owner'): asser
   if (typeof value !== 'string' || value.length === 0) {
     throw new E_INVALID_ARGUMENT(`A lock ${what} must be a non-empty string, got ${describeValue(value)}`)
   }
-  if (LONE_SURROGATE.test(value)) {
+  if (!isWellFormed(value)) {
     throw new E_INVALID_ARGUMENT(`A lock ${what} must be well-formed Unicode (it has a lone surrogate)`)
   }
 }
+
+/** String.prototype.isWellFormed where the runtime has it (native, no regular expression), else the pattern. */
+const isWellFormed: (value: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (value) => (value as string & { isWellFormed(): boolean }).isWellFormed()
+    : (value) => !LONE_SURROGATE.test(value)
