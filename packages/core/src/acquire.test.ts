@@ -123,6 +123,25 @@ describe('waiting with long durations', () => {
   })
 })
 
+describe('waking at the end of the holder lease', () => {
+  test('a waiter woken a little before the lease really ends tries again at once, not after its whole retry delay', async () => {
+    const store = pollingStore()
+    const acquire = store.acquire
+    // The hint says the lease ends 5 ms sooner than it does, as a timer firing early (or a clock a tick
+    // behind) would make it: the hinted attempt still finds the lock held.
+    store.acquire = async (...args): Promise<AcquireResult> => {
+      const result = await acquire(...args)
+      if (result.acquired || result.expiresIn === undefined) return result
+      return { ...result, expiresIn: Math.max(0, result.expiresIn - 5) }
+    }
+    const factory = new LockFactory(store)
+    await factory.createLock('k', 150).acquire()
+    const started = performance.now()
+    expect(await factory.createLock('k').acquire({ retry: { delay: '10s', timeout: '20s' } })).toBe(true)
+    expect(performance.now() - started).toBeLessThan(1_000)
+  })
+})
+
 describe('locks are not re-entrant: acquiring a lock this Lock holds answers false at once', () => {
   test.each([null, 200, '10s'])('ttl %j', async (ttl) => {
     const store = pollingStore()

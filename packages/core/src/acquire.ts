@@ -138,7 +138,8 @@ export async function acquireWithRetry(
   const wait = queueWait(store, policy)
   let waiter: ReleaseWaiter | undefined
   let subscribed = false
-  let hinted = false
+  /** How many pauses in a row were cut short by the holder's lease end (see below). */
+  let hintedInARow = 0
   const pacer = new QueuePacer()
   // The first attempt, if made already, may have left a place in the queue.
   let queued = first !== undefined && wait !== undefined
@@ -197,14 +198,17 @@ export async function acquireWithRetry(
               pacer,
             )
       let pause = Math.min(planned, remaining)
-      // Wake when the holder's lease is due to end rather than sleep past it; but not twice in a row, so a
-      // store whose hint keeps saying "now" cannot make the waiter spin.
-      const hint = result.expiresIn === undefined ? undefined : result.expiresIn + 1
-      if (hint !== undefined && hint < pause && !hinted) {
+      // Wake when the holder's lease is due to end rather than sleep past it. A timer may fire a little
+      // before the store's clock agrees, so a waiter woke by a hint takes the next one too, but each one
+      // after the first no sooner than 2, 4, 8... ms: one that woke a tick early does not sleep its whole
+      // retry delay, and a store whose hint keeps saying "now" cannot make the waiter spin.
+      const expiresIn = result.expiresIn
+      const hint = expiresIn === undefined ? undefined : Math.max(expiresIn + 1, hintedInARow === 0 ? 0 : 2 ** hintedInARow)
+      if (hint !== undefined && hint < pause) {
         pause = hint
-        hinted = true
-      } else {
-        hinted = false
+        hintedInARow++
+      } else if (expiresIn === undefined) {
+        hintedInARow = 0
       }
       await (waiter ? waiter.sleep(pause, signal) : sleep(pause, signal))
     }
