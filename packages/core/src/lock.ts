@@ -91,9 +91,9 @@ export class Lock {
     this.#ttl = ttl
     this.#retry = shared.retry
     this.#logger = shared.logger
-    this.#calls = new StoreCalls(shared, key, owner)
     this.#fencingToken = restored?.fencingToken
     this.#lease = new LeaseRecord(restored?.expiresAt)
+    this.#calls = new StoreCalls(shared, key, owner, this.#lease)
   }
 
   /** The lease given to `acquire` and the default of `extend`, in ms; `null` never expires. */

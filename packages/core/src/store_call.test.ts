@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { E_LOCK_STORAGE_ERROR } from './errors.js'
+import { E_INVALID_ARGUMENT, E_LOCK_STORAGE_ERROR } from './errors.js'
 import { LockFactory } from './lock_factory.js'
 import { MemoryStore } from './memory_store.js'
 import type { AcquireResult } from './store.js'
@@ -125,5 +125,118 @@ describe('storage error messages', () => {
     store.isLocked = () => new Promise<boolean>(() => {})
     const error = await storageError(new LockFactory(store, { operationTimeout: 20 }).createLock('k').isLocked())
     expect(error.message).toMatch(/MemoryStore did not answer .* "k" within 20 ms/)
+  })
+})
+
+describe('an acquire that got no answer may have been granted: the same Lock is not locked out by it', () => {
+  /**
+   * A memory store that logs every acquire and release, and can be told how to answer the next acquire:
+   * `lost` grants for real then fails as a dropped connection would; `hang` grants for real and never answers.
+   */
+  function unreliableStore() {
+    const store = new MemoryStore()
+    const acquire = store.acquire.bind(store)
+    const release = store.release.bind(store)
+    const calls: string[] = []
+    let next: 'lost' | 'hang' | 'invalid' | undefined
+    store.acquire = async (key, owner, ttl) => {
+      calls.push(`acquire ${owner}`)
+      const mode = next
+      next = undefined
+      if (mode === 'invalid') throw new E_INVALID_ARGUMENT('refused before anything was written')
+      const result = await acquire(key, owner, ttl)
+      if (mode === 'lost') throw new Error('socket hang up')
+      if (mode === 'hang') return new Promise<AcquireResult>(() => {})
+      return result
+    }
+    store.release = async (key, owner) => {
+      calls.push(`release ${owner}`)
+      return release(key, owner)
+    }
+    return {
+      store,
+      calls,
+      failNext(mode: 'lost' | 'hang' | 'invalid') {
+        next = mode
+      },
+    }
+  }
+
+  test('a grant whose reply was lost is released before the next acquire, which then succeeds', async () => {
+    const { store, calls, failNext } = unreliableStore()
+    const lock = new LockFactory(store).createLock('k', '10s')
+    const owner = lock.getOwner()
+    failNext('lost')
+    await storageError(lock.acquireImmediately())
+    // The store did grant it: without the release first, this owner would be refused for 10 s.
+    expect(await store.isLocked('k')).toBe(true)
+    expect(await lock.acquireImmediately()).toBe(true)
+    expect(calls).toEqual([`acquire ${owner}`, `release ${owner}`, `acquire ${owner}`])
+    await lock.release()
+    // The doubt was settled once: the next cycle is one acquire and one release again.
+    calls.length = 0
+    expect(await lock.acquireImmediately()).toBe(true)
+    await lock.release()
+    expect(calls).toEqual([`acquire ${owner}`, `release ${owner}`])
+  })
+
+  test('a grant abandoned at the operation timeout and never answered is released before the next acquire', async () => {
+    const { store, calls, failNext } = unreliableStore()
+    const lock = new LockFactory(store, { operationTimeout: 30 }).createLock('k', '10s')
+    failNext('hang')
+    await storageError(lock.acquireImmediately())
+    expect(await store.isLocked('k')).toBe(true)
+    // acquire with retries makes the same first move.
+    expect(await lock.acquire({ retry: { timeout: 1_000 } })).toBe(true)
+    expect(calls.filter((call) => call.startsWith('release'))).toHaveLength(1)
+    await lock.release()
+    expect(await store.isLocked('k')).toBe(false)
+  })
+
+  test('the release first frees only this owner: a lock someone else took meanwhile stays theirs', async () => {
+    const { store, failNext } = unreliableStore()
+    const factory = new LockFactory(store)
+    const lock = factory.createLock('k', 30)
+    failNext('lost')
+    await storageError(lock.acquireImmediately())
+    await sleep(50)
+    // The orphaned grant ran out; another owner holds the key now.
+    const other = factory.createLock('k', '10s')
+    expect(await other.acquireImmediately()).toBe(true)
+    expect(await lock.acquireImmediately()).toBe(false)
+    expect(await other.isLocked()).toBe(true)
+    await other.release()
+    expect(await lock.acquireImmediately()).toBe(true)
+    await lock.release()
+  })
+
+  test('a call refused on purpose before it reached the store (an invalid argument) costs no release', async () => {
+    const { store, calls, failNext } = unreliableStore()
+    const lock = new LockFactory(store).createLock('k', '10s')
+    const owner = lock.getOwner()
+    failNext('invalid')
+    await expect(lock.acquireImmediately()).rejects.toBeInstanceOf(E_INVALID_ARGUMENT)
+    expect(await lock.acquireImmediately()).toBe(true)
+    expect(calls).toEqual([`acquire ${owner}`, `acquire ${owner}`])
+    await lock.release()
+  })
+
+  test('when the release first fails too, the acquire fails with that storage error and the next one tries again', async () => {
+    const { store, calls, failNext } = unreliableStore()
+    const lock = new LockFactory(store).createLock('k', '10s')
+    const owner = lock.getOwner()
+    failNext('lost')
+    await storageError(lock.acquireImmediately())
+    const release = store.release
+    store.release = async () => {
+      calls.push('release failed')
+      throw new Error('connection refused')
+    }
+    const error = await storageError(lock.acquireImmediately())
+    expect(error.operation).toBe('release')
+    store.release = release
+    expect(await lock.acquireImmediately()).toBe(true)
+    expect(calls).toEqual([`acquire ${owner}`, 'release failed', `release ${owner}`, `acquire ${owner}`])
+    await lock.release()
   })
 })

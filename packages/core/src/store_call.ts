@@ -31,6 +31,19 @@ export function storeContext(store: LockStore, logger: Logger, operationTimeout:
   return { store, logger, operationTimeout, storeName: describeStore(store) }
 }
 
+/** Whether a `Lock` holds its lock as far as it knows. */
+export interface Holder {
+  holds(): boolean
+}
+
+/**
+ * Whether a failed call may have reached the store and changed it: anything but a Verrou error the driver
+ * threw on purpose before writing (an invalid argument, say). A storage error may come after the write.
+ */
+function mayHaveLanded(error: unknown): boolean {
+  return !isVerrouError(error) || error instanceof E_LOCK_STORAGE_ERROR
+}
+
 /** Thrown by a reply check: what is wrong with the reply. */
 class InvalidReply {
   constructor(readonly reason: string) {}
@@ -86,20 +99,88 @@ export class StoreCalls {
   readonly #logger: Logger
   readonly #timeout: number
   readonly #storeName: string
+  readonly #holder: Holder
+  /**
+   * An acquire of ours failed or was abandoned without an answer, so the store may have granted it with
+   * nobody told: an orphaned grant, which would refuse this owner (locks are not re-entrant) until its lease
+   * ran out. The next acquire releases first, when nothing of ours could be freed by it.
+   */
+  #unheard = false
+  /** Acquires sent and not yet answered to their caller (abandoned ones are not counted: they are unheard). */
+  #acquiring = 0
+  /** The release of a possible orphaned grant, while in flight: acquires wait for it. */
+  #clearing: Promise<typeof GAVE_UP | undefined> | undefined
 
-  constructor(context: StoreContext, key: string, owner: string) {
+  /** `holder`: whether this owner holds the lock as far as its `Lock` knows. */
+  constructor(context: StoreContext, key: string, owner: string, holder: Holder) {
     this.#store = context.store
     this.#key = key
     this.#owner = owner
     this.#logger = context.logger
     this.#timeout = context.operationTimeout
     this.#storeName = context.storeName
+    this.#holder = holder
   }
 
   /** `wait`: keep a place in the store's wait queue (queueing stores only; see `LockStore.acquire`). */
   acquire(ttl: number | null, bounds?: CallBounds, wait?: WaitOptions): Promise<AcquireResult | typeof GAVE_UP> {
     const signal = bounds?.signal
     if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.#unheard || this.#clearing !== undefined) return this.#acquireAfterUnheard(ttl, bounds, wait)
+    return this.#acquireNow(ttl, bounds, wait)
+  }
+
+  /**
+   * Releases a grant we may hold unknowingly, then acquires. Only while no other acquire of ours is in flight
+   * and our Lock holds nothing, so the release can only free the orphan (or nothing), never a grant we use;
+   * acquires wait for it, so none of ours can be granted before it lands. Otherwise the doubt stays for the
+   * next acquire.
+   */
+  async #acquireAfterUnheard(
+    ttl: number | null,
+    bounds: CallBounds | undefined,
+    wait: WaitOptions | undefined,
+  ): Promise<AcquireResult | typeof GAVE_UP> {
+    if (this.#clearing === undefined && this.#acquiring === 0 && !this.#holder.holds()) {
+      this.#unheard = false
+      const clearing = this.#releaseUnheard(bounds)
+      this.#clearing = clearing
+      clearing.then(
+        () => this.#endClearing(clearing),
+        () => this.#endClearing(clearing),
+      )
+    }
+    if (this.#clearing !== undefined && (await this.#clearing) === GAVE_UP) return GAVE_UP
+    return this.#acquireNow(ttl, bounds, wait)
+  }
+
+  #endClearing(clearing: Promise<unknown>): void {
+    if (this.#clearing === clearing) this.#clearing = undefined
+  }
+
+  async #releaseUnheard(bounds: CallBounds | undefined): Promise<typeof GAVE_UP | undefined> {
+    let pending: Promise<unknown>
+    try {
+      pending = this.#store.release(this.#key, this.#owner)
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    try {
+      const released = await this.#call('release', pending, checkBoolean, bounds)
+      if (released === GAVE_UP) {
+        this.#unheard = true
+        return GAVE_UP
+      }
+      if (released === true) this.#logger.warn({ key: this.#key }, 'verrou: released a grant whose acquire got no answer')
+      return undefined
+    } catch (error) {
+      // Not known to be released: the acquire fails with the store's error, and the doubt stays.
+      this.#unheard = true
+      throw error
+    }
+  }
+
+  #acquireNow(ttl: number | null, bounds: CallBounds | undefined, wait: WaitOptions | undefined) {
     let pending: Promise<unknown>
     try {
       pending =
@@ -109,6 +190,7 @@ export class StoreCalls {
     } catch (error) {
       pending = Promise.reject(error)
     }
+    this.#acquiring++
     return this.#call('acquire', pending, checkAcquire, bounds, true)
   }
 
@@ -211,14 +293,20 @@ export class StoreCalls {
           ? undefined
           : () => {
               if (settled) return
-              settle()
+              abandon()
               reject(signal.reason)
             }
       const settle = () => {
         settled = true
+        if (grants) this.#acquiring--
         cancelTimeout?.()
         cancelDeadline?.()
         if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
+      }
+      // An acquire given up on may still be granted: we will not hear of it.
+      const abandon = () => {
+        settle()
+        if (grants) this.#unheard = true
       }
       Promise.resolve(pending).then(
         (reply) => {
@@ -240,6 +328,7 @@ export class StoreCalls {
           resolve(checked)
         },
         (error: unknown) => {
+          if (grants && mayHaveLanded(error)) this.#unheard = true
           if (settled) return
           settle()
           reject(this.#storageError(error, operation))
@@ -254,7 +343,7 @@ export class StoreCalls {
           if (timed) {
             cancelTimeout = startTimer(this.#timeout, () => {
               if (settled) return
-              settle()
+              abandon()
               const message = `${this.#storeName} did not answer ${operation} of lock ${quoteKey(this.#key)} within ${this.#timeout} ms`
               reject(new E_LOCK_STORAGE_ERROR(message, { key: this.#key, operation }))
             })
@@ -262,7 +351,7 @@ export class StoreCalls {
           if (bounded) {
             cancelDeadline = startTimer(deadline - monotonicNow(), () => {
               if (settled) return
-              settle()
+              abandon()
               resolve(GAVE_UP)
             })
           }

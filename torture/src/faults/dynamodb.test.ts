@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { LockFactory } from '@verrou/core'
+import { errors, LockFactory } from '@verrou/core'
 import { type DynamoDBStore, dynamodbStore } from '@verrou/dynamodb'
 import { uniqueName } from '@verrou/test-utils/connection-settings'
 import { type DynamoDBLocal, startDynamoDBLocal } from '@verrou/test-utils/dynamodb-local'
@@ -11,6 +11,7 @@ import { eventually, runOutage } from './outage.js'
 
 const OPERATION_TIMEOUT = 1_000
 const SLACK = 1_500
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 describe('dynamodb: a private DynamoDB Local frozen, killed and restarted under the store', () => {
   const guard = installCrashGuard()
@@ -64,6 +65,35 @@ describe('dynamodb: a private DynamoDB Local frozen, killed and restarted under 
       { name: 'dynamodb down', inflict: () => local.server.kill(), heal: () => local.server.start() },
       { store: 'dynamodb', failWithin: OPERATION_TIMEOUT + SLACK, recoverWithin: 30_000 },
     )
+  })
+
+  test('a grant the server makes after the client stopped listening does not lock its own Lock out', async () => {
+    // Frozen past the client's request timeout (2 s) on both of its attempts: the SDK gives up, and the
+    // frozen server still holds the requests it was sent. Woken, it grants with nobody left to hear it.
+    const lock = factory.createLock(uniqueName('unheard'), '60s')
+    const observer = factory.createLock(lock.key, '60s')
+    local.server.pause()
+    const attempt = lock.acquireImmediately().then(
+      () => expect.fail('an acquire into a frozen server should fail'),
+      (error: unknown) => error,
+    )
+    expect(await attempt).toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+    await sleep(5_000)
+    local.server.resume()
+    tally('faultsInjected', 'dynamodb', 1, 'grant with no answer')
+    // The server runs the requests its client went away from: the grant lands, owned by our Lock.
+    await eventually(
+      async () => {
+        if (!(await observer.isLocked())) throw new Error('not granted yet')
+      },
+      5_000,
+      'the unheard grant lands',
+      true,
+    )
+    // Without the release the Lock sends first, its owner would be refused by its own grant for 60 s.
+    expect(await lock.acquireImmediately()).toBe(true)
+    expect(await observer.acquireImmediately()).toBe(false)
+    await lock.release()
   })
 
   test('no unhandled rejection and no uncaught exception so far', () => {
