@@ -63,7 +63,9 @@ export interface LockStore {
    *
    * `next` names the owner that should try now, when the store knows it: a queueing store announces a
    * release only when a live waiter exists, with the owner id of the first one, and announces nothing when
-   * nobody waits. A store without a queue calls `listener()` with no name on every release.
+   * nobody waits. It must tell the listeners of the store that queued that waiter (its process); it may
+   * leave the other stores' listeners out, so that a release wakes one process rather than every process
+   * waiting on the key. A store without a queue calls `listener()` with no name on every release.
    */
   subscribeToReleases?(key: string, listener: (next?: string) => void): Promise<Unsubscribe>
 

@@ -17,6 +17,7 @@ describe('lock key layout', () => {
       fence: 'verrou:{orders:42}:fence',
       queue: 'verrou:{orders:42}:queue',
       queueLeases: 'verrou:{orders:42}:queue:leases',
+      queueInboxes: 'verrou:{orders:42}:queue:inboxes',
       channel: 'verrou:{orders:42}:released',
     })
   })
@@ -27,7 +28,7 @@ describe('lock key layout', () => {
       const keys = lockKeys('verrou:', key)
       const lock = lockKey('verrou:', key)
       expect(lock).toBe(keys.lock)
-      expect(scriptKeys(lock)).toEqual([keys.lock, keys.fence, keys.queue, keys.queueLeases])
+      expect(scriptKeys(lock)).toEqual([keys.lock, keys.fence, keys.queue, keys.queueLeases, keys.queueInboxes])
       expect(releaseChannel(lock)).toBe(keys.channel)
     },
   )
@@ -35,13 +36,14 @@ describe('lock key layout', () => {
   test.each(['plain', '}leading-brace', '{inner}', 'a}b', '{}', '}', '\\', '\\}x', '{', 'x{y}z', '🔒 ünïcode'])(
     'lock, fence and queue of %j share a non-empty hash tag, so one Cluster slot',
     (key) => {
-      const { lock, fence, queue, queueLeases } = lockKeys('verrou:', key)
+      const { lock, fence, queue, queueLeases, queueInboxes } = lockKeys('verrou:', key)
       const tag = hashTag(lock)
       expect(tag).not.toBe(lock)
       expect(tag.length).toBeGreaterThan(0)
       expect(hashTag(fence)).toBe(tag)
       expect(hashTag(queue)).toBe(tag)
       expect(hashTag(queueLeases)).toBe(tag)
+      expect(hashTag(queueInboxes)).toBe(tag)
     },
   )
 

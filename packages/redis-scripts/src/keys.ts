@@ -3,7 +3,7 @@
  * both stores find the same locks under the same prefix.
  *
  * The lock key wraps the user's key in a hash tag: `verrou:{orders:42}`. Its fencing counter
- * (`verrou:{orders:42}:fence`) and its wait queue (`...:queue`, `...:queue:leases`) then hash to the same
+ * (`verrou:{orders:42}:fence`) and its wait queue (`...:queue`, `...:queue:leases`, `...:queue:inboxes`) then hash to the same
  * Redis Cluster slot, which a script touching them all needs. A key starting with `}` (or with the escape `\`) gets a leading `\`: otherwise the tag would be
  * empty, Redis would hash the whole name, and the two keys could land on different slots.
  */
@@ -19,7 +19,9 @@ export interface LockKeys {
   queue: string
   /** Each waiting owner's place lease: a sorted set scored by when the lease ends (ms, server clock). */
   queueLeases: string
-  /** Where releases of this key are announced, naming the next waiter. */
+  /** Each waiting owner's inbox, the channel its process listens on: a hash (only for stores that have one). */
+  queueInboxes: string
+  /** Where releases of this key are announced, naming the next waiter, when that waiter has no inbox. */
   channel: string
 }
 
@@ -41,16 +43,16 @@ export function lockKey(prefix: string, key: string): string {
 
 export function lockKeys(prefix: string, key: string): LockKeys {
   const lock = lockKey(prefix, key)
-  const [, fence, queue, queueLeases] = scriptKeys(lock)
-  return { lock, fence, queue, queueLeases, channel: releaseChannel(lock) }
+  const [, fence, queue, queueLeases, queueInboxes] = scriptKeys(lock)
+  return { lock, fence, queue, queueLeases, queueInboxes, channel: releaseChannel(lock) }
 }
 
 /**
- * What the mutex scripts take as KEYS, in their order: lock, fence, queue, queue leases. Built from the
- * lock key on every operation, without the rest of `LockKeys`.
+ * What the mutex scripts take as KEYS, in their order: lock, fence, queue, queue leases, queue inboxes.
+ * Built from the lock key on every operation, without the rest of `LockKeys`.
  */
-export function scriptKeys(lock: string): [string, string, string, string] {
-  return [lock, `${lock}:fence`, `${lock}:queue`, `${lock}:queue:leases`]
+export function scriptKeys(lock: string): [string, string, string, string, string] {
+  return [lock, `${lock}:fence`, `${lock}:queue`, `${lock}:queue:leases`, `${lock}:queue:inboxes`]
 }
 
 export function releaseChannel(lock: string): string {

@@ -70,39 +70,46 @@ end
 const DROP_BATCH = 500
 
 /**
- * The wait queue of a key is two sorted sets in the lock's hash slot: `order` (owner -> the number it
- * joined with: FIFO) and `leases` (owner -> when its place lease ends, in ms on the server clock). A place
- * whose lease has ended is dead: every script that reads the queue first drops all dead places (found by
- * score in `leases`, however deep in the queue), so the first member of `order` is the first live waiter
- * and a rank is a position among live waiters. Both sets expire when the last place lease ends.
+ * The wait queue of a key is two sorted sets and a hash in the lock's hash slot: `order` (owner -> the
+ * number it joined with: FIFO), `leases` (owner -> when its place lease ends, in ms on the server clock)
+ * and `inboxes` (owner -> the channel its process listens on, for the waiters of a store that has one). A
+ * place whose lease has ended is dead: every script that reads the queue first drops all dead places (found
+ * by score in `leases`, however deep in the queue), so the first member of `order` is the first live
+ * waiter and a rank is a position among live waiters. All three expire when the last place lease ends.
+ *
+ * The next waiter is announced on its process's inbox, so a release wakes that one process only; a waiter
+ * with no inbox is announced on the key's channel, which every process waiting on the key hears.
  */
 export const QUEUE_LUA = `
-local function check_queue(order, leases)
+local function check_queue(order, leases, inboxes)
   -- Reads before any write: a key of another type fails the script here, with nothing changed.
   redis.call('ZCARD', order)
   redis.call('ZCARD', leases)
+  redis.call('HLEN', inboxes)
 end
-local function drop_dead(order, leases, now)
+local function drop_dead(order, leases, inboxes, now)
   while true do
     local dead = redis.call('ZRANGEBYSCORE', leases, '-inf', whole(now), 'LIMIT', 0, ${DROP_BATCH})
     if #dead == 0 then return end
     redis.call('ZREM', order, unpack(dead))
     redis.call('ZREM', leases, unpack(dead))
+    redis.call('HDEL', inboxes, unpack(dead))
     if #dead < ${DROP_BATCH} then return end
   end
 end
 local function first_waiter(order)
   return redis.call('ZRANGE', order, 0, 0)[1]
 end
-local function keep_queue(order, leases, now)
+local function keep_queue(order, leases, inboxes, now)
   local last = redis.call('ZRANGE', leases, -1, -1, 'WITHSCORES')
   if last[2] then
     local left = whole(math.max(1, tonumber(last[2]) - now))
     redis.call('PEXPIRE', order, left)
     redis.call('PEXPIRE', leases, left)
+    redis.call('PEXPIRE', inboxes, left)
   end
 end
-local function take_place(order, leases, owner, lease, now)
+local function take_place(order, leases, inboxes, owner, lease, inbox, now)
   if not redis.call('ZSCORE', order, owner) then
     local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
     local number = 1
@@ -110,19 +117,32 @@ local function take_place(order, leases, owner, lease, now)
     redis.call('ZADD', order, whole(number), owner)
   end
   redis.call('ZADD', leases, whole(now + lease), owner)
-  keep_queue(order, leases, now)
+  if inbox == '' then
+    redis.call('HDEL', inboxes, owner)
+  else
+    redis.call('HSET', inboxes, owner, inbox)
+  end
+  keep_queue(order, leases, inboxes, now)
   return redis.call('ZRANK', order, owner)
 end
-local function leave_place(order, leases, owner, now)
+local function leave_place(order, leases, inboxes, owner, now)
   local removed = redis.call('ZREM', order, owner)
   redis.call('ZREM', leases, owner)
-  if removed == 1 then keep_queue(order, leases, now) end
+  redis.call('HDEL', inboxes, owner)
+  if removed == 1 then keep_queue(order, leases, inboxes, now) end
   return removed
 end
-local function announce_next(order, leases, channel, now)
+-- On an inbox the message names the key's channel too, as <its length in bytes>:<channel><owner>.
+local function announce_next(order, leases, inboxes, channel, now)
   if channel == '' then return end
-  drop_dead(order, leases, now)
+  drop_dead(order, leases, inboxes, now)
   local next = first_waiter(order)
-  if next then redis.call('PUBLISH', channel, next) end
+  if not next then return end
+  local inbox = redis.call('HGET', inboxes, next)
+  if inbox then
+    redis.call('PUBLISH', inbox, string.len(channel) .. ':' .. channel .. next)
+  else
+    redis.call('PUBLISH', channel, next)
+  end
 end
 `

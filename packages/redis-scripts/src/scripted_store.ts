@@ -144,6 +144,14 @@ export abstract class ScriptedLockStore implements LockStore {
   /** `INFO memory` from every server holding locks. Asked once per store, before its first operation. */
   protected abstract readMemoryInfo(): Promise<unknown[]>
 
+  /**
+   * The channel this store's process listens on for the waiters it queues (the next waiter is told there,
+   * and nobody else is woken), or '' to be told on each key's own channel.
+   */
+  protected inbox(): string {
+    return ''
+  }
+
   /** The channel the scripts announce the next waiter on: `channel`, or '' to announce nothing (a store nobody can subscribe through). */
   protected releaseChannel(channel: string): string {
     return channel
@@ -163,7 +171,7 @@ export abstract class ScriptedLockStore implements LockStore {
    */
   async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireReply> {
     const lease = wait === undefined ? '' : String(checkPlaceLease(wait))
-    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease]
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease, wait === undefined ? '' : this.inbox()]
     // Each operation awaits the script directly, no wrapper, and builds only the keys it sends: it runs on every call.
     try {
       const checking = this.#eviction.ensure()
@@ -205,7 +213,7 @@ export abstract class ScriptedLockStore implements LockStore {
       await this.#eviction.ensure()
       const reply = await this.runScript(
         'force release',
-        [keys.lock, keys.fence, keys.queue, keys.queueLeases],
+        [keys.lock, keys.fence, keys.queue, keys.queueLeases, keys.queueInboxes],
         [this.releaseChannel(keys.channel), this.#grace],
       )
       parseFlagReply(reply, 'force release')
@@ -223,7 +231,7 @@ export abstract class ScriptedLockStore implements LockStore {
     const args = [checkOwner(owner), this.releaseChannel(keys.channel)]
     try {
       await this.#eviction.ensure()
-      parseFlagReply(await this.runScript('leave queue', [keys.lock, keys.queue, keys.queueLeases], args), 'leave queue')
+      parseFlagReply(await this.runScript('leave queue', [keys.lock, keys.queue, keys.queueLeases, keys.queueInboxes], args), 'leave queue')
     } catch (error) {
       throw this.#failure(error, 'leave queue', key)
     }

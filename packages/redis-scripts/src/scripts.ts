@@ -22,7 +22,8 @@ import { CLOCK_LUA, FENCE_LUA, QUEUE_LUA, READ_FENCE_LUA } from './lua_helpers.j
  */
 
 /**
- * KEYS: lock, fence, queue, queue leases. ARGV: owner, ttl, grace, place lease ('' without wait).
+ * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: owner, ttl, grace, place lease ('' without
+ * wait), inbox (the channel owner's process listens on, or '').
  * Grants only if the lock is free and no live waiter stands ahead of owner (owner's own place, if any, is
  * then removed). Otherwise, with a place lease, owner joins the queue at the tail or keeps its place, and
  * the place lease is renewed. Returns the fencing token (a positive integer) when granted; refused,
@@ -80,13 +81,13 @@ local function grant(now)
 end
 ${QUEUE_LUA}
 local holder = redis.call('GET', KEYS[1])
-check_queue(KEYS[3], KEYS[4])
+check_queue(KEYS[3], KEYS[4], KEYS[5])
 local now = now_us()
 local now_millis = math.floor(now / 1000)
-drop_dead(KEYS[3], KEYS[4], now_millis)
+drop_dead(KEYS[3], KEYS[4], KEYS[5], now_millis)
 local first = first_waiter(KEYS[3])
 if not holder and (not first or first == owner) then
-  leave_place(KEYS[3], KEYS[4], owner, now_millis)
+  leave_place(KEYS[3], KEYS[4], KEYS[5], owner, now_millis)
   take_lock()
   return grant(now)
 end
@@ -94,11 +95,11 @@ local pttl = redis.call('PTTL', KEYS[1])
 if ARGV[4] == '' then
   return {pttl}
 end
-return {pttl, take_place(KEYS[3], KEYS[4], owner, tonumber(ARGV[4]), now_millis)}
+return {pttl, take_place(KEYS[3], KEYS[4], KEYS[5], owner, tonumber(ARGV[4]), ARGV[5], now_millis)}
 `
 
 /**
- * KEYS: lock, fence, queue, queue leases. ARGV: owner, channel, grace. Returns 1 if `owner` held the lock
+ * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: owner, channel, grace. Returns 1 if `owner` held the lock
  * and it is now released, else 0. The counter stays for the grace. The first live waiter, if any, is
  * announced by its owner id; with nobody waiting nothing is read of the queue and nothing is published.
  */
@@ -118,10 +119,10 @@ if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
   return 1
 end
 ${CLOCK_LUA}${FENCE_LUA}${QUEUE_LUA}
-check_queue(KEYS[3], KEYS[4])
+check_queue(KEYS[3], KEYS[4], KEYS[5])
 redis.call('DEL', KEYS[1])
 keep_fence(KEYS[2], fence, 0, tonumber(ARGV[3]))
-announce_next(KEYS[3], KEYS[4], ARGV[2], now_ms())
+announce_next(KEYS[3], KEYS[4], KEYS[5], ARGV[2], now_ms())
 return 1
 `
 
@@ -145,7 +146,7 @@ return 1
 `
 
 /**
- * KEYS: lock, fence, queue, queue leases. ARGV: channel, grace. Deletes the lock whoever holds it and
+ * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: channel, grace. Deletes the lock whoever holds it and
  * announces the first live waiter, as a release does; the counter stays for the grace. A free lock is
  * left as it is. Returns 1.
  */
@@ -160,30 +161,30 @@ if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
   return 1
 end
 ${QUEUE_LUA}
-check_queue(KEYS[3], KEYS[4])
+check_queue(KEYS[3], KEYS[4], KEYS[5])
 redis.call('DEL', KEYS[1])
 keep_fence(KEYS[2], fence, 0, tonumber(ARGV[2]))
-announce_next(KEYS[3], KEYS[4], ARGV[1], now_ms())
+announce_next(KEYS[3], KEYS[4], KEYS[5], ARGV[1], now_ms())
 return 1
 `
 
 /**
- * KEYS: lock, queue, queue leases. ARGV: owner, channel. Removes owner's place, if it has one. If it was
+ * KEYS: lock, queue, queue leases, queue inboxes. ARGV: owner, channel. Removes owner's place, if it has one. If it was
  * the first live waiter and the lock is free, nobody else would be told to try: the next live waiter is
  * announced. Returns 1 if a live place was removed, else 0.
  */
 export const LEAVE_QUEUE_SCRIPT = `${CLOCK_LUA}${QUEUE_LUA}
 local owner = ARGV[1]
 local holder = redis.call('GET', KEYS[1])
-check_queue(KEYS[2], KEYS[3])
+check_queue(KEYS[2], KEYS[3], KEYS[4])
 local now = now_ms()
-drop_dead(KEYS[2], KEYS[3], now)
+drop_dead(KEYS[2], KEYS[3], KEYS[4], now)
 local was_first = first_waiter(KEYS[2]) == owner
-if leave_place(KEYS[2], KEYS[3], owner, now) == 0 then
+if leave_place(KEYS[2], KEYS[3], KEYS[4], owner, now) == 0 then
   return 0
 end
 if was_first and not holder then
-  announce_next(KEYS[2], KEYS[3], ARGV[2], now)
+  announce_next(KEYS[2], KEYS[3], KEYS[4], ARGV[2], now)
 end
 return 1
 `

@@ -34,23 +34,31 @@ afterAll(async () => {
   await Promise.all([admin.quit(), holderConnection.quit(), waiterConnection.quit()])
 })
 
-async function subscriberCount(key: string): Promise<number> {
-  const reply = (await admin.pubsub('NUMSUB', lockKeys(prefix, key).channel)) as [string, number]
+async function subscriberCount(channel: string): Promise<number> {
+  const reply = (await admin.pubsub('NUMSUB', channel)) as [string, number]
   return Number(reply[1])
 }
 
 /**
- * Ids of the connections the waiter's store opened itself: they inherit the name of the waiter's
- * connection, whose own id is left out. (Not TYPE pubsub: a connection with no channel left is "normal".)
+ * The connections a store opened itself, with how many channels each is subscribed to: they inherit the
+ * name of the store's connection, whose own id is left out. (Not TYPE pubsub: a connection with no channel
+ * left is "normal".)
  */
-async function waiterSubscriberIds(): Promise<string[]> {
-  const own = String(await waiterConnection.call('CLIENT', 'ID'))
+async function subscribersOf(connection: Redis, name: string): Promise<{ id: string; channels: number }[]> {
+  const own = String(await connection.call('CLIENT', 'ID'))
   const list = String(await admin.call('CLIENT', 'LIST'))
   return list
     .split('\n')
-    .filter((line) => line.includes(` name=${waiterName} `))
-    .map((line) => /id=(\d+)/.exec(line)?.[1] ?? '')
-    .filter((id) => id !== own)
+    .filter((line) => line.includes(` name=${name} `))
+    .map((line) => ({ id: /id=(\d+)/.exec(line)?.[1] ?? '', channels: Number(/ sub=(\d+)/.exec(line)?.[1]) }))
+    .filter(({ id }) => id !== own)
+}
+
+const waiterSubscribers = () => subscribersOf(waiterConnection, waiterName)
+
+/** The inbox `owner`'s store recorded with its place in the queue of `key`. */
+async function inboxOf(key: string, owner: string): Promise<string | null> {
+  return admin.hget(lockKeys(prefix, key).queueInboxes, owner)
 }
 
 async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
@@ -68,7 +76,10 @@ describe('release notifications (pub/sub)', () => {
     expect(await holder.acquire()).toBe(true)
     const waiter = new LockFactory(waiterStore).createLock(key, '30s')
     const waiting = waiter.acquire({ retry: { delay: '5s', timeout: '20s' } })
-    await until(async () => (await subscriberCount(key)) === 1, 'the waiter to subscribe')
+    // The waiter's place names its store's inbox, and that store listens on it.
+    await until(async () => (await inboxOf(key, waiter.getOwner())) !== null, 'the waiter to queue')
+    const inbox = (await inboxOf(key, waiter.getOwner()))!
+    await until(async () => (await subscriberCount(inbox)) === 1, 'the waiter to subscribe')
     await sleep(50)
     const releasedAt = performance.now()
     await holder.release()
@@ -79,7 +90,8 @@ describe('release notifications (pub/sub)', () => {
     // A force release wakes the next waiter just the same.
     const next = new LockFactory(holderStore).createLock(key, '30s')
     const nextWaiting = next.acquire({ retry: { delay: '5s', timeout: '20s' } })
-    await until(async () => (await subscriberCount(key)) === 1, 'the second waiter to subscribe')
+    await until(async () => (await inboxOf(key, next.getOwner())) !== null, 'the second waiter to queue')
+    await until(async () => (await subscriberCount((await inboxOf(key, next.getOwner()))!)) === 1, 'it to subscribe')
     await sleep(50)
     const forcedAt = performance.now()
     await waiter.forceRelease()
@@ -112,45 +124,58 @@ describe('release notifications (pub/sub)', () => {
     }
   })
 
-  test('one subscriber connection serves every key; each key is subscribed once and counted by listeners', async () => {
+  test('one subscriber connection and one inbox serve every key; a release wakes only the store of the waiter', async () => {
     const [a, b] = [uniqueKey('shared-a'), uniqueKey('shared-b')]
-    const calls = { a1: 0, a2: 0, b: 0 }
+    const calls = { a1: 0, a2: 0, b: 0, bystander: 0 }
     const offA1 = await waiterStore.subscribeToReleases(a, () => calls.a1++)
     const offA2 = await waiterStore.subscribeToReleases(a, () => calls.a2++)
     const offB = await waiterStore.subscribeToReleases(b, () => calls.b++)
     // (An idle subscriber from an earlier test may take a moment to leave the server's list.)
-    await until(async () => (await waiterSubscriberIds()).length === 1, 'a single subscriber connection')
-    expect(await subscriberCount(a)).toBe(1)
-    expect(await subscriberCount(b)).toBe(1)
+    await until(async () => (await waiterSubscribers()).length === 1, 'a single subscriber connection')
+    // One channel for all keys: the inbox. No channel per key.
+    expect((await waiterSubscribers())[0]?.channels).toBe(1)
+    expect(await subscriberCount(lockKeys(prefix, a).channel)).toBe(0)
+    // Another store (another process) listening on a, with no waiter of its own in the queue.
+    const bystanderConnection = connect()
+    const bystander = new RedisStore({ connection: bystanderConnection, prefix })
+    const offBystander = await bystander.subscribeToReleases(a, () => calls.bystander++)
 
-    // Releases are announced while someone waits in the queue (here a waiter from a third store).
-    const queued = new RedisStore({ connection: admin, prefix })
+    // Releases are announced while someone waits in the queue, to the store that queued it.
     const place = { lease: 10_000 }
     await holderStore.acquire(a, 'o', 10_000)
-    await queued.acquire(a, 'w', 10_000, place)
+    await waiterStore.acquire(a, 'w', 10_000, place)
     await holderStore.release(a, 'o')
     await until(async () => calls.a1 === 1 && calls.a2 === 1, 'both listeners of a')
     expect(calls.b).toBe(0)
-    await queued.leaveQueue(a, 'w')
+    await waiterStore.leaveQueue(a, 'w')
 
     // A release that did not happen (wrong owner) announces nothing.
     await holderStore.acquire(b, 'o', 10_000)
-    await queued.acquire(b, 'w', 10_000, place)
+    await waiterStore.acquire(b, 'w', 10_000, place)
     expect(await holderStore.release(b, 'intruder')).toBe(false)
     await sleep(50)
     expect(calls.b).toBe(0)
     await holderStore.forceRelease(b)
     await until(async () => calls.b === 1, 'the listener of b')
-    await queued.leaveQueue(b, 'w')
+    await waiterStore.leaveQueue(b, 'w')
+    // The bystander's process was never woken.
+    await sleep(50)
+    expect(calls.bystander).toBe(0)
+    await offBystander()
+    await bystander.close()
+    await bystanderConnection.quit()
 
     await offA1()
-    expect(await subscriberCount(a)).toBe(1)
     await offA2()
     await offA2()
-    await until(async () => (await subscriberCount(a)) === 0, 'a to be unsubscribed')
-    expect(await subscriberCount(b)).toBe(1)
     await offB()
-    await until(async () => (await subscriberCount(b)) === 0, 'b to be unsubscribed')
+    // Listeners gone, nothing reaches them; the inbox stays until the connection closes for idleness.
+    await holderStore.acquire(a, 'o', 10_000)
+    await waiterStore.acquire(a, 'w', 10_000, place)
+    await holderStore.release(a, 'o')
+    await sleep(50)
+    expect(calls).toEqual({ a1: 1, a2: 1, b: 1, bystander: 0 })
+    await waiterStore.leaveQueue(a, 'w')
   })
 
   test('a lost notification (subscriber killed) still lets the waiter acquire within its retry delay', async () => {
@@ -164,31 +189,33 @@ describe('release notifications (pub/sub)', () => {
     const waiter = new LockFactory(waiterStore).createLock(key, '30s')
     const retryDelay = 400
     const waiting = waiter.acquire({ retry: { delay: retryDelay, timeout: '20s' } })
-    await until(async () => (await subscriberCount(key)) === 1, 'the waiter to subscribe')
+    await until(async () => (await inboxOf(key, waiter.getOwner())) !== null, 'the waiter to queue')
+    const inbox = (await inboxOf(key, waiter.getOwner()))!
+    await until(async () => (await subscriberCount(inbox)) === 1, 'the waiter to subscribe')
 
-    const [id] = await waiterSubscriberIds()
-    expect(id).toBeTruthy()
+    const [subscriber] = await waiterSubscribers()
+    expect(subscriber?.id).toBeTruthy()
     // Kill, check nobody listens, and release with the store's own script, in one pipeline: Redis runs
     // the three back to back, so the subscriber cannot reconnect in between and the announcement is lost.
-    const { lock, fence, queue, queueLeases, channel } = lockKeys(prefix, key)
+    const { lock, fence, queue, queueLeases, queueInboxes, channel } = lockKeys(prefix, key)
     const releasedAt = performance.now()
     const replies = await admin
       .pipeline()
-      .call('CLIENT', 'KILL', 'ID', id!)
-      .pubsub('NUMSUB', channel)
-      .eval(RELEASE_SCRIPT, 4, lock, fence, queue, queueLeases, holder.getOwner(), channel, '3600000')
+      .call('CLIENT', 'KILL', 'ID', subscriber!.id)
+      .pubsub('NUMSUB', inbox)
+      .eval(RELEASE_SCRIPT, 5, lock, fence, queue, queueLeases, queueInboxes, holder.getOwner(), channel, '3600000')
       .exec()
     expect(replies?.map(([error]) => error)).toEqual([null, null, null])
-    expect(replies?.[1]?.[1]).toEqual([channel, 0])
+    expect(replies?.[1]?.[1]).toEqual([inbox, 0])
     expect(replies?.[2]?.[1]).toBe(1)
     expect(await waiting).toBe(true)
     expect(performance.now() - releasedAt).toBeLessThan(retryDelay + 600)
     await waiter.release()
 
-    // The subscriber reconnects and subscribes again to what was still wanted.
-    await until(async () => (await subscriberCount(other)) === 1, 'the subscriber to come back')
+    // The subscriber reconnects and subscribes again to what was still wanted: the inbox.
+    await until(async () => (await subscriberCount(inbox)) === 1, 'the subscriber to come back')
     await holderStore.acquire(other, 'o', 10_000)
-    await new RedisStore({ connection: admin, prefix }).acquire(other, 'w', 10_000, { lease: 1_000 })
+    await waiterStore.acquire(other, 'w', 10_000, { lease: 1_000 })
     await holderStore.release(other, 'o')
     await until(async () => otherCalls === 1, 'a notification after the reconnect')
     await offOther()
@@ -197,12 +224,12 @@ describe('release notifications (pub/sub)', () => {
   test('the subscriber connection closes itself soon after the last subscription ends', async () => {
     const key = uniqueKey('idle')
     const off = await waiterStore.subscribeToReleases(key, () => {})
-    expect(await waiterSubscriberIds()).toHaveLength(1)
+    expect(await waiterSubscribers()).toHaveLength(1)
     await off()
-    await until(async () => (await waiterSubscriberIds()).length === 0, 'the idle subscriber to close')
-    // And the next wait opens a new one.
+    await until(async () => (await waiterSubscribers()).length === 0, 'the idle subscriber to close')
+    // And the next wait opens a new one, subscribed to the inbox again.
     const again = await waiterStore.subscribeToReleases(key, () => {})
-    expect(await subscriberCount(key)).toBe(1)
+    expect(await waiterSubscribers()).toMatchObject([{ channels: 1 }])
     await again()
   })
 
@@ -216,13 +243,14 @@ describe('release notifications (pub/sub)', () => {
   })
 
   test('close() ends the subscriber connection and nothing else', async () => {
-    const connection = connect({ connectionName: `${waiterName}-close` })
+    const name = `${waiterName}-close`
+    const connection = connect({ connectionName: name })
     const store = new RedisStore({ connection, prefix })
     const key = uniqueKey('close')
     await store.subscribeToReleases(key, () => {})
-    expect(await subscriberCount(key)).toBe(1)
+    expect(await subscribersOf(connection, name)).toMatchObject([{ channels: 1 }])
     await store.close()
-    await until(async () => (await subscriberCount(key)) === 0, 'the subscriber to go')
+    await until(async () => (await subscribersOf(connection, name)).length === 0, 'the subscriber to go')
     expect(connection.status).toBe('ready')
     expect(await connection.ping()).toBe('PONG')
     await connection.quit()

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { errors, type Unsubscribe } from '@verrou/core'
 import {
   LOCK_SCRIPTS,
@@ -35,6 +35,8 @@ interface ChannelSubscription {
   subscriber: Redis | Cluster
   listeners: Set<(next?: string) => void>
   ready: Promise<unknown>
+  /** Heard through the store's inbox (mutex keys), not through a SUBSCRIBE of its own (shared keys). */
+  viaInbox: boolean
 }
 
 /**
@@ -49,6 +51,14 @@ export class RedisStore extends ScriptedLockStore {
   #subscriber: Redis | Cluster | undefined
   readonly #channels = new Map<string, ChannelSubscription>()
   #idleTimer: ReturnType<typeof setTimeout> | undefined
+  /**
+   * The channel this store's waiters are told on: the scripts record it with each place in a queue and
+   * publish the next waiter there, so a release wakes the process of that waiter only.
+   */
+  readonly #inbox = `verrou:inbox:${randomUUID()}`
+  readonly #inboxBytes = Buffer.from(this.#inbox)
+  /** The inbox's SUBSCRIBE on the current subscriber connection. */
+  #inboxReady: Promise<unknown> | undefined
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -70,7 +80,11 @@ export class RedisStore extends ScriptedLockStore {
    * while that connection reconnects only make waiters poll.
    */
   subscribeToReleases(key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
-    return this.#subscribe(this.lockKeys(key).channel, key, listener)
+    return this.#subscribe(this.lockKeys(key).channel, key, listener, true)
+  }
+
+  protected override inbox(): string {
+    return this.#inbox
   }
 
   /**
@@ -78,15 +92,24 @@ export class RedisStore extends ScriptedLockStore {
    * the scripts name each waiter the grant rule admits (one message per waiter).
    */
   protected override sharedReleaseSubscription(): SharedSubscribe {
-    return (key, listener) => this.#subscribe(this.sharedLockKeys(key).channel, key, listener)
+    return (key, listener) => this.#subscribe(this.sharedLockKeys(key).channel, key, listener, false)
   }
 
-  async #subscribe(channel: string, key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
+  async #subscribe(channel: string, key: string, listener: (next?: string) => void, viaInbox: boolean): Promise<Unsubscribe> {
     clearTimeout(this.#idleTimer)
     let entry = this.#channels.get(channel)
     if (entry === undefined) {
       const subscriber = this.#subscriberConnection()
-      entry = { subscriber, listeners: new Set(), ready: subscriber.subscribe(channel) }
+      // A mutex key's waiters are told on the inbox, one SUBSCRIBE for every key; a waiter queued by a store
+      // of an older version is still announced on the key's channel, which only makes it poll.
+      let ready: Promise<unknown>
+      if (viaInbox) {
+        this.#inboxReady ??= subscriber.subscribe(this.#inbox)
+        ready = this.#inboxReady
+      } else {
+        ready = subscriber.subscribe(channel)
+      }
+      entry = { subscriber, listeners: new Set(), ready, viaInbox }
       this.#channels.set(channel, entry)
     }
     const subscription = entry
@@ -98,7 +121,9 @@ export class RedisStore extends ScriptedLockStore {
       if (this.#channels.get(channel) === subscription) this.#channels.delete(channel)
       // Sent at once, not after `ready`: commands on one connection run in order, so a later SUBSCRIBE to
       // this channel still wins over this UNSUBSCRIBE.
-      if (this.#subscriber === subscription.subscriber) subscription.subscriber.unsubscribe(channel).catch(() => {})
+      if (this.#subscriber === subscription.subscriber && !subscription.viaInbox) {
+        subscription.subscriber.unsubscribe(channel).catch(() => {})
+      }
       if (this.#channels.size === 0) this.#closeWhenIdle()
     }
     try {
@@ -117,6 +142,7 @@ export class RedisStore extends ScriptedLockStore {
     clearTimeout(this.#idleTimer)
     const subscriber = this.#subscriber
     this.#subscriber = undefined
+    this.#inboxReady = undefined
     this.#channels.clear()
     subscriber?.disconnect()
   }
@@ -127,6 +153,7 @@ export class RedisStore extends ScriptedLockStore {
       if (this.#channels.size > 0) return
       this.#subscriber?.disconnect()
       this.#subscriber = undefined
+      this.#inboxReady = undefined
     }, SUBSCRIBER_IDLE_MS)
     this.#idleTimer.unref?.()
   }
@@ -141,7 +168,16 @@ export class RedisStore extends ScriptedLockStore {
     // Its failures show up as timed-out subscriptions (waiters then poll); without a listener ioredis
     // would print every reconnect error.
     subscriber.on('error', () => {})
+    subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (!channel.equals(this.#inboxBytes)) return
+      const told = readInboxMessage(message)
+      if (told === undefined) return
+      const entry = this.#channels.get(told.channel)
+      if (entry === undefined || entry.subscriber !== subscriber || !entry.viaInbox) return
+      for (const listener of [...entry.listeners]) listener(told.owner)
+    })
     subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.#inbox) return
       const entry = this.#channels.get(channel)
       if (entry === undefined || entry.subscriber !== subscriber) return
       // The scripts publish the next waiter's owner id; an empty message (a store of an older version
@@ -177,6 +213,16 @@ export class RedisStore extends ScriptedLockStore {
     if (connection.nodes('master').length === 0) await connection.info('memory')
     return Promise.all(connection.nodes('master').map((master) => master.info('memory')))
   }
+}
+
+/** `<channel length in bytes>:<channel><owner>`, as the scripts publish on an inbox; undefined if malformed. */
+function readInboxMessage(message: Buffer): { channel: string; owner: string } | undefined {
+  const colon = message.indexOf(0x3a)
+  if (colon <= 0) return undefined
+  const length = Number(message.toString('latin1', 0, colon))
+  const end = colon + 1 + length
+  if (!Number.isSafeInteger(length) || end >= message.length) return undefined
+  return { channel: message.toString('utf8', colon + 1, end), owner: message.toString('utf8', end) }
 }
 
 function isNoScript(error: unknown): boolean {

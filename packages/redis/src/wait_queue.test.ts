@@ -119,8 +119,13 @@ describe('FIFO wait queue (store level, four connections)', () => {
   test('leaveQueue: the next waiter may take a free lock at once and is told so; it is idempotent', async () => {
     const key = uniqueKey('leave')
     const [holder, a, b, listening] = stores as [RedisStore, RedisStore, RedisStore, RedisStore]
-    const heard: (string | undefined)[] = []
-    const off = await listening.subscribeToReleases(key, (next) => heard.push(next))
+    // Each waiter is told on its own store; a store with nobody in the queue is told nothing.
+    const heard = { a: [] as (string | undefined)[], b: [] as (string | undefined)[], listening: [] as (string | undefined)[] }
+    const offs = [
+      await a.subscribeToReleases(key, (next) => heard.a.push(next)),
+      await b.subscribeToReleases(key, (next) => heard.b.push(next)),
+      await listening.subscribeToReleases(key, (next) => heard.listening.push(next)),
+    ]
     try {
       await token(holder, key, 'h')
       await a.acquire(key, 'a', 10_000, wait)
@@ -131,40 +136,42 @@ describe('FIFO wait queue (store level, four connections)', () => {
       await a.leaveQueue(key, 'a')
       await a.acquire(key, 'a', 10_000, wait)
       await sleep(100)
-      expect(heard).toEqual([])
+      expect(heard).toEqual({ a: [], b: [], listening: [] })
       // The lock is freed and b (first now) is told; b gives up: a is told next and gets it.
       await holder.release(key, 'h')
-      await until(() => heard.length === 1)
-      expect(heard).toEqual(['b'])
+      await until(() => heard.b.length === 1)
       expect(await a.acquire(key, 'a', 10_000, wait)).toEqual({ acquired: false, position: 1 })
       await b.leaveQueue(key, 'b')
       await b.leaveQueue(key, 'b')
-      await until(() => heard.length === 2)
-      expect(heard).toEqual(['b', 'a'])
+      await until(() => heard.a.length === 1)
+      expect(heard).toEqual({ a: ['a'], b: ['b'], listening: [] })
       await token(a, key, 'a', wait.lease)
       await a.release(key, 'a')
       await sleep(100)
-      expect(heard).toEqual(['b', 'a'])
+      expect(heard).toEqual({ a: ['a'], b: ['b'], listening: [] })
       await holder.leaveQueue(uniqueKey('never-queued'), 'x')
     } finally {
-      await off()
+      for (const off of offs) await off()
     }
   })
 
-  test('release and force release announce exactly the first live waiter, by owner id, to every subscriber', async () => {
+  test('release and force release tell exactly the first live waiter, by owner id, on its own store only', async () => {
     const key = uniqueKey('announce')
     const [holder, a, b, listening] = stores as [RedisStore, RedisStore, RedisStore, RedisStore]
     const heardA: (string | undefined)[] = []
     const heardB: (string | undefined)[] = []
-    const offA = await a.subscribeToReleases(key, (next) => heardA.push(next))
-    const offB = await listening.subscribeToReleases(key, (next) => heardB.push(next))
+    const heardElsewhere: (string | undefined)[] = []
+    const offs = [
+      await a.subscribeToReleases(key, (next) => heardA.push(next)),
+      await b.subscribeToReleases(key, (next) => heardB.push(next)),
+      await listening.subscribeToReleases(key, (next) => heardElsewhere.push(next)),
+    ]
     try {
       await token(holder, key, 'h')
       await a.acquire(key, 'a', 10_000, { lease: 300 })
       await b.acquire(key, 'b', 10_000, wait)
       await holder.release(key, 'h')
-      await until(() => heardA.length === 1 && heardB.length === 1)
-      expect([heardA, heardB]).toEqual([['a'], ['a']])
+      await until(() => heardA.length === 1)
       // a never claims: after its place lease b is first, and a newcomer still cannot barge.
       await sleep(350)
       expect(await holder.acquire(key, 'x', 10_000)).toEqual({ acquired: false })
@@ -172,27 +179,59 @@ describe('FIFO wait queue (store level, four connections)', () => {
       await a.acquire(key, 'a', 10_000, wait)
       // A force release names the waiter just the same.
       await holder.forceRelease(key)
-      await until(() => heardB.length === 2)
-      expect(heardB).toEqual(['a', 'a'])
+      await until(() => heardA.length === 2)
+      expect([heardA, heardB, heardElsewhere]).toEqual([['a', 'a'], [], []])
       await token(a, key, 'a', wait.lease)
       await a.release(key, 'a')
     } finally {
-      await offA()
-      await offB()
+      for (const off of offs) await off()
+    }
+  })
+
+  test('a waiter queued by a store that keeps no inbox (another client) is told on the key channel', async () => {
+    const key = uniqueKey('no-inbox')
+    const [holder, a] = stores as [RedisStore, RedisStore]
+    const { lock, fence, queue, queueLeases, queueInboxes, channel } = lockKeys(prefix, key)
+    await token(holder, key, 'h')
+    // The acquire script as a store with no inbox sends it (Upstash's, say): the last argument is empty.
+    const { ACQUIRE_SCRIPT } = await import('@verrou/redis-scripts')
+    const joinWithoutInbox = () =>
+      admin.eval(ACQUIRE_SCRIPT, 5, lock, fence, queue, queueLeases, queueInboxes, 'w', '10000', '3600000', '10000', '')
+    await joinWithoutInbox()
+    expect(await admin.hlen(queueInboxes)).toBe(0)
+    // Renewed through our store, the place records its inbox; renewed again without one, it forgets it.
+    expect(await a.acquire(key, 'w', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
+    expect(await admin.hget(queueInboxes, 'w')).toMatch(/^verrou:inbox:/)
+    await joinWithoutInbox()
+    expect(await admin.hlen(queueInboxes)).toBe(0)
+    const listener = connect()
+    const heard: string[] = []
+    listener.on('message', (_channel: string, message: string) => heard.push(message))
+    await listener.subscribe(channel)
+    try {
+      await holder.release(key, 'h')
+      await until(() => heard.length === 1)
+      expect(heard).toEqual(['w'])
+      await a.leaveQueue(key, 'w')
+      expect(await admin.exists(queue, queueLeases, queueInboxes)).toBe(0)
+    } finally {
+      await listener.quit()
     }
   })
 
   test('the queue keys vanish once every place lease has ended, and never outlive the longest lease', async () => {
     const key = uniqueKey('footprint')
     const [holder, a, b] = stores as [RedisStore, RedisStore, RedisStore]
-    const { lock, queue, queueLeases } = lockKeys(prefix, key)
+    const { lock, queue, queueLeases, queueInboxes } = lockKeys(prefix, key)
     await token(holder, key, 'h')
     await a.acquire(key, 'a', 10_000, { lease: 200 })
     await b.acquire(key, 'b', 10_000, { lease: 400 })
     expect(await admin.pttl(queue)).toBeLessThanOrEqual(400)
     expect(await admin.pttl(queueLeases)).toBeGreaterThan(200)
+    expect(await admin.pttl(queueInboxes)).toBeGreaterThan(200)
+    expect(await admin.pttl(queueInboxes)).toBeLessThanOrEqual(400)
     await sleep(450)
-    expect(await admin.exists(queue, queueLeases)).toBe(0)
+    expect(await admin.exists(queue, queueLeases, queueInboxes)).toBe(0)
     await holder.release(key, 'h')
     expect(await admin.exists(lock)).toBe(0)
   })
@@ -219,6 +258,21 @@ describe('FIFO wait queue (store level, four connections)', () => {
       expect(await admin.get(keys.lock)).toBe('o')
       await admin.del(keys.lock, keys[which])
     }
+  })
+
+  test("another application's value at the queue inboxes key: joining fails with a storage error, nothing changed", async () => {
+    const [holder, store] = stores as [RedisStore, RedisStore]
+    const key = uniqueKey('wrongtype-inboxes')
+    const keys = lockKeys(prefix, key)
+    await admin.set(keys.queueInboxes, 'x')
+    await token(holder, key, 'h')
+    await expect(store.acquire(key, 'o', 10_000, wait)).rejects.toSatisfy(
+      (error: unknown) => error instanceof errors.E_LOCK_STORAGE_ERROR && /WRONGTYPE/.test(String(error.cause)),
+    )
+    expect(await admin.exists(keys.queue, keys.queueLeases)).toBe(0)
+    expect(await admin.get(keys.queueInboxes)).toBe('x')
+    await holder.release(key, 'h')
+    await admin.del(keys.queueInboxes)
   })
 
   test('a place lease that is not a positive whole number is refused before anything reaches Redis', async () => {

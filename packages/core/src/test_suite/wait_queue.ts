@@ -169,30 +169,46 @@ function subscribe(store: LockStore, key: string, heard: (string | undefined)[])
 }
 
 function announcementTests({ test, setup, createStore }: Suite): void {
-  test('release, force release and leaving announce the next waiter by name', async () => {
+  test('release, force release and leaving announce the next waiter by name, to the store that queued it', async () => {
     const { store, otherStore, key } = await setup()
     const third = await createStore()
     const [holder, first, second, last] = owners(key, 4) as [string, string, string, string]
-    const heard: (string | undefined)[] = []
-    const unsubscribe = await subscribe(third, key, heard)
+    // Each waiter joins through its own store, as each process has its own; every store listens. A store may
+    // tell only the store that queued the waiter named: the others hear that name or nothing.
+    const heardByOther: (string | undefined)[] = []
+    const heardByThird: (string | undefined)[] = []
+    const heardByStore: (string | undefined)[] = []
+    const offs = [
+      await subscribe(otherStore, key, heardByOther),
+      await subscribe(third, key, heardByThird),
+      await subscribe(store, key, heardByStore),
+    ]
+    const heardAnywhere = () => [...heardByOther, ...heardByThird, ...heardByStore]
     try {
       token(await store.acquire(key, holder, TTL_MS), holder)
       await join(otherStore, key, first, TTL_MS)
       await join(third, key, second, TTL_MS)
       await store.release(key, holder)
-      await waitFor(() => heard.length >= 1, 'the release was announced')
-      assert.deepEqual(heard, [first], 'the release named the head of the queue')
+      await waitFor(() => heardByOther.includes(first), 'the release was announced to the head, through its store')
+      assert.deepEqual(
+        heardAnywhere().filter((name) => name !== first),
+        [],
+        'the release named the head of the queue and nobody else',
+      )
       await leave(otherStore, key, first)
-      await waitFor(() => heard.length >= 2, 'the head leaving a free lock was announced')
-      assert.equal(heard[1], second, 'leaving named the next waiter')
+      await waitFor(() => heardByThird.includes(second), 'the head leaving a free lock was announced')
       token(await join(third, key, second), second)
       await join(store, key, last, TTL_MS)
       await store.forceRelease(key)
-      await waitFor(() => heard.length >= 3, 'the force release was announced')
-      assert.equal(heard[2], last, 'the force release named the next waiter')
+      await waitFor(() => heardByStore.includes(last), 'the force release was announced')
+      assert.deepEqual(
+        heardAnywhere().filter((name) => name !== first && name !== second && name !== last),
+        [],
+        'every announcement named the waiter that was first at the time',
+      )
       await leave(store, key, last)
     } finally {
-      await unsubscribe()
+      for (const off of offs) await off()
     }
   })
 
