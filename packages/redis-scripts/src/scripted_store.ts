@@ -231,7 +231,10 @@ export abstract class ScriptedLockStore implements LockStore {
     const args = [checkOwner(owner), this.releaseChannel(keys.channel)]
     try {
       await this.#eviction.ensure()
-      parseFlagReply(await this.runScript('leave queue', [keys.lock, keys.queue, keys.queueLeases, keys.queueInboxes], args), 'leave queue')
+      parseFlagReply(
+        await this.runScript('leave queue', [keys.lock, keys.queue, keys.queueLeases, keys.queueInboxes], args),
+        'leave queue',
+      )
     } catch (error) {
       throw this.#failure(error, 'leave queue', key)
     }

@@ -59,7 +59,8 @@ describe('Redis Cluster (3 masters)', () => {
       for (const key of keys) {
         const { lock, fence, queue, queueLeases, queueInboxes } = lockKeys(prefix, key)
         const slot = Number(await node.cluster('KEYSLOT', lock))
-        for (const other of [fence, queue, queueLeases, queueInboxes]) expect(Number(await node.cluster('KEYSLOT', other))).toBe(slot)
+        for (const other of [fence, queue, queueLeases, queueInboxes])
+          expect(Number(await node.cluster('KEYSLOT', other))).toBe(slot)
         slots.add(slot)
         const result = await store.acquire(key, 'o', 10_000)
         expect(result.acquired).toBe(true)
