@@ -11,14 +11,14 @@ const MAX_RECONNECT_DELAY_MS = 5000
 
 /**
  * One LISTENing session per store, opened on the first subscription and kept until `close()`. It hands
- * each notification on the table's channel to the listeners of the key it names, with the owner of the
+ * each notification on its channels to the listeners of the key it names, with the owner of the
  * next waiter when the notification names one. If the session dies it is reopened with backoff while
  * anyone listens; as releases may have gone unheard meanwhile, every listener is woken once it is back,
  * unnamed (a spurious wake-up costs a waiter one early retry, nothing more).
  */
 export class ReleaseListener {
   readonly #createClient: () => Client
-  readonly #channel: string
+  readonly #channels: readonly string[]
   readonly #listeners = new Map<string, Set<ReleaseHandler>>()
   #client: Client | undefined
   #connecting: Promise<void> | undefined
@@ -26,9 +26,10 @@ export class ReleaseListener {
   #reconnectDelay = FIRST_RECONNECT_DELAY_MS
   #closed = false
 
-  constructor(createClient: () => Client, channel: string) {
+  /** `channels`: the table's channel and the store's inbox; a notification on either is dispatched alike. */
+  constructor(createClient: () => Client, channels: readonly string[]) {
     this.#createClient = createClient
-    this.#channel = channel
+    this.#channels = channels
   }
 
   /** Resolves once LISTEN is active on a live session. */
@@ -80,13 +81,13 @@ export class ReleaseListener {
     client.on('error', () => this.#lost(client))
     client.on('end', () => this.#lost(client))
     client.on('notification', (message) => {
-      if (message.channel !== this.#channel || message.payload === undefined) return
+      if (!this.#channels.includes(message.channel) || message.payload === undefined) return
       const { keyPayload, next } = parseAnnouncement(message.payload)
       this.#dispatch(keyPayload, next)
     })
     try {
       await client.connect()
-      await client.query(`LISTEN ${quoteIdentifier(this.#channel)}`)
+      for (const channel of this.#channels) await client.query(`LISTEN ${quoteIdentifier(channel)}`)
     } catch (error) {
       client.end().catch(() => undefined)
       throw error

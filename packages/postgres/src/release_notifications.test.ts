@@ -155,14 +155,43 @@ describe('release notifications', () => {
       const heard: (string | undefined)[] = []
       await store.subscribeToReleases!(key, (next) => heard.push(next))
       await holderStore.acquire(key, 'owner', 60_000)
-      await holderStore.acquire(key, 'waiter', 60_000, { lease: 60_000 })
+      // Queued through this store, so told on this store's inbox.
+      await store.acquire(key, 'waiter', 60_000, { lease: 60_000 })
       await holderStore.release(key, 'owner')
       await waitFor(async () => heard.length === 1, 'the notification')
       expect(heard).toEqual(['waiter'])
-      await holderStore.leaveQueue(key, 'waiter')
+      await store.leaveQueue(key, 'waiter')
     } finally {
       await store.close()
       await client.end()
+    }
+  })
+
+  test('a release wakes only the store that queued the next waiter, not every store listening on the table', async () => {
+    const key = uniqueKey()
+    const bystanderPool = createPool()
+    const bystander = new PostgresStore({ connection: bystanderPool, tableName })
+    try {
+      const heard = { waiter: [] as (string | undefined)[], bystander: [] as (string | undefined)[] }
+      const offs = [
+        await waiterStore.subscribeToReleases!(key, (next) => heard.waiter.push(next)),
+        await bystander.subscribeToReleases!(key, (next) => heard.bystander.push(next)),
+      ]
+      await holderStore.acquire(key, 'owner', 60_000)
+      await waiterStore.acquire(key, 'waiter', 60_000, { lease: 60_000 })
+      // Each place records the inbox of the store that queued it.
+      const { rows } = await admin.query(`SELECT waiter_inboxes FROM "${tableName}" WHERE key = convert_to($1, 'UTF8')`, [key])
+      expect(rows[0]?.waiter_inboxes).toEqual([expect.stringMatching(/^verrou_inbox_[0-9a-f]{32}$/)])
+      await holderStore.release(key, 'owner')
+      await waitFor(async () => heard.waiter.length === 1, 'the notification')
+      await holderStore.forceRelease(key)
+      await sleep(100)
+      expect(heard).toEqual({ waiter: ['waiter'], bystander: [] })
+      await waiterStore.leaveQueue(key, 'waiter')
+      for (const off of offs) await off()
+    } finally {
+      await bystander.close()
+      await bystanderPool.end()
     }
   })
 

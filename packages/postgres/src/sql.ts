@@ -10,8 +10,10 @@ import { ddlLockKeys, type TableNames } from './table_name.js'
  * rows stay, owner NULL and expires_at set to the release time, until housekeeping deletes them. Tokens
  * come from a per-table sequence, so deleting a row never resets a key's counter.
  *
- * The wait queue lives in the lock's own row: `waiters` holds the owners in arrival order and
- * `waiter_leases` the end of each one's place lease. A place is live while its lease end is ahead of the
+ * The wait queue lives in the lock's own row: `waiters` holds the owners in arrival order,
+ * `waiter_leases` the end of each one's place lease and `waiter_inboxes` the NOTIFY channel its store
+ * listens on ('' for none: it is then told on the table's channel, which every listening store hears).
+ * The three arrays are kept aligned by every write. A place is live while its lease end is ahead of the
  * clock; dead places are skipped by every read and dropped by the next acquire that writes the row. As the
  * queue shares the row, every decision is taken under that row's lock, on its latest version.
  *
@@ -47,7 +49,7 @@ export interface HotStatement {
 }
 
 /** The columns the wait queue needs; a table created by an earlier release lacks them. */
-export const QUEUE_COLUMNS = ['waiters', 'waiter_leases'] as const
+export const QUEUE_COLUMNS = ['waiters', 'waiter_leases', 'waiter_inboxes'] as const
 
 /**
  * Owners up to this many bytes are named in a notification as their hex; longer ones as their hash, which
@@ -67,9 +69,27 @@ const places = (row: string) => `unnest(${row}.waiter_leases) WITH ORDINALITY AS
 /** The owner of `place`, the place being scanned in `row`. */
 const waiterOf = (row: string) => `${row}.waiters[place.pos]`
 
+/** `what` (an expression of the place) for the first live place of `row` at `now`, or NULL. */
+const ofFirstLive = (what: string, row: string, now: string) =>
+  `(SELECT ${what} FROM ${places(row)} WHERE place.lease_end > ${now} ORDER BY place.pos LIMIT 1)`
+
 /** The owner of the first live place of `row` at `now`, or NULL. */
-const firstLive = (row: string, now: string) =>
-  `(SELECT ${waiterOf(row)} FROM ${places(row)} WHERE place.lease_end > ${now} ORDER BY place.pos LIMIT 1)`
+const firstLive = (row: string, now: string) => ofFirstLive(waiterOf(row), row, now)
+
+/**
+ * RETURNING columns `next` (the first live waiter at `now`, if any) and `inbox` (its inbox; '' or NULL:
+ * none), read only when the queue is not empty (`when`).
+ */
+const nextAndInbox = (row: string, now: string, when = `cardinality(${row}.waiters) > 0`) =>
+  `CASE WHEN ${when} THEN ${firstLive(row, now)} END AS next,
+    CASE WHEN ${when} THEN ${ofFirstLive(`${row}.waiter_inboxes[place.pos]`, row, now)} END AS inbox`
+
+/**
+ * pg_notify naming `next` on its inbox, or on `channel` (the table's) when it has none. Sent only when a
+ * live waiter exists: nothing is sent when nobody waits.
+ */
+const notifyNext = (channel: string, keyPayload: string) =>
+  `SELECT CASE WHEN next IS NOT NULL THEN pg_notify(coalesce(nullif(inbox, ''), ${channel}::text), ${announcement(keyPayload, 'next')}) END AS announced`
 
 /**
  * The NOTIFY payload naming `next`: the key's payload ($n), a newline (never part of a key's payload) and
@@ -99,8 +119,8 @@ const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1
 
 /**
  * Everything acquire decides about `row`, from one pass over its queue, at the statement's clock: `at`,
- * the live places in order (`live`, `live_leases`: dead ones dropped), `mine` ($2's 1-based index among
- * them, or NULL) and `granted` (the lock is free and no live place is ahead of $2).
+ * the live places in order (`live`, `live_leases`, `live_inboxes`: dead ones dropped), `mine` ($2's 1-based
+ * index among them, or NULL) and `granted` (the lock is free and no live place is ahead of $2).
  */
 const decisionFor = (row: string) => `SELECT queue.*, array_position(queue.live, $2::bytea) AS mine,
     queue.free AND coalesce(queue.live[1] = $2::bytea, true) AS granted
@@ -112,7 +132,11 @@ const decisionFor = (row: string) => `SELECT queue.*, array_position(queue.live,
       ) END AS live,
       CASE WHEN cardinality(${row}.waiters) = 0 THEN ${row}.waiter_leases ELSE ARRAY(
         SELECT place.lease_end FROM ${places(row)} WHERE place.lease_end > clock.at ORDER BY place.pos
-      ) END AS live_leases
+      ) END AS live_leases,
+      -- A place written by a store that kept no inbox (an array shorter than the queue) reads as ''.
+      CASE WHEN cardinality(${row}.waiters) = 0 THEN '{}'::text[] ELSE ARRAY(
+        SELECT coalesce(${row}.waiter_inboxes[place.pos], '') FROM ${places(row)} WHERE place.lease_end > clock.at ORDER BY place.pos
+      ) END AS live_inboxes
     FROM clock
     OFFSET 0
   ) AS queue`
@@ -141,7 +165,8 @@ WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_CO
     addQueueColumns: addQueueColumnsSql(names, { guarded: true }),
 
     // $4: the place lease in ms when the caller will wait, else NULL. $5: whether a refusal that wrote the
-    // row may commit without waiting for the WAL flush (see relaxedRefusal).
+    // row may commit without waiting for the WAL flush (see relaxedRefusal). $6: the caller's inbox ('' for
+    // none), recorded with its place.
     //
     // Without a place lease, the `holder` snapshot spares pollers a write (and a burnt token) while the
     // lock is visibly held or a live waiter stands first (the first stored place: writes drop dead places,
@@ -167,7 +192,7 @@ holder AS (
   SELECT sha256($1::bytea), $1::bytea, $2::bytea, clock.at + ${ms('$3')}, ${nextToken} FROM clock
   WHERE NOT EXISTS (SELECT 1 FROM holder)
   ON CONFLICT (key_hash) DO UPDATE
-    SET (owner, expires_at, fencing_token, waiters, waiter_leases) = (
+    SET (owner, expires_at, fencing_token, waiters, waiter_leases, waiter_inboxes) = (
       SELECT
         -- A lease that ended belongs to nobody: writing so makes a refusal never look like a grant below.
         CASE WHEN decision.granted THEN $2::bytea WHEN decision.free THEN NULL ELSE held.owner END,
@@ -185,6 +210,13 @@ holder AS (
           WHEN decision.mine IS NULL THEN decision.live_leases || ${placeLeaseEnd}
           -- A waiter keeps its place, renewed.
           ELSE decision.live_leases[:decision.mine - 1] || ${placeLeaseEnd} || decision.live_leases[decision.mine + 1:]
+        END,
+        CASE
+          WHEN decision.granted AND decision.mine IS NOT NULL
+            THEN decision.live_inboxes[:decision.mine - 1] || decision.live_inboxes[decision.mine + 1:]
+          WHEN decision.granted OR $4::float8 IS NULL THEN decision.live_inboxes
+          WHEN decision.mine IS NULL THEN decision.live_inboxes || $6::text
+          ELSE decision.live_inboxes[:decision.mine - 1] || $6::text || decision.live_inboxes[decision.mine + 1:]
         END
       FROM (${decisionFor('held')} OFFSET 0) AS decision
     )
@@ -207,17 +239,17 @@ FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     ),
 
-    // $3 channel, $4 the key's payload. The UPDATE re-reads the latest row version under its lock
-    // (READ COMMITTED's re-check), so the head it names is the one after every earlier commit. pg_notify
-    // runs in the same statement, and only when a live waiter exists: nothing is sent when nobody waits.
+    // $3 the table's channel, $4 the key's payload. The UPDATE re-reads the latest row version under its
+    // lock (READ COMMITTED's re-check), so the head it names is the one after every earlier commit. pg_notify
+    // runs in the same statement, on the head's inbox, and only when a live waiter exists.
     release: hot(
       'release',
       `WITH released AS (
   UPDATE ${table} AS held SET owner = NULL, expires_at = clock_timestamp()
   WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
-  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock_timestamp()')} END AS next
+  RETURNING ${nextAndInbox('held', 'clock_timestamp()')}
 )
-SELECT CASE WHEN next IS NOT NULL THEN pg_notify($3::text, ${announcement('$4', 'next')}) END AS announced FROM released`,
+${notifyNext('$3', '$4')} FROM released`,
     ),
 
     extend: hot(
@@ -226,15 +258,15 @@ SELECT CASE WHEN next IS NOT NULL THEN pg_notify($3::text, ${announcement('$4', 
 WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())`,
     ),
 
-    // $2 channel, $3 the key's payload. Announces as release does.
+    // $2 the table's channel, $3 the key's payload. Announces as release does.
     forceRelease: hot(
       'force_release',
       `WITH released AS (
   UPDATE ${table} AS held SET owner = NULL, expires_at = clock_timestamp()
   WHERE ${keyMatches} AND ${heldAt('clock_timestamp()')}
-  RETURNING CASE WHEN cardinality(held.waiters) > 0 THEN ${firstLive('held', 'clock_timestamp()')} END AS next
+  RETURNING ${nextAndInbox('held', 'clock_timestamp()')}
 )
-SELECT CASE WHEN next IS NOT NULL THEN pg_notify($2::text, ${announcement('$3', 'next')}) END AS announced FROM released`,
+${notifyNext('$2', '$3')} FROM released`,
     ),
 
     isLocked: hot(
@@ -242,7 +274,7 @@ SELECT CASE WHEN next IS NOT NULL THEN pg_notify($2::text, ${announcement('$3', 
       `SELECT EXISTS (SELECT 1 FROM ${table} AS held WHERE ${keyMatches} AND ${heldAt('clock_timestamp()')}) AS locked`,
     ),
 
-    // $3 channel, $4 the key's payload. A live place of $2 is ended on the spot (its lease set to
+    // $3 the table's channel, $4 the key's payload. A live place of $2 is ended on the spot (its lease set to
     // -infinity) rather than removed: the row then still shows where it stood, so RETURNING, which sees
     // only the new version, can tell whether it was the first live one. The next acquire that writes the
     // row drops it with the other dead places.
@@ -255,14 +287,15 @@ left_queue AS (
     FROM ${places('held')} ORDER BY place.pos)
   FROM clock
   WHERE ${keyMatches} AND ${hasLivePlace}
-  RETURNING CASE
-    WHEN NOT (${heldAt('clock.at')})
+  RETURNING ${nextAndInbox(
+    'held',
+    'clock.at',
+    `NOT (${heldAt('clock.at')})
       AND NOT EXISTS (SELECT 1 FROM ${places('held')}
-        WHERE place.lease_end > clock.at AND place.pos < array_position(held.waiters, $2::bytea))
-    THEN ${firstLive('held', 'clock.at')}
-  END AS next
+        WHERE place.lease_end > clock.at AND place.pos < array_position(held.waiters, $2::bytea))`,
+  )}
 )
-SELECT CASE WHEN next IS NOT NULL THEN pg_notify($3::text, ${announcement('$4', 'next')}) END AS announced FROM left_queue`,
+${notifyNext('$3', '$4')} FROM left_queue`,
     ),
 
     // $1 grace in ms, $2 batch size. A row goes once its lease and every place in its queue ended more
@@ -289,7 +322,8 @@ export function createTableSql(names: TableNames, options: { guarded: boolean })
   expires_at timestamptz,
   fencing_token bigint NOT NULL,
   waiters bytea[] NOT NULL DEFAULT '{}',
-  waiter_leases timestamptz[] NOT NULL DEFAULT '{}'
+  waiter_leases timestamptz[] NOT NULL DEFAULT '{}',
+  waiter_inboxes text[] NOT NULL DEFAULT '{}'
 );
 CREATE SEQUENCE IF NOT EXISTS ${names.sequence};`
 }
@@ -302,7 +336,8 @@ CREATE SEQUENCE IF NOT EXISTS ${names.sequence};`
 export function addQueueColumnsSql(names: TableNames, options: { guarded: boolean }): string {
   return `${ddlGuard(names, options)}ALTER TABLE ${names.table}
   ADD COLUMN IF NOT EXISTS waiters bytea[] NOT NULL DEFAULT '{}',
-  ADD COLUMN IF NOT EXISTS waiter_leases timestamptz[] NOT NULL DEFAULT '{}';`
+  ADD COLUMN IF NOT EXISTS waiter_leases timestamptz[] NOT NULL DEFAULT '{}',
+  ADD COLUMN IF NOT EXISTS waiter_inboxes text[] NOT NULL DEFAULT '{}';`
 }
 
 function ddlGuard(names: TableNames, options: { guarded: boolean }): string {

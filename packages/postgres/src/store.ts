@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import {
   type AcquireResult,
   errors,
@@ -91,6 +92,8 @@ export class PostgresStore implements LockStore {
   readonly #pruneBatchSize: number
   readonly #housekeeping: Housekeeping | undefined
   readonly #listener: ReleaseListener | undefined
+  /** The NOTIFY channel this store's waiters are told on ('' when it does not listen). */
+  readonly #inbox: string = ''
   readonly #sharedSql: SharedStatements
   /**
    * Whether each statement is surely a transaction of its own: true on a Pool (every query checks out a
@@ -146,7 +149,11 @@ export class PostgresStore implements LockStore {
       })
     }
     if (booleanOption(options.listen, 'listen', true)) {
-      const listener = new ReleaseListener(listenerClientFactory(connection), this.#names.channel)
+      // The inbox: a channel of this store's own, recorded with each place it queues, so that a release
+      // wakes the waiter's process only. The table's channel still carries what names no inbox (shared
+      // locks, and waiters of stores that do not listen).
+      this.#inbox = `verrou_inbox_${randomUUID().replaceAll('-', '')}`
+      const listener = new ReleaseListener(listenerClientFactory(connection), [this.#inbox, this.#names.channel])
       this.#listener = listener
       this.subscribeToReleases = (key, onRelease) => listener.subscribe(releasePayload(key), onRelease)
     }
@@ -175,7 +182,14 @@ export class PostgresStore implements LockStore {
     const result = await this.#run(
       'acquire',
       key,
-      this.#hot(this.#sql.acquire, [toStoredBytes(key), toStoredBytes(owner), ttl, placeLease, this.#ownTransactions]),
+      this.#hot(this.#sql.acquire, [
+        toStoredBytes(key),
+        toStoredBytes(owner),
+        ttl,
+        placeLease,
+        this.#ownTransactions,
+        this.#inbox,
+      ]),
     )
     const row = result.rows[0] as AcquireRow | undefined
     if (row === undefined) return { acquired: false }

@@ -44,7 +44,7 @@ async function heldByPreviousRelease(tableName: string, key: string, owner: stri
 async function queueColumns(tableName: string): Promise<string[]> {
   const { rows } = await pool.query(
     `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped
-     AND attname IN ('waiters', 'waiter_leases') ORDER BY attname`,
+     AND attname IN ('waiters', 'waiter_leases', 'waiter_inboxes') ORDER BY attname`,
     [`"${tableName}"`],
   )
   return rows.map((row: { attname: string }) => row.attname)
@@ -62,7 +62,7 @@ describe('a table created by the previous release', () => {
     await heldByPreviousRelease(tableName, key, 'old-holder')
     const store = new PostgresStore({ connection: pool, tableName, listen: false, pruneInterval: false })
     expect(await store.isLocked(key)).toBe(true)
-    expect(await queueColumns(tableName)).toEqual(['waiter_leases', 'waiters'])
+    expect(await queueColumns(tableName)).toEqual(['waiter_inboxes', 'waiter_leases', 'waiters'])
     expect(await store.acquire(key, 'waiter', 60_000, { lease: 60_000 })).toMatchObject({ acquired: false, position: 0 })
     expect((await store.acquire(key, 'newcomer', 60_000)).acquired).toBe(false)
     expect(await store.release(key, 'old-holder')).toBe(true)
@@ -72,6 +72,36 @@ describe('a table created by the previous release', () => {
     await heldByPreviousRelease(tableName, otherKey, 'old-holder')
     expect(await store.isLocked(otherKey)).toBe(true)
     expect(await store.release(otherKey, 'old-holder')).toBe(true)
+  })
+
+  test('a table with the queue but not its inboxes (an earlier 1.0 build) gains the column; waiters queued before keep their place', async () => {
+    const tableName = await previousReleaseTable()
+    await pool.query(`ALTER TABLE "${tableName}"
+      ADD COLUMN waiters bytea[] NOT NULL DEFAULT '{}', ADD COLUMN waiter_leases timestamptz[] NOT NULL DEFAULT '{}'`)
+    const key = uniqueKey()
+    await heldByPreviousRelease(tableName, key, 'holder')
+    // A place written without an inbox, as that build wrote it.
+    await pool.query(
+      `UPDATE "${tableName}" SET waiters = ARRAY[$2::bytea], waiter_leases = ARRAY[clock_timestamp() + interval '1 minute']
+       WHERE key_hash = sha256($1::bytea)`,
+      [toStoredBytes(key), toStoredBytes('early')],
+    )
+    const store = new PostgresStore({ connection: pool, tableName, pruneInterval: false })
+    try {
+      expect(await store.acquire(key, 'later', 60_000, { lease: 60_000 })).toMatchObject({ acquired: false, position: 1 })
+      expect(await queueColumns(tableName)).toEqual(['waiter_inboxes', 'waiter_leases', 'waiters'])
+      // The early place reads as having no inbox; the later one has this store's.
+      const { rows } = await pool.query(`SELECT waiter_inboxes FROM "${tableName}" WHERE key_hash = sha256($1::bytea)`, [
+        toStoredBytes(key),
+      ])
+      expect(rows[0]?.waiter_inboxes).toEqual(['', expect.stringMatching(/^verrou_inbox_/)])
+      expect(await store.release(key, 'holder')).toBe(true)
+      expect(await store.acquire(key, 'early', 60_000, { lease: 60_000 })).toMatchObject({ acquired: true })
+      expect(await store.release(key, 'early')).toBe(true)
+      expect(await store.acquire(key, 'later', 60_000, { lease: 60_000 })).toMatchObject({ acquired: true })
+    } finally {
+      await store.close()
+    }
   })
 
   test('10 stores on 10 sessions upgrading the same table at once all succeed', async () => {
