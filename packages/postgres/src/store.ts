@@ -153,6 +153,7 @@ export class PostgresStore implements LockStore {
       // wakes the waiter's process only. The table's channel still carries what names no inbox (shared
       // locks, and waiters of stores that do not listen).
       this.#inbox = `verrou_inbox_${randomUUID().replaceAll('-', '')}`
+      // The table's channel is LISTENed to last: the tests find a store's session by that last query.
       const listener = new ReleaseListener(listenerClientFactory(connection), [this.#inbox, this.#names.channel])
       this.#listener = listener
       this.subscribeToReleases = (key, onRelease) => listener.subscribe(releasePayload(key), onRelease)

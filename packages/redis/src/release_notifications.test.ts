@@ -256,3 +256,28 @@ describe('release notifications (pub/sub)', () => {
     await connection.quit()
   })
 })
+
+describe('the inbox subscription after a failure', () => {
+  test('a SUBSCRIBE that failed while Redis was down is tried again once it is back', async () => {
+    const { startPrivateRedis } = await import('@verrou/test-utils/redis-server')
+    const privateRedis = await startPrivateRedis()
+    // No retries: a command queued while the server is down fails at the first failed reconnect.
+    const connection = privateRedis.connect()
+    connection.options.maxRetriesPerRequest = 0
+    const store = new RedisStore({ connection, prefix })
+    try {
+      await connection.ping()
+      await privateRedis.server.kill()
+      await expect(store.subscribeToReleases(uniqueKey('down'), () => {})).rejects.toThrow()
+      await privateRedis.server.start()
+      await until(async () => (await connection.ping().catch(() => '')) === 'PONG', 'the server to be back')
+      // Within the subscriber's idle linger (2 s), so only forgetting the failed SUBSCRIBE makes this work.
+      const off = await store.subscribeToReleases(uniqueKey('back'), () => {})
+      await off()
+    } finally {
+      await store.close()
+      connection.disconnect()
+      await privateRedis.dispose()
+    }
+  })
+})

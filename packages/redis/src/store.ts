@@ -100,12 +100,10 @@ export class RedisStore extends ScriptedLockStore {
     let entry = this.#channels.get(channel)
     if (entry === undefined) {
       const subscriber = this.#subscriberConnection()
-      // A mutex key's waiters are told on the inbox, one SUBSCRIBE for every key; a waiter queued by a store
-      // of an older version is still announced on the key's channel, which only makes it poll.
+      // A mutex key's waiters are told on the inbox: one SUBSCRIBE serves every key.
       let ready: Promise<unknown>
       if (viaInbox) {
-        this.#inboxReady ??= subscriber.subscribe(this.#inbox)
-        ready = this.#inboxReady
+        ready = this.#inboxReady ?? this.#subscribeInbox(subscriber)
       } else {
         ready = subscriber.subscribe(channel)
       }
@@ -135,6 +133,16 @@ export class RedisStore extends ScriptedLockStore {
         : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'subscribe to releases of', key, store: 'Redis lock store' })
     }
     return unsubscribe
+  }
+
+  /** SUBSCRIBE to the inbox, shared by every mutex key; a failed one is forgotten, so the next wait tries again. */
+  #subscribeInbox(subscriber: Redis | Cluster): Promise<unknown> {
+    const ready = subscriber.subscribe(this.#inbox)
+    this.#inboxReady = ready
+    ready.catch(() => {
+      if (this.#inboxReady === ready) this.#inboxReady = undefined
+    })
+    return ready
   }
 
   /** Ends the subscriber connection the store opened, if any. Your connection stays open. */
