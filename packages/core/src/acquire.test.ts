@@ -280,6 +280,28 @@ describe('waiting in a queueing store', () => {
     }
   })
 
+  test('while its subscription is still being set up, the head polls: a release it cannot hear yet is taken within a poll', async () => {
+    const { store, calls } = recordingStore()
+    const subscribe = store.subscribeToReleases!
+    // A listener connection that takes a second to open (a TLS handshake to a remote server, a busy machine).
+    store.subscribeToReleases = async (key, listener) => {
+      await sleep(1_000)
+      return subscribe(key, listener)
+    }
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    const head = factory.createLock('k', '10s', { owner: 'head' })
+    const heading = head.acquire({ retry: { delay: '10s', timeout: '5s' } })
+    await sleep(100)
+    expect(calls.filter((call) => call.owner === 'head').length).toBeGreaterThan(3)
+    const releasedAt = performance.now()
+    await holder.release()
+    expect(await within(heading, 500)).toBe(true)
+    expect(performance.now() - releasedAt).toBeLessThan(200)
+    await head.release()
+  })
+
   test('when subscribing fails, the head polls briefly instead of waiting for notifications that never come', async () => {
     const { store, calls } = recordingStore()
     store.subscribeToReleases = () => Promise.reject(new Error('pub/sub refused'))

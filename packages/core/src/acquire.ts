@@ -138,6 +138,8 @@ export async function acquireWithRetry(
   const wait = queueWait(store, policy)
   let waiter: ReleaseWaiter | undefined
   let subscribed = false
+  /** Settles once the key's subscription, still being set up, is active (or has failed); then `undefined`. */
+  let subscribing: Promise<void> | undefined
   /** How many pauses in a row were cut short by the holder's lease end (see below). */
   let hintedInARow = 0
   const pacer = new QueuePacer()
@@ -183,10 +185,21 @@ export async function acquireWithRetry(
         waiter = joinReleaseQueue(store, key, owner, logger, attemptSentAt)
         const heardSinceAttempt = (waiter?.listeningSince ?? Number.POSITIVE_INFINITY) <= attemptSentAt
         if (waiter !== undefined && !heardSinceAttempt) {
-          if (!(await subscriptionReady(waiter, deadline, signal))) return false
-          continue
+          if (wait === undefined) {
+            if (!(await subscriptionReady(waiter, deadline, signal))) return false
+            continue
+          }
+          // A queueing store: poll as on one that cannot announce until the subscription is active, then
+          // try at once. Opening a listener connection can take long on a busy machine, and the head of the
+          // queue would leave the lock idle meanwhile.
+          subscribing = waiter.ready.then(() => {
+            subscribing = undefined
+          })
         }
       }
+      // The subscription became active after this attempt was sent: a release announced before then went
+      // unheard, so try again at once.
+      if (subscribing === undefined && (waiter?.listeningSince ?? Number.NEGATIVE_INFINITY) > attemptSentAt) continue
       const planned =
         wait === undefined
           ? pauseAfter(policy, attempt)
@@ -209,6 +222,11 @@ export async function acquireWithRetry(
         hintedInARow++
       } else if (expiresIn === undefined) {
         hintedInARow = 0
+      }
+      // Still subscribing: the pause ends early once the subscription is active (then the check above).
+      if (subscribing !== undefined) {
+        await sleep(pause, signal, subscribing)
+        continue
       }
       await (waiter ? waiter.sleep(pause, signal) : sleep(pause, signal))
     }
