@@ -12,7 +12,14 @@ let key = ''
 let worker = 0
 
 process.on('message', (message: ToWorker) => {
-  const step = message.type === 'setup' ? setUp(message) : work(message.deadline, message.holdMs)
+  const step =
+    message.type === 'setup'
+      ? setUp(message)
+      : message.type === 'warm'
+        ? warm(message.deadline, message.holdMs)
+        : message.type === 'go'
+          ? work(message.deadline, message.holdMs)
+          : close()
   step.catch((error: unknown) => {
     send({ type: 'failed', error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })
     process.exitCode = 1
@@ -34,10 +41,21 @@ async function setUp(order: Extract<ToWorker, { type: 'setup' }>): Promise<void>
   send({ type: 'ready' })
 }
 
+async function warm(deadline: number, holdMs: number): Promise<void> {
+  if (client === undefined) throw new Error('told to warm up before setup')
+  await runHolds(client, `${key}:warm`, worker, holdMs, deadline, sharedNow)
+  Object.assign(counters, newCounters())
+  send({ type: 'warmed' })
+}
+
 async function work(deadline: number, holdMs: number): Promise<void> {
   if (client === undefined) throw new Error('told to start before setup')
   const holds = await runHolds(client, key, worker, holdMs, deadline, sharedNow)
-  await client.close()
   send({ type: 'done', holds, counters })
+}
+
+async function close(): Promise<void> {
+  await client?.close()
+  send({ type: 'closed' })
   process.disconnect?.()
 }

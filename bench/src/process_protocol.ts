@@ -16,11 +16,17 @@ export type ToWorker =
       worker: number
       key: string
     }
+  /** Contend on a warm-up key until `deadline`, so the waiting path (listener, queue statements) is warm too. */
+  | { type: 'warm'; deadline: number; holdMs: number }
   | { type: 'go'; deadline: number; holdMs: number }
+  /** Sent once every worker is done: none closes its connections while another may still be measuring a wait. */
+  | { type: 'close' }
 
 export type FromWorker =
   | { type: 'ready' }
+  | { type: 'warmed' }
   | { type: 'done'; holds: Hold[]; counters: Counters }
+  | { type: 'closed' }
   | { type: 'failed'; error: string }
 
 /**
