@@ -20,19 +20,25 @@ afterAll(async () => {
   await admin.end()
 })
 
-/** Records the `relaxed` column of every acquire reply sent through `connection`. */
-function recordRelaxed(connection: pg.Pool | pg.Client): (string | null)[] {
+/** Records `column` of every row that statements named `prefix...` return through `connection`. */
+function recordColumn(connection: pg.Pool | pg.Client, prefix: string, column: string): (string | null)[] {
   const seen: (string | null)[] = []
   const query = connection.query.bind(connection) as (config: unknown) => Promise<pg.QueryResult>
   Object.assign(connection, {
     query: async (config: { name?: string }) => {
       const result = await query(config)
-      if (config.name?.startsWith('verrou_acquire_')) seen.push((result.rows[0] as { relaxed: string | null }).relaxed)
+      if (config.name?.startsWith(prefix))
+        for (const row of result.rows as Record<string, string | null>[]) seen.push(row[column] ?? null)
       return result
     },
   })
   return seen
 }
+
+/** The `relaxed` column of every acquire reply (one row each). */
+const recordRelaxed = (connection: pg.Pool | pg.Client) => recordColumn(connection, 'verrou_acquire_', 'relaxed')
+/** The `commit_mode` of every release that released something (a row each; none when nothing was held). */
+const recordReleaseCommits = (connection: pg.Pool | pg.Client) => recordColumn(connection, 'verrou_release_', 'commit_mode')
 
 async function placesOf(key: string): Promise<string[]> {
   const { rows } = await admin.query(
@@ -83,6 +89,56 @@ describe('relaxed commits of refusals', () => {
       await client.query('COMMIT')
       expect(seen).toEqual([null])
       await holder.close()
+    } finally {
+      await store.close()
+      await client.end()
+    }
+  })
+})
+
+describe('relaxed commits of releases', () => {
+  test('on a pool, the release of a lease that ends skips the WAL flush; of one that never ends, it waits for it', async () => {
+    // One session, so that SHOW below runs where the statements ran.
+    const pool = createPool({ max: 1 })
+    const store = new PostgresStore({ connection: pool, tableName, listen: false, pruneInterval: false })
+    try {
+      const seen = recordReleaseCommits(pool)
+      const finite = uniqueKey()
+      const forever = uniqueKey()
+      expect((await store.acquire(finite, 'holder', 60_000)).acquired).toBe(true)
+      expect((await store.acquire(forever, 'holder', null)).acquired).toBe(true)
+      // A stale owner releases nothing: no row, nothing relaxed.
+      expect(await store.release(finite, 'stranger')).toBe(false)
+      expect(await store.release(finite, 'holder')).toBe(true)
+      expect(await store.release(forever, 'holder')).toBe(true)
+      expect(seen).toEqual(['off', 'on'])
+      // Relaxed for that transaction alone: the session keeps its setting.
+      const { rows } = await pool.query('SHOW synchronous_commit')
+      expect(rows[0].synchronous_commit).toBe('on')
+      // Committed and visible to every other session at once, as any commit: the key is free.
+      const other = new PostgresStore({ connection: admin, tableName, listen: false, pruneInterval: false })
+      expect((await other.acquire(finite, 'next', 60_000)).acquired).toBe(true)
+      expect(await other.release(finite, 'next')).toBe(true)
+      await other.close()
+    } finally {
+      await store.close()
+      await pool.end()
+    }
+  })
+
+  test('on a Client, which may be inside the caller transaction, a release is never relaxed', async () => {
+    const client = await createClient()
+    const store = new PostgresStore({ connection: client, tableName, listen: false, pruneInterval: false })
+    try {
+      const seen = recordReleaseCommits(client)
+      const key = uniqueKey()
+      expect((await store.acquire(key, 'holder', 60_000)).acquired).toBe(true)
+      await client.query('BEGIN')
+      expect(await store.release(key, 'holder')).toBe(true)
+      const { rows } = await client.query("SELECT current_setting('synchronous_commit') AS setting")
+      expect(rows[0].setting).toBe('on')
+      await client.query('COMMIT')
+      expect(seen).toEqual(['on'])
     } finally {
       await store.close()
       await client.end()

@@ -107,10 +107,25 @@ const announcement = (keyPayload: string, next: string) =>
  * held the row lock through a WAL flush (about 2 ms) that the head's claim then waited out on every
  * hand-over. A crash can lose such a write only together with everything after it (WAL is replayed in
  * order, and any later grant or release flushes it), and costs at most a place, which its waiter renews.
- * Grants, releases and tokens keep the session's setting. The caller passes `false` unless the statement is
+ * Grants and tokens keep the session's setting (releases: see releasedNow). The caller passes `false` unless the statement is
  * surely a transaction of its own (a pool's), so that a user's transaction is never relaxed.
  */
 const relaxedRefusal = (condition: string) => `CASE WHEN ${condition} THEN set_config('synchronous_commit', 'off', true) END`
+
+/**
+ * The end of a released lease: the statement's clock. Computing it also turns `synchronous_commit` off for
+ * the release's own transaction when `relax` holds and the lease had an end (the old row's expires_at,
+ * which only SET can read). Such a release may skip the WAL flush: a crash can undo it only together with
+ * everything after it (WAL is replayed in order, and any later grant flushes it), so at worst the lock
+ * goes back to its releaser until that lease ends, as if the holder had died; never to a second holder.
+ * A lease that never expires would then be held for good, so its release waits for the flush. CASE tries
+ * its branches in order: set_config runs only when both hold.
+ */
+const releasedNow = (row: string, relax: string) => `CASE
+    WHEN ${row}.expires_at IS NULL OR NOT ${relax}::boolean THEN clock_timestamp()
+    WHEN set_config('synchronous_commit', 'off', true) IS NOT NULL THEN clock_timestamp()
+    ELSE clock_timestamp()
+  END`
 
 /** $1 grace in ms: the row's lease and every place in its queue ended more than that ago. */
 const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
@@ -239,17 +254,19 @@ FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     ),
 
-    // $3 the table's channel, $4 the key's payload. The UPDATE re-reads the latest row version under its
-    // lock (READ COMMITTED's re-check), so the head it names is the one after every earlier commit. pg_notify
-    // runs in the same statement, on the head's inbox, and only when a live waiter exists.
+    // $3 the table's channel, $4 the key's payload, $5 whether the release may commit without waiting for
+    // the WAL flush (see releasedNow). The UPDATE re-reads the latest row version under its lock (READ
+    // COMMITTED's re-check), so the head it names is the one after every earlier commit. pg_notify runs in
+    // the same statement, on the head's inbox, and only when a live waiter exists. `commit_mode` says
+    // whether the release waits for the flush.
     release: hot(
       'release',
       `WITH released AS (
-  UPDATE ${table} AS held SET owner = NULL, expires_at = clock_timestamp()
+  UPDATE ${table} AS held SET owner = NULL, expires_at = ${releasedNow('held', '$5')}
   WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
   RETURNING ${nextAndInbox('held', 'clock_timestamp()')}
 )
-${notifyNext('$3', '$4')} FROM released`,
+${notifyNext('$3', '$4')}, current_setting('synchronous_commit') AS commit_mode FROM released`,
     ),
 
     extend: hot(

@@ -201,7 +201,13 @@ export class PostgresStore implements LockStore {
     const result = await this.#run(
       'release',
       key,
-      this.#hot(this.#sql.release, [toStoredBytes(key), toStoredBytes(owner), this.#names.channel, releasePayload(key)]),
+      this.#hot(this.#sql.release, [
+        toStoredBytes(key),
+        toStoredBytes(owner),
+        this.#names.channel,
+        releasePayload(key),
+        this.#ownTransactions,
+      ]),
     )
     return result.rowCount === 1
   }
