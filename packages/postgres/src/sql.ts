@@ -107,8 +107,9 @@ const announcement = (keyPayload: string, next: string) =>
  * held the row lock through a WAL flush (about 2 ms) that the head's claim then waited out on every
  * hand-over. A crash can lose such a write only together with everything after it (WAL is replayed in
  * order, and any later grant or release flushes it), and costs at most a place, which its waiter renews.
- * Grants and tokens keep the session's setting (releases: see releasedNow). The caller passes `false` unless the statement is
- * surely a transaction of its own (a pool's), so that a user's transaction is never relaxed.
+ * Grants and tokens keep the session's setting (releases: see releasedNow). The caller passes `false`
+ * unless the statement is surely a transaction of its own (a pool's), so that a user's transaction is
+ * never relaxed.
  */
 const relaxedRefusal = (condition: string) => `CASE WHEN ${condition} THEN set_config('synchronous_commit', 'off', true) END`
 
@@ -257,8 +258,7 @@ WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     // $3 the table's channel, $4 the key's payload, $5 whether the release may commit without waiting for
     // the WAL flush (see releasedNow). The UPDATE re-reads the latest row version under its lock (READ
     // COMMITTED's re-check), so the head it names is the one after every earlier commit. pg_notify runs in
-    // the same statement, on the head's inbox, and only when a live waiter exists. `commit_mode` says
-    // whether the release waits for the flush.
+    // the same statement, on the head's inbox, and only when a live waiter exists.
     release: hot(
       'release',
       `WITH released AS (
@@ -266,7 +266,7 @@ WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
   WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
   RETURNING ${nextAndInbox('held', 'clock_timestamp()')}
 )
-${notifyNext('$3', '$4')}, current_setting('synchronous_commit') AS commit_mode FROM released`,
+${notifyNext('$3', '$4')} FROM released`,
     ),
 
     extend: hot(

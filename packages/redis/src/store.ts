@@ -60,6 +60,10 @@ export class RedisStore extends ScriptedLockStore {
   readonly #inboxBytes = Buffer.from(this.#inbox)
   /** The inbox's SUBSCRIBE on the current subscriber connection. */
   #inboxReady: Promise<unknown> | undefined
+  /** Whether a script was sent in this tick (then the next ones are corked, see #coalesceWrites). */
+  #wroteThisTick = false
+  /** The socket corked until this tick ends. */
+  #corked: Writable | undefined
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -232,11 +236,6 @@ export class RedisStore extends ScriptedLockStore {
     stream.cork()
     this.#corked = stream
   }
-
-  /** Whether a script was sent in this tick (then the next ones are corked). */
-  #wroteThisTick = false
-  /** The socket corked until this tick ends. */
-  #corked: Writable | undefined
 
   readonly #endTick = (): void => {
     this.#wroteThisTick = false
