@@ -13,7 +13,13 @@ export interface ContentionSettings {
 
 /** One window of one subject. */
 export interface ContentionRound {
+  /** Acquisitions made while the window was open: what throughput and fairness count. */
   acquisitions: number
+  /**
+   * Every acquisition the counted round trips paid for: those of the window, plus each worker's last one,
+   * asked for inside the window but granted after it closed (its requests are counted as they happen).
+   */
+  completed: number
   perWorker: number[]
   /** Milliseconds from a holder calling release to the next holder's acquire resolving. */
   handoffs: number[]
@@ -122,7 +128,16 @@ export function summarise(holds: Hold[], deadline: number, workers: number, coun
     else if (active.length === holders - 1 && lastRelease !== undefined) handoffs.push(hold.acquiredAt - lastRelease)
     active.push(hold)
   })
-  return { acquisitions: counted.length, perWorker, handoffs, overlaps, retakes, longestWaitMs, counters }
+  return {
+    acquisitions: counted.length,
+    completed: holds.length,
+    perWorker,
+    handoffs,
+    overlaps,
+    retakes,
+    longestWaitMs,
+    counters,
+  }
 }
 
 export function counterKey(prefix: string): () => string {

@@ -43,7 +43,7 @@ async function setUp(order: Extract<ToWorker, { type: 'setup' }>): Promise<void>
 
 async function warm(deadline: number, holdMs: number): Promise<void> {
   if (client === undefined) throw new Error('told to warm up before setup')
-  await runHolds(client, `${key}:warm`, worker, holdMs, deadline, sharedNow)
+  await runHolds(client, key, worker, holdMs, deadline, sharedNow)
   Object.assign(counters, newCounters())
   send({ type: 'warmed' })
 }

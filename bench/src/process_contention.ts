@@ -23,7 +23,7 @@ export interface ProcessSubject {
 
 /** Time for every worker to start, connect and warm up before the window opens. */
 const SETUP_TIMEOUT_MS = 60_000
-/** How long the workers contend on a warm-up key before the window opens. */
+/** How long the workers contend on the window's key before the window opens. */
 const WARM_UP_MS = 300
 /** Between the go and the window opening, so that every worker starts on the same tick. */
 const GO_MARGIN_MS = 200
@@ -60,9 +60,11 @@ export async function runProcessContention(
       SETUP_TIMEOUT_MS,
       `${subject.id}: the worker processes were not ready within ${SETUP_TIMEOUT_MS} ms`,
     )
-    // Every worker waits a few times before the window opens, all together on a key of their own: the
-    // first wait of a process opens its listener and prepares the queue statements, which on a busy
-    // machine costs more than a hand-over. The window measures waiting, not that set-up.
+    // Every worker waits a few times before the window opens, all together on the window's key: the first
+    // wait of a process opens its listener, subscribes to the key and prepares the queue statements, which
+    // on a busy machine costs more than a hand-over (and an attempt, for a release that may have come
+    // while subscribing). A process that waits on a key again within seconds finds all of that in place:
+    // the window measures that steady state. All holds are over before it opens, so it starts free.
     const warmUntil = sharedNow() + GO_MARGIN_MS + WARM_UP_MS
     await withTimeout(
       Promise.all(

@@ -361,6 +361,7 @@ async function measureContention(
   }
   return entries.map(({ subject, rounds, error }) => {
     const acquisitions = sum(rounds.map((round) => round.acquisitions))
+    const completed = sum(rounds.map((round) => round.completed))
     const perWorker = rounds.flatMap((round) => round.perWorker)
     const handoffs = new Samples()
     for (const round of rounds) for (const gap of round.handoffs) handoffs.push(gap)
@@ -376,8 +377,9 @@ async function measureContention(
       overlaps: sum(rounds.map((round) => round.overlaps)),
       retakeShare: acquisitions > rounds.length ? sum(rounds.map((round) => round.retakes)) / (acquisitions - rounds.length) : 0,
       gaveUp: sum(rounds.map((round) => round.counters.gaveUp)),
-      roundTripsPerAcquisition:
-        acquisitions > 0 ? sum(rounds.map((round) => round.counters.roundTrips)) / acquisitions : Number.NaN,
+      // Per acquisition paid for: dividing by the window's acquisitions alone would charge each worker's
+      // last wait, granted after the window closed, to the others.
+      roundTripsPerAcquisition: completed > 0 ? sum(rounds.map((round) => round.counters.roundTrips)) / completed : Number.NaN,
       longestWaitMs: Math.max(0, ...rounds.map((round) => round.longestWaitMs)),
       ...(error === undefined ? {} : { error }),
     }

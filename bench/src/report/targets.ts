@@ -153,7 +153,7 @@ function fairHandOverVerdicts(result: BenchResult): Verdict[] {
     if (announcing && store !== 'memory') {
       verdicts.push({
         met: ours.roundTripsPerAcquisition <= 3,
-        text: `${where}: ${ours.roundTripsPerAcquisition.toFixed(1)} round trips per acquisition (target ≤ 3)`,
+        text: `${where}: ${ours.roundTripsPerAcquisition.toFixed(2)} round trips per acquisition (target ≤ 3)`,
       })
     }
     if (floor !== undefined && floor.acquisitionsPerSecond > 0) {
