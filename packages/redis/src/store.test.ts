@@ -337,49 +337,6 @@ describe('scripts and round trips', () => {
     expect(seen).toEqual(['evalsha', 'evalsha', 'evalsha', 'evalsha', 'exists', 'evalsha', 'evalsha', 'evalsha'])
   })
 
-  test('scripts sent in one tick share the socket: the first is written at once, the rest in one write', async () => {
-    const connection = connect()
-    const own = redisStore({ connection, prefix })
-    try {
-      await own.isLocked(uniqueKey('coalesce-warm'))
-      const socket = connection.stream as unknown as {
-        _write: (...args: unknown[]) => void
-        _writev: (...args: unknown[]) => void
-      }
-      const writes: number[] = []
-      const write = socket._write.bind(socket)
-      const writev = socket._writev.bind(socket)
-      socket._write = (...args) => {
-        writes.push(1)
-        write(...args)
-      }
-      socket._writev = (chunks, ...rest) => {
-        writes.push((chunks as unknown[]).length)
-        writev(chunks, ...rest)
-      }
-      const keys = Array.from({ length: 6 }, (_, i) => uniqueKey(`coalesce-${i}`))
-      const replies = await Promise.all(keys.map((key) => own.acquire(key, 'o', 10_000)))
-      expect(replies.every((reply) => reply.acquired)).toBe(true)
-      expect(writes).toEqual([1, 5])
-      expect(connection.stream.writableCorked).toBe(0)
-      // Alone in its tick, a script is written at once, uncorked.
-      writes.length = 0
-      expect(await own.release(keys[0]!, 'o')).toBe(true)
-      expect(writes).toEqual([1])
-      // The connection's other commands in that tick keep their order: this GET runs after the acquires.
-      const [, , holder] = await Promise.all([
-        own.acquire(keys[0]!, 'p', 10_000),
-        own.acquire(uniqueKey('coalesce-other'), 'p', 10_000),
-        connection.get(lockKeys(prefix, keys[0]!).lock),
-      ])
-      expect(holder).toBe('p')
-      await Promise.all(keys.map((key) => own.forceRelease(key)))
-    } finally {
-      await own.close()
-      await connection.quit()
-    }
-  })
-
   test('a server that lost its scripts (restart, failover, SCRIPT FLUSH) gets them again by EVAL', async () => {
     const key = uniqueKey('noscript')
     await redis.script('FLUSH')
