@@ -99,27 +99,39 @@ return {pttl, take_place(KEYS[3], KEYS[4], KEYS[5], owner, tonumber(ARGV[4]), AR
 `
 
 /**
- * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: owner, channel, grace. Returns 1 if `owner` held the lock
- * and it is now released, else 0. The counter stays for the grace. The first live waiter, if any, is
- * announced by its owner id; with nobody waiting nothing is read of the queue and nothing is published.
+ * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: owner, channel, grace. Returns 1 if `owner`
+ * held the lock and it is now released, else 0. The first live waiter, if any, is announced by its owner
+ * id; with nobody waiting nothing is read of the queue and nothing is published.
+ *
+ * The counter is left as it is, unless the lease never expires: the acquire or extend that set this lease
+ * gave the counter an expiry of the lease plus the grace, which already outlives this release by the
+ * grace. Only a lease without an end left a counter without one; it gets the grace now. Not touching it
+ * spares three of the six commands of an uncontended release (and a tenth of Redis's time per cycle).
  */
 export const RELEASE_SCRIPT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-${READ_FENCE_LUA}
+local endless = redis.call('PTTL', KEYS[1]) == -1
 if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
-  redis.call('DEL', KEYS[1])
-  if fence > 0 then
-    -- keep_fence(KEYS[2], fence, 0, grace), inline
-    local time = redis.call('TIME')
-    local ahead = math.ceil((fence - tonumber(time[1]) * 1000000 - tonumber(time[2])) / 1000)
-    redis.call('PEXPIRE', KEYS[2], string.format('%d', tonumber(ARGV[3]) + math.max(0, ahead)))
+  if endless then
+    ${READ_FENCE_LUA}
+    redis.call('DEL', KEYS[1])
+    if fence > 0 then
+      -- keep_fence(KEYS[2], fence, 0, grace), inline
+      local time = redis.call('TIME')
+      local ahead = math.ceil((fence - tonumber(time[1]) * 1000000 - tonumber(time[2])) / 1000)
+      redis.call('PEXPIRE', KEYS[2], string.format('%d', tonumber(ARGV[3]) + math.max(0, ahead)))
+    end
+    return 1
   end
+  redis.call('DEL', KEYS[1])
   return 1
 end
 ${CLOCK_LUA}${FENCE_LUA}${QUEUE_LUA}
 check_queue(KEYS[3], KEYS[4], KEYS[5])
+local fence = 0
+if endless then fence = read_fence(KEYS[2]) end
 redis.call('DEL', KEYS[1])
 keep_fence(KEYS[2], fence, 0, tonumber(ARGV[3]))
 announce_next(KEYS[3], KEYS[4], KEYS[5], ARGV[2], now_ms())

@@ -141,7 +141,7 @@ describe('fencing counter', () => {
     await store.forceRelease(key)
   })
 
-  test('the counter outlives its lock by the grace, then nothing is left; the next token is still higher', async () => {
+  test('the counter outlives its lease by the grace, released or not, then nothing is left; the next token is still higher', async () => {
     const own = graceful()
     const key = uniqueKey('fence-grace')
     const { lock, fence } = lockKeys(prefix, key)
@@ -149,11 +149,13 @@ describe('fencing counter', () => {
     const held = await redis.pttl(fence)
     expect(held).toBeGreaterThan(500 + grace - 200)
     expect(held).toBeLessThanOrEqual(500 + grace)
+    // A release leaves the counter's expiry: it already ends the grace after the lease would have.
     expect(await own.release(key, 'o')).toBe(true)
+    expect(await redis.exists(lock)).toBe(0)
     const released = await redis.pttl(fence)
-    expect(released).toBeGreaterThan(0)
-    expect(released).toBeLessThanOrEqual(grace)
-    await sleep(grace + 200)
+    expect(released).toBeLessThanOrEqual(held)
+    expect(released).toBeGreaterThan(grace)
+    await sleep(500 + grace + 200)
     expect(await redis.exists(lock, fence)).toBe(0)
     expect(await take(own, key, 10_000)).toBeGreaterThan(first)
     await own.forceRelease(key)
@@ -227,18 +229,31 @@ describe('fencing counter', () => {
     await redis.del(fence)
   })
 
-  test('a foreign value in the counter fails release too, and the holder keeps the lock and the counter as they were', async () => {
+  test('a foreign value in the counter fails the release of an endless lease, which would write it; the holder keeps the lock and the counter as they were', async () => {
     const key = uniqueKey('fence-corrupt-release')
     const { lock, fence } = lockKeys(prefix, key)
     for (const write of [() => redis.set(fence, 'not a number'), () => redis.sadd(fence, 'x')]) {
       await redis.del(fence)
-      await redis.set(lock, 'o', 'PX', 10_000)
+      await redis.set(lock, 'o')
       await write()
       await expect(store.release(key, 'o')).rejects.toSatisfy(expectStorageError('release'))
       expect(await redis.get(lock)).toBe('o')
       expect(await redis.pttl(fence)).toBe(-1)
     }
     await redis.del(lock, fence)
+  })
+
+  test('the release of a lease that ends never reads the counter: a foreign value there is left for the next acquire to report', async () => {
+    const key = uniqueKey('fence-corrupt-finite-release')
+    const { lock, fence } = lockKeys(prefix, key)
+    await redis.set(lock, 'o', 'PX', 10_000)
+    await redis.sadd(fence, 'x')
+    expect(await store.release(key, 'o')).toBe(true)
+    expect(await redis.exists(lock)).toBe(0)
+    expect(await redis.smembers(fence)).toEqual(['x'])
+    await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
+    expect(await store.isLocked(key)).toBe(false)
+    await redis.del(fence)
   })
 
   test('a token past the largest safe integer is a storage error, and the lock stays free', async () => {
