@@ -105,8 +105,9 @@ return {pttl, take_place(KEYS[3], KEYS[4], KEYS[5], owner, tonumber(ARGV[4]), AR
  *
  * The counter is left as it is, unless the lease never expires: the acquire or extend that set this lease
  * gave the counter an expiry of the lease plus the grace, which already outlives this release by the
- * grace. Only a lease without an end left a counter without one; it gets the grace now. Not touching it
- * spares three of the six commands of an uncontended release (and a tenth of Redis's time per cycle).
+ * grace. Only a lease without an end left a counter without one; it gets the grace now (PTTL tells which).
+ * An uncontended release is then four commands instead of six (Redis time in the scripts per acquire +
+ * release cycle, paired: 17.1 -> 14.9 us).
  */
 export const RELEASE_SCRIPT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
