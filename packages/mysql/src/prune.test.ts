@@ -4,6 +4,7 @@ import { afterAll, describe, expect, test, vi } from 'vitest'
 import { createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { mysqlStore } from './index.js'
 import { keyHash, toBytes } from './key_bytes.js'
+import { ROW_KEPT_MS } from './sql.js'
 
 const pool = createTestPool({ connectionLimit: 20 })
 const tables: string[] = []
@@ -48,6 +49,10 @@ describe('pruning ended leases', () => {
     await take(held, 10_000)
     await take(permanent, null)
     await sleep(100)
+    // Ended less than ROW_KEPT_MS ago: kept, so a store that just saw a row can count on it.
+    expect(await store.pruneExpired()).toBe(0)
+    for (const key of [released, forced, expired]) expect(await rowExists(tableName, key)).toBe(true)
+    await sleep(ROW_KEPT_MS)
 
     expect(await store.pruneExpired()).toBe(3)
     for (const key of [released, forced, expired]) expect(await rowExists(tableName, key)).toBe(false)
@@ -66,25 +71,33 @@ describe('pruning ended leases', () => {
   test('pruning while many workers churn on the same keys never repeats or lowers a token', async () => {
     const tableName = newTable()
     const store = mysqlStore({ connection: pool, tableName, pruneInterval: false })
-    const keys = Array.from({ length: 6 }, newKey)
+    const keys = Array.from({ length: 40 }, newKey)
     // When each acquisition was sent and answered, on this process's clock.
     const grants = new Map<string, Array<{ token: number; sent: number; answered: number }>>(keys.map((key) => [key, []]))
+    const take = async (key: string, owner: string) => {
+      const sent = performance.now()
+      const result = await store.acquire(key, owner, 30)
+      if (result.acquired) grants.get(key)!.push({ token: result.fencingToken, sent, answered: performance.now() })
+      return result.acquired
+    }
+    // Every row has ended ROW_KEPT_MS ago when the churn starts, so the pruner races the workers for each.
+    for (const key of keys) {
+      expect(await take(key, 'seed')).toBe(true)
+      await store.release(key, 'seed')
+    }
+    await sleep(ROW_KEPT_MS + 50)
     const deadline = performance.now() + 1_500
     let pruned = 0
     const worker = async (id: number) => {
       const owner = `worker-${id}`
-      while (performance.now() < deadline) {
-        const key = keys[id % keys.length]!
-        const sent = performance.now()
-        const result = await store.acquire(key, owner, 30)
-        if (result.acquired) {
-          grants.get(key)!.push({ token: result.fencingToken, sent, answered: performance.now() })
+      for (let visit = id; performance.now() < deadline; visit++) {
+        const key = keys[visit % keys.length]!
+        if (await take(key, owner)) {
           // Half release, half let the lease run out, so both kinds of ended rows get pruned.
           if (id % 2 === 0) await store.release(key, owner)
           else await sleep(35)
         }
-        // Leave the key free for a moment, so the pruner finds ended rows to delete.
-        await sleep(Math.random() * 10)
+        await sleep(Math.random() * 5)
       }
     }
     const pruner = async () => {
@@ -128,7 +141,7 @@ describe('pruning ended leases', () => {
     await store.close()
     await store.close()
     const afterClose = await endRow(seed)
-    await sleep(400)
+    await sleep(ROW_KEPT_MS + 400)
     expect(await rowExists(tableName, afterClose)).toBe(true)
 
     const spaced = mysqlStore({ connection: pool, tableName, pruneInterval: 60_000 })
@@ -136,7 +149,7 @@ describe('pruning ended leases', () => {
     await spaced.isLocked(newKey())
     await vi.waitFor(async () => expect(await rowExists(tableName, afterClose)).toBe(false), { timeout: 5_000 })
     const ended = await endRow(spaced)
-    await sleep(300)
+    await sleep(ROW_KEPT_MS + 300)
     expect(await rowExists(tableName, ended)).toBe(true)
     await spaced.close()
 

@@ -33,6 +33,18 @@ export const QUEUE_PRESENT: unique symbol = Symbol('queue present')
 /** Rows pruned per batch: small enough that a batch holds its row locks only briefly. */
 export const PRUNE_BATCH = 200
 
+/** Rows a prune reads per page, walking the primary key: the table has no index on lease ends to keep up. */
+export const SCAN_PAGE = 1000
+
+/**
+ * A row whose lease ended is kept at least this long (server clock) before pruning may delete it, so a store
+ * that touched the row less than `ROW_HINT_MS` ago can count on it and skip the floor read (see
+ * `acquireExisting`).
+ */
+export const ROW_KEPT_MS = 2000
+/** How long after sending an operation that found (or left) a row the store assumes the row is there. */
+export const ROW_HINT_MS = ROW_KEPT_MS / 2
+
 /**
  * The wait queue lives in the lock's own row (`wait_queue`), so the row lock every statement takes on it
  * serialises each decision about the queue with the decision about the lock. It is ASCII text made of
@@ -88,6 +100,12 @@ export interface LockStatements {
    * subquery nor writes it, which would cost on every run even when not needed. Result: see `readAcquire`.
    */
   acquire: Statement
+  /**
+   * `acquire` for a key whose row is known to exist: an UPDATE with the same assignments, so it never reads
+   * the floor table (an INSERT computes its VALUES, floor read included, even when the row exists). Result:
+   * see `readExisting`.
+   */
+  acquireExisting: Statement
   /** Decides with or without a queue. Result: see `readAcquire`. */
   acquireQueued: Statement
   /**
@@ -106,8 +124,12 @@ export interface LockStatements {
   forceRelease: string
   /** Params: keyHash. A row when locked. */
   isLocked: string
-  /** Rows whose lease has ended (released or expired) and whose queue has no live place, oldest first. */
-  selectEnded: string
+  /**
+   * Params: the last key hash of the previous page (an empty buffer first). The next `SCAN_PAGE` rows in
+   * primary-key order, each with whether it may be pruned: its lease ended `ROW_KEPT_MS` ago or more and its
+   * queue has no live place.
+   */
+  scanPage: string
   /** Params: token, token. */
   raiseFloor: string
   /** Params: PRUNE_BATCH key hashes, then the floor they were covered by. */
@@ -119,8 +141,9 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   const ended = `expires_at <= ${NOW_MS}`
   const live = `(expires_at IS NULL OR expires_at > ${NOW_MS})`
   const newExpiry = `${NOW_MS} + CAST(? AS SIGNED)`
-  // A row may go only once no place in its queue can be alive: queue_ends_at is never below any place's end.
-  const prunable = `${ended} AND (wait_queue IS NULL OR queue_ends_at <= ${NOW_MS})`
+  // A row may go once it has been ended a while (so a store's recent sight of it stays true) and no place in
+  // its queue can be alive: queue_ends_at is never below any place's end.
+  const prunable = `expires_at <= ${NOW_MS} - ${ROW_KEPT_MS} AND (wait_queue IS NULL OR queue_ends_at <= ${NOW_MS})`
 
   // The owner's place: the 1-based offset of its opening quote, 0 when it has none. A quote followed by 64
   // hex digits only ever starts a place (a closing quote is followed by a comma), so a match is aligned.
@@ -154,6 +177,19 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
     `+ IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0)`,
   ].join(' ')
 
+  // The plain acquire's decision on an existing row without a queue: grant an ended lease, refuse a live one
+  // to a caller without `wait`. Anything else (a queue to respect, or a place to take) changes nothing and is
+  // passed on to acquireQueued. It writes only the columns the statement before queues wrote, and reads
+  // `wait_queue`, which it never assigns, and `expires_at`, assigned last: the same in any order. A lease
+  // that never ends is refused as REFUSED_BASE (nothing left to report), so no decision reports 0.
+  const plainDecision = [
+    `fencing_token = IF(wait_queue IS NULL AND ${ended}, LAST_INSERT_ID(fencing_token + 1),`,
+    `  fencing_token + 0 * LAST_INSERT_ID(IF(wait_queue IS NULL AND {lease} IS NULL,`,
+    `    IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}), 0) + ${REFUSED_BASE}, ${QUEUE_PRESENT_CODE}))),`,
+    `lock_owner = IF(wait_queue IS NULL AND ${ended}, {owner}, lock_owner),`,
+    `expires_at = IF(wait_queue IS NULL AND ${ended}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
+  ].join('\n  ')
+
   return {
     createLockTable: [
       `CREATE TABLE IF NOT EXISTS ${locks} (`,
@@ -165,7 +201,6 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       '  wait_queue LONGBLOB NULL,',
       '  queue_ends_at BIGINT NULL,',
       '  PRIMARY KEY (key_hash),',
-      '  KEY ended_leases (expires_at, fencing_token),',
       `  CHECK (fencing_token BETWEEN 1 AND ${REFUSED_BASE - 1})`,
       ') ENGINE=InnoDB',
     ].join('\n'),
@@ -179,22 +214,17 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       ') ENGINE=InnoDB',
     ].join('\n'),
     seedFloor: `INSERT INTO ${floor} (id, fencing_token) VALUES (1, 0) ON DUPLICATE KEY UPDATE id = id`,
-    // Insert the row, or decide on an existing row without a queue: grant an ended lease, refuse a live one
-    // to a caller without `wait`. Anything else (a queue to respect, or a place to take) changes nothing and
-    // is passed on to acquireQueued. It writes only the columns the statement before queues wrote, and reads
-    // `wait_queue`, which it never assigns, and `expires_at`, assigned last: the same in any order.
+    // Insert the row, or make the plain decision on the existing one.
     acquire: statement(
       [
         `INSERT INTO ${locks} (key_hash, lock_key, lock_owner, expires_at, fencing_token)`,
         `VALUES ({keyHash}, {key}, {owner}, ${NOW_MS} + CAST({ttl} AS SIGNED), LAST_INSERT_ID((SELECT fencing_token FROM ${floor} WHERE id = 1 LOCK IN SHARE MODE) + 1))`,
-        'ON DUPLICATE KEY UPDATE',
-        `  fencing_token = IF(wait_queue IS NULL AND ${ended}, LAST_INSERT_ID(fencing_token + 1),`,
-        `    fencing_token + 0 * LAST_INSERT_ID(IF(wait_queue IS NULL AND {lease} IS NULL,`,
-        `      IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0), ${QUEUE_PRESENT_CODE}))),`,
-        `  lock_owner = IF(wait_queue IS NULL AND ${ended}, {owner}, lock_owner),`,
-        `  expires_at = IF(wait_queue IS NULL AND ${ended}, ${NOW_MS} + CAST({ttl} AS SIGNED), expires_at)`,
+        `ON DUPLICATE KEY UPDATE ${plainDecision}`,
       ].join('\n'),
     ),
+    // The same decision on a row that exists, without the INSERT's VALUES: no floor read. A missing row
+    // matches nothing and leaves LAST_INSERT_ID unset (0), which no decision reports.
+    acquireExisting: statement(`UPDATE ${locks} SET ${plainDecision} WHERE key_hash = {keyHash}`),
     // Insert the row, or decide on the existing one under its row lock, queue or not. MySQL runs the ON
     // DUPLICATE KEY UPDATE assignments left to right, and later ones see earlier results (MariaDB too,
     // unless SIMULTANEOUS_ASSIGNMENT is set), so every assignment but the last reads only columns assigned
@@ -255,7 +285,10 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
     ].join(' '),
     forceRelease: `UPDATE ${locks} SET lock_owner = NULL, expires_at = ${NOW_MS} WHERE key_hash = ? AND ${live}`,
     isLocked: `SELECT 1 AS locked FROM ${locks} WHERE key_hash = ? AND ${live}`,
-    selectEnded: `SELECT key_hash, fencing_token FROM ${locks} WHERE ${prunable} ORDER BY expires_at LIMIT ${PRUNE_BATCH}`,
+    scanPage: [
+      `SELECT key_hash, fencing_token, COALESCE(${prunable}, FALSE) AS prunable FROM ${locks}`,
+      `WHERE key_hash > ? ORDER BY key_hash LIMIT ${SCAN_PAGE}`,
+    ].join(' '),
     raiseFloor: [
       `INSERT INTO ${floor} (id, fencing_token) VALUES (1, CAST(? AS SIGNED))`,
       'ON DUPLICATE KEY UPDATE fencing_token = GREATEST(fencing_token, CAST(? AS SIGNED))',
@@ -279,13 +312,22 @@ export function readAcquire(insertId: number, waited: boolean): AcquireResult | 
   if (insertId === 0) return { acquired: false }
   if (insertId < REFUSED_BASE) return { acquired: true, fencingToken: insertId }
   const refusal = insertId - REFUSED_BASE
-  if (!waited) return { acquired: false, expiresIn: refusal }
+  // A live lease has at least 1 ms left: 0 is one that never ends.
+  if (!waited) return refusal === 0 ? { acquired: false } : { acquired: false, expiresIn: refusal }
   const position = Math.floor(refusal / POSITION_UNIT)
   const expiresIn = refusal % POSITION_UNIT
   const result: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
   if (expiresIn > 0) result.expiresIn = expiresIn
   if (position < MAX_REPORTED_POSITION) result.position = position
   return result
+}
+
+/** `readExisting`'s answer when the row is gone: the INSERT statement must decide. */
+export const NO_ROW: unique symbol = Symbol('no row')
+
+/** Decodes what `acquireExisting` reported: as `readAcquire`, except that 0 means it found no row. */
+export function readExisting(insertId: number, waited: boolean): AcquireResult | typeof QUEUE_PRESENT | typeof NO_ROW {
+  return insertId === 0 ? NO_ROW : readAcquire(insertId, waited)
 }
 
 /**

@@ -127,6 +127,57 @@ describe('MysqlStore', () => {
     }
   })
 
+  test('a key whose row the store just saw is decided without the floor; a row gone behind its back is inserted again', async () => {
+    const table = uniqueTableName('seen')
+    const db = await connection()
+    try {
+      const store = mysqlStore({ connection: db, tableName: table, pruneInterval: false })
+      const executes = async () => {
+        const [rows] = await db.query<RowDataPacket[]>("SHOW SESSION STATUS LIKE 'Com_stmt_execute'")
+        return Number(rows[0]!.Value)
+      }
+      const seen = newKey()
+      const first = await store.acquire(seen, 'a', 10_000)
+      expect(first.acquired).toBe(true)
+      expect(await store.release(seen, 'a')).toBe(true)
+      // Another transaction holds the floor row: any statement that reads it waits, here 1 s, then fails.
+      await db.query('SET SESSION innodb_lock_wait_timeout = 1')
+      const blocker = await connection()
+      await blocker.query('BEGIN')
+      await blocker.query(`SELECT fencing_token FROM \`${table}_floor\` WHERE id = 1 FOR UPDATE`)
+      try {
+        const again = await store.acquire(seen, 'b', 10_000)
+        expect(again).toEqual({ acquired: true, fencingToken: (first.acquired ? first.fencingToken : 0) + 1 })
+        expect((await store.acquire(seen, 'c', 10_000)).acquired).toBe(false)
+        // A store that never saw the row sends the INSERT, which reads the floor even when the row exists.
+        const stranger = mysqlStore({ connection: db, tableName: table, pruneInterval: false })
+        await expect(stranger.acquire(seen, 'd', 10_000)).rejects.toThrow(errors.E_LOCK_STORAGE_ERROR)
+      } finally {
+        await blocker.query('ROLLBACK')
+      }
+      const stranger = mysqlStore({ connection: db, tableName: table, pruneInterval: false })
+      const forever = newKey()
+      expect((await stranger.acquire(forever, 'a', null)).acquired).toBe(true)
+      // Refused through the INSERT (a store that never saw the row) and through the UPDATE, the same answer.
+      expect(await store.acquire(forever, 'b', 10_000)).toEqual({ acquired: false })
+      expect(await store.acquire(forever, 'b', 10_000)).toEqual({ acquired: false })
+
+      // The row goes behind the store's back (as if a pruner's clock had jumped), after the floor covers it.
+      expect(await store.release(seen, 'b')).toBe(true)
+      await db.query(`UPDATE \`${table}_floor\` SET fencing_token = 500`)
+      await db.query(`DELETE FROM \`${table}\` WHERE key_hash = ?`, [keyHash(toBytes(seen))])
+      expect(await store.extend(forever, 'a', null)).toBe(true)
+      // That statement left a LAST_INSERT_ID on this connection; the UPDATE that matches nothing must not
+      // report it as its own. It finds no row, and the INSERT takes the key above the floor: two statements.
+      const before = await executes()
+      expect(await store.acquire(seen, 'e', 10_000)).toEqual({ acquired: true, fencingToken: 501 })
+      expect((await executes()) - before).toBe(2)
+      expect(await store.release(seen, 'e')).toBe(true)
+    } finally {
+      await dropTables(db, table)
+    }
+  })
+
   test('answers are right without the FOUND_ROWS client flag too', async () => {
     const db = await connection({ flags: ['-FOUND_ROWS'] })
     const store = mysqlStore({ connection: db, tableName })

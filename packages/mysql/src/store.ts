@@ -4,16 +4,20 @@ import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { ConnectionGate } from './connection_gate.js'
 import { keyHash, toBytes } from './key_bytes.js'
+import { RecentRows } from './recent_rows.js'
 import { retryingDeadlocks } from './retrying_deadlocks.js'
 import { isPool, MysqlSharedStore } from './shared_store.js'
 import {
   type LockStatements,
   lockStatements,
+  NO_ROW,
   type Param,
   PRUNE_BATCH,
   QUEUE_PRESENT,
   readAcquire,
+  readExisting,
   readPeek,
+  SCAN_PAGE,
   type Statement,
 } from './sql.js'
 import { type LockTables, resolveTables } from './table_name.js'
@@ -56,8 +60,9 @@ const MAX_REMEMBERED_PLACES = 10_000
  * its lease (1.2 s of 2 s), well before it ends.
  */
 const PEEKS_WITHIN = 4
-// A cap per pruneExpired() call keeps one call's duration bounded; the next call carries on.
-const MAX_PRUNE_BATCHES = 50
+// A cap on the pages (and on the shared table's batches) per pruneExpired() call keeps one call's duration
+// bounded; the next call carries on.
+const MAX_PRUNE_PAGES = 50
 
 /**
  * Locks in a MySQL 8 / MariaDB 10.6+ table. Every mutex operation is one statement, decided on the
@@ -78,6 +83,10 @@ export class MysqlStore implements LockStore {
    */
   readonly #places = new Map<string, Map<string, { writtenAt: number; head: boolean }>>()
   #placeCount = 0
+  /** Keys whose row exists for sure: their uncontended acquire updates it without reading the floor. */
+  readonly #rows = new RecentRows()
+  /** Where the next prune carries on: the last key hash it read (an empty buffer: from the start). */
+  #pruneCursor: Buffer = Buffer.alloc(0)
   /** On a lone connection: keeps every statement out of a shared-lock transaction open on it. */
   readonly #gate: ConnectionGate | undefined
   /** Semaphores and read-write locks, in `<tableName>_shared`. */
@@ -117,7 +126,7 @@ export class MysqlStore implements LockStore {
       const connection = options.connection
       this.#housekeeping = new Housekeeping({
         interval: pruneInterval,
-        run: async () => (await this.pruneExpired()) >= MAX_PRUNE_BATCHES * PRUNE_BATCH,
+        run: async () => (await this.#prune()).more,
         connectionEnded: () => connectionEnded(connection),
       })
     }
@@ -149,25 +158,34 @@ export class MysqlStore implements LockStore {
           return refused
         }
       }
-      let result = queued ? undefined : await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined)
-      if (result === undefined || result === QUEUE_PRESENT) {
+      let result: AcquireResult | typeof QUEUE_PRESENT | typeof NO_ROW | undefined
+      if (!queued && this.#rows.has(key, startedAt)) {
+        result = await this.#acquireWith(this.#sql.acquireExisting, values, key, wait !== undefined, readExisting)
+        if (result === NO_ROW) this.#rows.forget(key)
+      }
+      if (!queued && (result === undefined || result === NO_ROW)) {
+        result = await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined, readAcquire)
+      }
+      if (result === undefined || result === QUEUE_PRESENT || result === NO_ROW) {
         // Only the queue knows owners by id: the plain statement, on the uncontended path, never hashes one.
         values.ownerId = ownerId(ownerBytes)
-        result = await this.#acquireWith(this.#sql.acquireQueued, values, key, wait !== undefined)
+        result = await this.#acquireWith(this.#sql.acquireQueued, values, key, wait !== undefined, readAcquire)
       }
       if (result === QUEUE_PRESENT) throw new Error('the queue statement reported a queue instead of deciding')
+      this.#rows.saw(key, startedAt)
       if (wait !== undefined && !result.acquired) this.#remember(key, owner, startedAt, result.position === 0)
       else if (result.acquired) this.#forget(key, owner)
       return result
     })
   }
 
-  async #acquireWith(
+  async #acquireWith<Result>(
     statement: Statement,
     values: Partial<Record<Param, Buffer | number | null>>,
     key: string,
     waited: boolean,
-  ): Promise<AcquireResult | typeof QUEUE_PRESENT> {
+    read: (insertId: number, waited: boolean) => Result,
+  ): Promise<Result> {
     const header = await this.#write(statement.sql, bind(statement, values)).catch((error: unknown) => {
       if ((error as { errno?: unknown } | null)?.errno !== MISSING_FLOOR_ROW) throw error
       throw errors.E_LOCK_STORAGE_ERROR.from(error, {
@@ -177,7 +195,7 @@ export class MysqlStore implements LockStore {
         detail: `${this.#tables.floor} has no row; create it as the README shows`,
       })
     })
-    return readAcquire(Number(header.insertId), waited)
+    return read(Number(header.insertId), waited)
   }
 
   /** One consistent read of what `ownerId`'s next attempt would meet (see `peekQueued`). */
@@ -222,21 +240,27 @@ export class MysqlStore implements LockStore {
 
   release(key: string, owner: string): Promise<boolean> {
     return this.#run('release', key, async () => {
+      const sentAt = performance.now()
       const header = await this.#write(this.#sql.release, [keyHash(toBytes(key)), toBytes(owner)])
+      if (header.affectedRows > 0) this.#rows.saw(key, sentAt)
       return header.affectedRows > 0
     })
   }
 
   extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
     return this.#run('extend', key, async () => {
+      const sentAt = performance.now()
       const header = await this.#write(this.#sql.extend, [ttl, keyHash(toBytes(key)), toBytes(owner)])
+      if (Number(header.insertId) > 0) this.#rows.saw(key, sentAt)
       return Number(header.insertId) > 0
     })
   }
 
   forceRelease(key: string): Promise<void> {
     return this.#run('force release', key, async () => {
-      await this.#write(this.#sql.forceRelease, [keyHash(toBytes(key))])
+      const sentAt = performance.now()
+      const header = await this.#write(this.#sql.forceRelease, [keyHash(toBytes(key))])
+      if (header.affectedRows > 0) this.#rows.saw(key, sentAt)
     })
   }
 
@@ -248,29 +272,23 @@ export class MysqlStore implements LockStore {
   }
 
   /**
-   * Deletes rows whose lease has ended (released, force-released or expired), up to 10 000 per call and
-   * table (locks, then shared keys with no live holder and no live place), and returns how many. Their
+   * Deletes rows whose lease ended at least 2 s ago (released, force-released or expired) and whose queue has
+   * no live place, then shared keys with no live holder and no live place, and returns how many. It reads
+   * up to 50 000 lock rows per call in primary-key order, carrying on where the last call stopped. Their
    * highest fencing token is first recorded in the floor table, which new rows start above, so tokens keep
    * increasing for a key whose row was pruned.
    */
   async pruneExpired(): Promise<number> {
+    return (await this.#prune()).deleted
+  }
+
+  /** One prune; `more` says a limit stopped it before the end (housekeeping then runs again at once). */
+  async #prune(): Promise<{ deleted: number; more: boolean }> {
     try {
       await this.#ensureTables()
-      let deleted = 0
-      for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
-        const [rows] = await retryingDeadlocks(() => this.#send((db) => db.execute<RowDataPacket[]>(this.#sql.selectEnded)))
-        if (rows.length === 0) break
-        const hashes = rows.map((row) => row.key_hash as Buffer)
-        const highest = rows.reduce((max, row) => Math.max(max, Number(row.fencing_token)), 0)
-        // The floor must cover a row before the row goes, or a new row for its key could reuse a token.
-        await this.#write(this.#sql.raiseFloor, [highest, highest])
-        // One prepared statement whatever the batch size: pad with a repeated hash.
-        const padded = Array.from({ length: PRUNE_BATCH }, (_, i) => hashes[i] ?? hashes[0]!)
-        const header = await this.#write(this.#sql.deleteEnded, [...padded, highest])
-        deleted += header.affectedRows
-        if (rows.length < PRUNE_BATCH) break
-      }
-      return deleted + (await this.shared.pruneEnded(MAX_PRUNE_BATCHES))
+      const locks = await this.#pruneLocks()
+      const shared = await this.shared.pruneEnded(MAX_PRUNE_PAGES)
+      return { deleted: locks.deleted + shared, more: locks.more || shared >= MAX_PRUNE_PAGES * PRUNE_BATCH }
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
       throw errors.E_LOCK_STORAGE_ERROR.from(error, {
@@ -279,6 +297,43 @@ export class MysqlStore implements LockStore {
         detail: this.#explain(error),
       })
     }
+  }
+
+  /**
+   * Walks the lock table a page at a time from the cursor, wrapping round once to the start, and deletes
+   * what each page may lose. A page is a consistent read: deletion decides again under the row locks.
+   */
+  async #pruneLocks(): Promise<{ deleted: number; more: boolean }> {
+    let deleted = 0
+    let wrapped = this.#pruneCursor.length === 0
+    for (let page = 0; page < MAX_PRUNE_PAGES; page++) {
+      const cursor = this.#pruneCursor
+      const [rows] = await retryingDeadlocks(() => this.#send((db) => db.execute<RowDataPacket[]>(this.#sql.scanPage, [cursor])))
+      const ended = rows.filter((row) => Number(row.prunable) === 1)
+      for (let start = 0; start < ended.length; start += PRUNE_BATCH)
+        deleted += await this.#deleteEnded(ended.slice(start, start + PRUNE_BATCH))
+      if (rows.length === SCAN_PAGE) {
+        this.#pruneCursor = rows[rows.length - 1]!.key_hash as Buffer
+        continue
+      }
+      this.#pruneCursor = Buffer.alloc(0)
+      if (wrapped) return { deleted, more: false }
+      wrapped = true
+    }
+    return { deleted, more: true }
+  }
+
+  /** Deletes up to PRUNE_BATCH rows that were seen prunable, once the floor covers their tokens. */
+  async #deleteEnded(rows: RowDataPacket[]): Promise<number> {
+    if (rows.length === 0) return 0
+    const hashes = rows.map((row) => row.key_hash as Buffer)
+    const highest = rows.reduce((max, row) => Math.max(max, Number(row.fencing_token)), 0)
+    // The floor must cover a row before the row goes, or a new row for its key could reuse a token.
+    await this.#write(this.#sql.raiseFloor, [highest, highest])
+    // One prepared statement whatever the batch size: pad with a repeated hash.
+    const padded = Array.from({ length: PRUNE_BATCH }, (_, i) => hashes[i] ?? hashes[0]!)
+    const header = await this.#write(this.#sql.deleteEnded, [...padded, highest])
+    return header.affectedRows
   }
 
   /** Stops background housekeeping. Never ends the pool or connection you passed in. */

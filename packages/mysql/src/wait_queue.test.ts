@@ -8,12 +8,15 @@ import { type MysqlStore, mysqlStore } from './index.js'
 import { keyHash, toBytes } from './key_bytes.js'
 import {
   MAX_REPORTED_POSITION,
+  NO_ROW,
   PLACE_BYTES,
   POSITION_UNIT,
   QUEUE_PRESENT,
   QUEUE_PRESENT_CODE,
   REFUSED_BASE,
+  ROW_KEPT_MS,
   readAcquire,
+  readExisting,
 } from './sql.js'
 
 const pool = createTestPool({ connectionLimit: 4 })
@@ -209,11 +212,13 @@ describe('wait queue', () => {
     const store = await processStore()
     const key = newKey()
     const first = tokenOf(await store.acquire(key, 'holder', TTL))
-    await store.acquire(key, 'waiter', TTL, { lease: 500 })
+    await store.acquire(key, 'waiter', TTL, { lease: ROW_KEPT_MS + 500 })
     expect(await store.release(key, 'holder')).toBe(true)
     const before = await queueOf(key)
     expect(before.text).not.toBeNull()
-    // The lease ended, but the waiter's place is alive: the row (and the queue in it) stays.
+    // The lease ended long enough ago to be pruned, but the waiter's place is alive: the row (and the queue
+    // in it) stays.
+    await sleep(ROW_KEPT_MS + 100)
     await store.pruneExpired()
     expect(await queueOf(key)).toEqual(before)
     expect((await store.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
@@ -284,6 +289,11 @@ describe('readAcquire', () => {
     })
     expect(readAcquire(REFUSED_BASE + 1_500, false)).toEqual({ acquired: false, expiresIn: 1_500 })
     expect(readAcquire(0, false)).toEqual({ acquired: false })
+    // A refusal with nothing left to report: a lease that never ends.
+    expect(readAcquire(REFUSED_BASE, false)).toEqual({ acquired: false })
+    expect(readExisting(0, false)).toBe(NO_ROW)
+    expect(readExisting(REFUSED_BASE, false)).toEqual({ acquired: false })
+    expect(readExisting(42, false)).toEqual({ acquired: true, fencingToken: 42 })
     expect(readAcquire(42, true)).toEqual({ acquired: true, fencingToken: 42 })
     expect(readAcquire(QUEUE_PRESENT_CODE, true)).toBe(QUEUE_PRESENT)
     expect(readAcquire(QUEUE_PRESENT_CODE, false)).toBe(QUEUE_PRESENT)
