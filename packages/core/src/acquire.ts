@@ -84,6 +84,11 @@ async function subscriptionReady(waiter: ReleaseWaiter, deadline: number, signal
   return ready
 }
 
+/** Whether `waiter` hears every release announced since `time`, so none since then can have gone unheard. */
+function heardSince(waiter: ReleaseWaiter, time: number): boolean {
+  return (waiter.listeningSince ?? Number.POSITIVE_INFINITY) <= time
+}
+
 /** Gives up a place in the wait queue: bounded, and a failure is only logged (the place dies with its lease). */
 export async function leaveQueue(target: AcquireTarget): Promise<void> {
   const leaving = target.leaveQueue().catch((error: unknown) => {
@@ -180,37 +185,33 @@ export async function acquireWithRetry(
       if (!subscribed) {
         // Subscribe once we know we must wait, then try again at once: the lock may have been released
         // between the attempt and the subscription becoming active. Unless this process was already
-        // listening on the key when the attempt was sent: then such a release was heard.
+        // listening on the key when the attempt was sent, or the store's subscription reaches back that far
+        // (it replays what it heard meanwhile): then such a release was heard.
         subscribed = true
         waiter = joinReleaseQueue(store, key, owner, logger, attemptSentAt)
-        const heardSinceAttempt = (waiter?.listeningSince ?? Number.POSITIVE_INFINITY) <= attemptSentAt
-        if (waiter !== undefined && !heardSinceAttempt) {
+        if (waiter !== undefined && !heardSince(waiter, attemptSentAt)) {
           if (wait === undefined) {
             if (!(await subscriptionReady(waiter, deadline, signal))) return false
-            continue
+            if (!heardSince(waiter, attemptSentAt)) continue
+          } else {
+            // A queueing store: poll as on one that cannot announce until the subscription is active, then
+            // try at once. Opening a listener connection can take long on a busy machine, and the head of
+            // the queue would leave the lock idle meanwhile.
+            subscribing = waiter.ready.then(() => {
+              subscribing = undefined
+            })
           }
-          // A queueing store: poll as on one that cannot announce until the subscription is active, then
-          // try at once. Opening a listener connection can take long on a busy machine, and the head of the
-          // queue would leave the lock idle meanwhile.
-          subscribing = waiter.ready.then(() => {
-            subscribing = undefined
-          })
         }
       }
       // The subscription became active after this attempt was sent: a release announced before then went
       // unheard, so try again at once.
       if (subscribing === undefined && (waiter?.listeningSince ?? Number.NEGATIVE_INFINITY) > attemptSentAt) continue
-      const planned =
+      const roundTrip = monotonicNow() - attemptSentAt
+      const plan = (listening: boolean) =>
         wait === undefined
           ? pauseAfter(policy, attempt)
-          : queuedPause(
-              policy,
-              attempt,
-              { position: result.position, roundTrip: monotonicNow() - attemptSentAt },
-              waiter?.listening === true,
-              pacer,
-            )
-      let pause = Math.min(planned, remaining)
+          : queuedPause(policy, attempt, { position: result.position, roundTrip }, listening, pacer)
+      let pause = Math.min(plan(waiter?.listening === true), remaining)
       // Wake when the holder's lease is due to end rather than sleep past it. A timer may fire a little
       // before the store's clock agrees, so a waiter woke by a hint takes the next one too, but each one
       // after the first no sooner than 2, 4, 8... ms: one that woke a tick early does not sleep its whole
@@ -223,9 +224,16 @@ export async function acquireWithRetry(
       } else if (expiresIn === undefined) {
         hintedInARow = 0
       }
-      // Still subscribing: the pause ends early once the subscription is active (then the check above).
+      // Still subscribing: the pause ends early once the subscription is active. If it reaches back before
+      // this attempt (the store replayed what it heard meanwhile), nothing went unheard: the waiter sleeps
+      // on as a listening one would, woken by a release. Otherwise the next attempt goes at once.
       if (subscribing !== undefined) {
+        const pauseStarted = monotonicNow()
         await sleep(pause, signal, subscribing)
+        if (waiter !== undefined && heardSince(waiter, attemptSentAt)) {
+          const listeningPause = Math.min(plan(true), remaining, hint ?? Number.POSITIVE_INFINITY)
+          await waiter.sleep(Math.max(0, pauseStarted + listeningPause - monotonicNow()), signal)
+        }
         continue
       }
       await (waiter ? waiter.sleep(pause, signal) : sleep(pause, signal))

@@ -8,6 +8,44 @@ import type { AcquireResult, LockStore, WaitOptions } from './store.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/**
+ * A memory store in front of which sits what a networked store keeps per process: one "inbox" that hears
+ * every announcement of `key` from the start, hands it to the key's listeners, or keeps it (the last one)
+ * while the key has none and replays it to the next listener. `reachesBack`: its subscriptions say so.
+ */
+async function inboxStore(key: string, reachesBack: boolean) {
+  const memory = new MemoryStore()
+  const listeners = new Set<(next?: string) => void>()
+  let unheard: { next: string | undefined } | undefined
+  const openedAt = performance.now()
+  await memory.subscribeToReleases(key, (next) => {
+    if (listeners.size === 0) unheard = { next }
+    for (const listener of listeners) listener(next)
+  })
+  const attemptsBy = new Map<string, number>()
+  const store: LockStore = {
+    acquire: (...args) => {
+      attemptsBy.set(args[1], (attemptsBy.get(args[1]) ?? 0) + 1)
+      return memory.acquire(...args)
+    },
+    release: memory.release.bind(memory),
+    extend: memory.extend.bind(memory),
+    forceRelease: memory.forceRelease.bind(memory),
+    isLocked: memory.isLocked.bind(memory),
+    leaveQueue: memory.leaveQueue.bind(memory),
+    async subscribeToReleases(subscribed, listener) {
+      if (subscribed !== key) throw new Error(`no inbox for ${subscribed}`)
+      listeners.add(listener)
+      const replay = unheard
+      unheard = undefined
+      if (replay !== undefined) listener(replay.next)
+      const unsubscribe = () => void listeners.delete(listener)
+      return reachesBack ? Object.assign(unsubscribe, { heardSince: openedAt }) : unsubscribe
+    },
+  }
+  return { store, attemptsBy }
+}
+
 /** A memory store whose calls can be made to fail or hang on demand. */
 class FaultyStore extends MemoryStore {
   fault: 'none' | 'throw' | 'hang' = 'none'
@@ -301,6 +339,45 @@ describe('release subscriptions', () => {
     expect(await factory.createLock('k', '10s').acquire({ retry: { timeout: '10s' } })).toBe(true)
     // Not the third of the place lease that the next renewal would have taken.
     expect(performance.now() - started).toBeLessThan(QUEUE_PLACE_LEASE_MS / 3 - 200)
+  })
+
+  test('a subscription that reaches back before the attempt (heardSince) spares the extra attempt on a key waited on for the first time', async () => {
+    for (const reachesBack of [true, false]) {
+      const { store, attemptsBy } = await inboxStore('k', reachesBack)
+      const factory = new LockFactory(store)
+      const holder = factory.createLock('k', '10s')
+      await holder.acquire()
+      const waiter = factory.createLock('k', '10s')
+      const waiting = waiter.acquire({ retry: { timeout: '10s' } })
+      await sleep(50)
+      await holder.release()
+      expect(await waiting).toBe(true)
+      // Refused, then woken by the release; a subscription that cannot vouch for the time before it was
+      // active costs one more attempt, sent as soon as it is.
+      expect({ reachesBack, attempts: attemptsBy.get(waiter.getOwner()) }).toEqual({ reachesBack, attempts: reachesBack ? 2 : 3 })
+      await waiter.release()
+    }
+  })
+
+  test('a release the store heard before the waiter subscribed is replayed to it, and wakes it at once', async () => {
+    const { store, attemptsBy } = await inboxStore('k', true)
+    const factory = new LockFactory(store)
+    const holder = factory.createLock('k', '10s')
+    await holder.acquire()
+    const acquire = store.acquire.bind(store)
+    store.acquire = async (key, owner, ttl, wait) => {
+      const reply = await acquire(key, owner, ttl, wait)
+      // The holder releases after the store answered the waiter, before the waiter has subscribed: the
+      // store hears the announcement with no listener for the key yet.
+      if (!reply.acquired && owner !== holder.getOwner() && holder.isExpired() === false) await holder.release()
+      return reply
+    }
+    const waiter = factory.createLock('k', '10s')
+    const started = performance.now()
+    expect(await waiter.acquire({ retry: { timeout: '10s' } })).toBe(true)
+    // Not the third of the place lease that the next renewal would have taken.
+    expect(performance.now() - started).toBeLessThan(QUEUE_PLACE_LEASE_MS / 3 - 200)
+    expect(attemptsBy.get(waiter.getOwner())).toBe(2)
   })
 
   test('a hanging subscription never outlasts the place of a waiter in the queue: the first waiter stays first', async () => {

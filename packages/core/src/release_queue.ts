@@ -34,7 +34,11 @@ export class ReleaseWaiter {
     return this.#queue.active
   }
 
-  /** When (monotonic ms) this process saw the key's subscription become active; undefined if it is not. */
+  /**
+   * Since when (monotonic ms) this process hears every release of the key: when it saw the subscription
+   * become active, or earlier when the store's subscription reaches further back; undefined if it is not
+   * active.
+   */
   get listeningSince(): number | undefined {
     return this.#queue.active ? this.#queue.activeSince : undefined
   }
@@ -91,7 +95,7 @@ class KeyQueue {
   unsubscribe: Promise<Unsubscribe | undefined> = Promise.resolve(undefined)
   ready: Promise<void> = Promise.resolve()
   active = false
-  /** When the subscription became active here (after the server had it active). */
+  /** Since when releases are heard: when the subscription became active here, or the store's `heardSince`. */
   activeSince: number | undefined
   /** The last notification (and the owner it named, if any): it may have come just before a waiter joined. */
   lastHeard: { owner: string | undefined; at: number } | undefined
@@ -154,6 +158,12 @@ export function handoffPending(store: LockStore, key: string): boolean {
  * stuck subscribing renews its place in time and never loses it to those behind.
  */
 const SUBSCRIBE_TIMEOUT_MS = 500
+
+/** The store's `heardSince`, if it gave a usable one. */
+function heardSinceOf(unsubscribe: Unsubscribe): number {
+  const since = unsubscribe.heardSince
+  return typeof since === 'number' && Number.isFinite(since) ? since : Number.POSITIVE_INFINITY
+}
 
 /** Ends a subscription; a throwing or rejecting unsubscribe is logged, never an unhandled rejection. */
 function endSubscription(unsubscribe: Unsubscribe | undefined, key: string, logger: Logger): void {
@@ -229,7 +239,7 @@ export function joinReleaseQueue(
     created.unsubscribe = subscribeWithin(subscribing, SUBSCRIBE_TIMEOUT_MS, key, logger)
     created.ready = created.unsubscribe.then((unsubscribe) => {
       created.active = unsubscribe !== undefined
-      if (created.active) created.activeSince = monotonicNow()
+      if (unsubscribe !== undefined) created.activeSince = Math.min(monotonicNow(), heardSinceOf(unsubscribe))
     })
     byKey.set(key, created)
     queue = created

@@ -155,7 +155,15 @@ export interface WaitOptions {
   lease: number
 }
 
-export type Unsubscribe = () => void | Promise<void>
+/**
+ * Ends a subscription. A store may also say, as `heardSince`, how far back the subscription reaches: a
+ * `performance.now()` time of this process since which every announcement the store received for the key
+ * is passed to the listener, those received before it subscribed included (the store keeps them a few
+ * seconds and replays them to a new listener at once, before `subscribeToReleases` resolves). A waiter whose
+ * attempt was sent after that time then needs no extra attempt to cover a release announced while it was
+ * subscribing. Without it, the subscription reaches back to the moment it resolved.
+ */
+export type Unsubscribe = (() => void | Promise<void>) & { readonly heardSince?: number }
 
 export type AcquireResult =
   | {

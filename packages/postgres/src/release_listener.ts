@@ -1,4 +1,4 @@
-import type { Unsubscribe } from '@verrou/core'
+import { UnheardAnnouncements, type Unsubscribe } from '@verrou/core'
 import type { Client } from 'pg'
 import { quoteIdentifier } from './table_name.js'
 import { parseAnnouncement } from './text_bytes.js'
@@ -25,6 +25,10 @@ export class ReleaseListener {
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined
   #reconnectDelay = FIRST_RECONNECT_DELAY_MS
   #closed = false
+  /** Since when (performance.now()) the live session has heard every notification: its LISTENs' replies. */
+  #listeningSince: number | undefined
+  /** Per payload, the notifications heard while the key had no listener here, for the next one. */
+  readonly #unheard = new UnheardAnnouncements()
 
   /** `channels`: the table's channel and the store's inbox; a notification on either is dispatched alike. */
   constructor(createClient: () => Client, channels: readonly string[]) {
@@ -44,6 +48,8 @@ export class ReleaseListener {
     // Wrapped so the same function can subscribe twice and be removed once per subscription.
     const entry: ReleaseHandler = (next) => listener(next)
     own.add(entry)
+    // Heard before this listener came: passed on now, before the subscription resolves (see heardSince).
+    for (const next of this.#unheard.take(payload)) entry(next)
     const unsubscribe = () => {
       own.delete(entry)
       if (own.size === 0 && this.#listeners.get(payload) === own) this.#listeners.delete(payload)
@@ -54,13 +60,17 @@ export class ReleaseListener {
       unsubscribe()
       throw error
     }
-    return unsubscribe
+    // Everything the session heard since it listened reached this listener, or was kept for it.
+    const heardSince = this.#listeningSince
+    return heardSince === undefined ? unsubscribe : Object.assign(unsubscribe, { heardSince })
   }
 
   async close(): Promise<void> {
     this.#closed = true
     clearTimeout(this.#reconnectTimer)
     this.#listeners.clear()
+    this.#unheard.clear()
+    this.#listeningSince = undefined
     await this.#connecting?.catch(() => undefined)
     const client = this.#client
     this.#client = undefined
@@ -100,12 +110,16 @@ export class ReleaseListener {
     const socket = client.connection.stream as unknown as { unref?: () => void }
     socket.unref?.()
     this.#client = client
+    this.#listeningSince = performance.now()
     this.#reconnectDelay = FIRST_RECONNECT_DELAY_MS
   }
 
   #dispatch(payload: string, next?: string): void {
     const listeners = this.#listeners.get(payload)
-    if (!listeners) return
+    if (!listeners) {
+      this.#unheard.keep(payload, next)
+      return
+    }
     for (const listener of [...listeners]) {
       try {
         listener(next)
@@ -118,6 +132,7 @@ export class ReleaseListener {
   #lost(client: Client): void {
     if (this.#client !== client) return
     this.#client = undefined
+    this.#listeningSince = undefined
     client.end().catch(() => undefined)
     this.#scheduleReconnect()
   }

@@ -134,6 +134,15 @@ describe('release notifications', () => {
     for (const [i, key] of keys.entries()) await waiterStore.leaveQueue(key, waiterOf(i))
   })
 
+  test('once the session listens, a subscription reports since when it hears (the conformance suite checks the replay)', async () => {
+    const offWarm = await waiterStore.subscribeToReleases!(uniqueKey(), () => {})
+    const listening = performance.now()
+    const off = await waiterStore.subscribeToReleases!(uniqueKey(), () => {})
+    expect(off.heardSince).toBeLessThanOrEqual(listening)
+    await off()
+    await offWarm()
+  })
+
   test('one listening session per store, however many keys; close() ends it and leaves the pool alone', async () => {
     const store = new PostgresStore({ connection: waiterPool, tableName: uniqueTableName('verrou_close') })
     const channelQuery = `LISTEN "verrou:${(store as PostgresStore).tableName}"`

@@ -178,6 +178,15 @@ describe('release notifications (pub/sub)', () => {
     await waiterStore.leaveQueue(a, 'w')
   })
 
+  test('once the inbox listens, a subscription reports since when it hears (the conformance suite checks the replay)', async () => {
+    const offWarm = await waiterStore.subscribeToReleases(uniqueKey('warm'), () => {})
+    const listening = performance.now()
+    const off = await waiterStore.subscribeToReleases(uniqueKey('fresh'), () => {})
+    expect(off.heardSince).toBeLessThanOrEqual(listening)
+    await off()
+    await offWarm()
+  })
+
   test('a lost notification (subscriber killed) still lets the waiter acquire within its retry delay', async () => {
     const key = uniqueKey('lost')
     const other = uniqueKey('resubscribed')
@@ -218,6 +227,10 @@ describe('release notifications (pub/sub)', () => {
     await waiterStore.acquire(other, 'w', 10_000, { lease: 1_000 })
     await holderStore.release(other, 'o')
     await until(async () => otherCalls === 1, 'a notification after the reconnect')
+    // It may have missed announcements while it reconnected: it vouches for none.
+    const afterDrop = await waiterStore.subscribeToReleases(uniqueKey('after-drop'), () => {})
+    expect(afterDrop.heardSince).toBeUndefined()
+    await afterDrop()
     await offOther()
   })
 

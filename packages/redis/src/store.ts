@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { errors, type Unsubscribe } from '@verrou/core'
+import { errors, UnheardAnnouncements, type Unsubscribe } from '@verrou/core'
 import {
   LOCK_SCRIPTS,
   type LockScript,
@@ -59,6 +59,15 @@ export class RedisStore extends ScriptedLockStore {
   readonly #inboxBytes = Buffer.from(this.#inbox)
   /** The inbox's SUBSCRIBE on the current subscriber connection. */
   #inboxReady: Promise<unknown> | undefined
+  /**
+   * Since when (performance.now()) the current subscriber connection has heard every announcement sent to
+   * the inbox: from the SUBSCRIBE's reply, until the connection drops once (a reconnect may miss some).
+   */
+  #inboxSince: number | undefined
+  /** Per lock channel, the announcements the inbox heard while the key had no listener here. */
+  readonly #unheard = new UnheardAnnouncements()
+  /** Subscriber connections that dropped once: they never vouch for the inbox again. */
+  readonly #inboxDropped = new WeakSet<Redis | Cluster>()
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -114,6 +123,8 @@ export class RedisStore extends ScriptedLockStore {
     // A wrapper per call, so the same function subscribed twice needs two unsubscribes.
     const member = (next?: string) => listener(next)
     subscription.listeners.add(member)
+    // Heard before this listener came: passed on now, before the subscription resolves (see heardSince).
+    if (viaInbox) for (const next of this.#unheard.take(channel)) member(next)
     const unsubscribe = () => {
       if (!subscription.listeners.delete(member) || subscription.listeners.size > 0) return
       if (this.#channels.get(channel) === subscription) this.#channels.delete(channel)
@@ -132,16 +143,25 @@ export class RedisStore extends ScriptedLockStore {
         ? error
         : errors.E_LOCK_STORAGE_ERROR.from(error, { operation: 'subscribe to releases of', key, store: 'Redis lock store' })
     }
-    return unsubscribe
+    // A mutex key's announcements come through the inbox, heard (and kept if unclaimed) since #inboxSince.
+    const heardSince = viaInbox && subscription.subscriber === this.#subscriber ? this.#inboxSince : undefined
+    return heardSince === undefined ? unsubscribe : Object.assign(unsubscribe, { heardSince })
   }
 
   /** SUBSCRIBE to the inbox, shared by every mutex key; a failed one is forgotten, so the next wait tries again. */
   #subscribeInbox(subscriber: Redis | Cluster): Promise<unknown> {
     const ready = subscriber.subscribe(this.#inbox)
     this.#inboxReady = ready
-    ready.catch(() => {
-      if (this.#inboxReady === ready) this.#inboxReady = undefined
-    })
+    ready.then(
+      () => {
+        if (this.#inboxReady === ready && this.#subscriber === subscriber && !this.#inboxDropped.has(subscriber)) {
+          this.#inboxSince = performance.now()
+        }
+      },
+      () => {
+        if (this.#inboxReady === ready) this.#inboxReady = undefined
+      },
+    )
     return ready
   }
 
@@ -151,6 +171,8 @@ export class RedisStore extends ScriptedLockStore {
     const subscriber = this.#subscriber
     this.#subscriber = undefined
     this.#inboxReady = undefined
+    this.#inboxSince = undefined
+    this.#unheard.clear()
     this.#channels.clear()
     subscriber?.disconnect()
   }
@@ -162,6 +184,8 @@ export class RedisStore extends ScriptedLockStore {
       this.#subscriber?.disconnect()
       this.#subscriber = undefined
       this.#inboxReady = undefined
+      this.#inboxSince = undefined
+      this.#unheard.clear()
     }, SUBSCRIBER_IDLE_MS)
     this.#idleTimer.unref?.()
   }
@@ -176,12 +200,21 @@ export class RedisStore extends ScriptedLockStore {
     // Its failures show up as timed-out subscriptions (waiters then poll); without a listener ioredis
     // would print every reconnect error.
     subscriber.on('error', () => {})
+    // Once dropped, the connection may miss announcements while it reconnects: it vouches for none again.
+    subscriber.on('close', () => {
+      this.#inboxDropped.add(subscriber)
+      if (this.#subscriber === subscriber) this.#inboxSince = undefined
+    })
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (!channel.equals(this.#inboxBytes)) return
       const told = readInboxMessage(message)
       if (told === undefined) return
       const entry = this.#channels.get(told.channel)
-      if (entry === undefined || entry.subscriber !== subscriber || !entry.viaInbox) return
+      if (entry === undefined) {
+        if (this.#subscriber === subscriber) this.#unheard.keep(told.channel, told.owner)
+        return
+      }
+      if (entry.subscriber !== subscriber || !entry.viaInbox) return
       for (const listener of [...entry.listeners]) listener(told.owner)
     })
     subscriber.on('message', (channel: string, message: string) => {

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto'
 import { MemoryStore } from '../memory_store.js'
 import type { AcquireResult, LockStore, SharedLockStore, SharedMode, Unsubscribe, WaitOptions } from '../store.js'
+import { UnheardAnnouncements } from '../unheard_announcements.js'
 
 export class ReleasesForAnyOwner extends MemoryStore {
   override async release(key: string): Promise<boolean> {
@@ -131,6 +132,10 @@ export interface AnnouncementFlaws {
   wakesEveryKey?: boolean
   /** Resolves subscribeToReleases at once but starts listening this many milliseconds later. */
   activeAfterMs?: number
+  /** Reports `heardSince` (the store's creation) but never replays what a key missed before it subscribed. */
+  claimsHeardSince?: boolean
+  /** Not a flaw: keeps what no listener heard, replays it to the key's next listener, and says so. */
+  replaysUnheard?: boolean
 }
 
 /**
@@ -139,6 +144,8 @@ export interface AnnouncementFlaws {
  */
 export class AnnouncingStore extends MemoryStore {
   readonly #listeners = new Map<string, Set<() => void>>()
+  readonly #unheard = new UnheardAnnouncements()
+  readonly #createdAt = performance.now()
   constructor(readonly flaws: AnnouncementFlaws = {}) {
     super()
     // Not a queueing store: the memory store's queue is never used, and leaveQueue is hidden.
@@ -167,13 +174,17 @@ export class AnnouncingStore extends MemoryStore {
     }
     if (this.flaws.activeAfterMs === undefined) start()
     else setTimeout(start, this.flaws.activeAfterMs)
-    return () => {
+    if (this.flaws.replaysUnheard) for (const _ of this.#unheard.take(key)) member()
+    const unsubscribe = () => {
       if (this.flaws.unsubscribeDoesNothing) return
       unsubscribed = true
       this.#listeners.get(key)?.delete(member)
     }
+    const reportsHeardSince = this.flaws.replaysUnheard || this.flaws.claimsHeardSince
+    return reportsHeardSince ? Object.assign(unsubscribe, { heardSince: this.#createdAt }) : unsubscribe
   }
   #announce(key: string): void {
+    if (this.flaws.replaysUnheard && !this.#listeners.get(key)?.size) this.#unheard.keep(key, undefined)
     const groups = this.flaws.wakesEveryKey ? [...this.#listeners.values()] : [this.#listeners.get(key) ?? new Set()]
     for (const listeners of groups) for (const listener of [...listeners]) listener()
   }

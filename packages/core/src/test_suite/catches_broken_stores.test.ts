@@ -58,6 +58,12 @@ describe('the conformance suite catches broken stores', () => {
     expect(await failuresOf(store, { capabilities: { ...ANNOUNCING, close: true } })).toEqual([])
   })
 
+  test('a correct store that replays what a key missed before it subscribed, and says so, fails nothing', {
+    timeout: 60_000,
+  }, async () => {
+    expect(await failuresOf(new broken.AnnouncingStore({ replaysUnheard: true }), { capabilities: ANNOUNCING })).toEqual([])
+  })
+
   test('a correct queueing store of its own fails nothing', { timeout: 60_000 }, async () => {
     expect(await failuresOf(new FlawedQueueStore())).toEqual([])
   })
@@ -119,6 +125,12 @@ describe('the conformance suite catches broken stores', () => {
       'subscribeToReleases resolves 100 ms before it listens',
       () => new broken.AnnouncingStore({ activeAfterMs: 100 }),
       'release notifications > a subscription is active as soon as subscribeToReleases resolves',
+      ANNOUNCING,
+    ],
+    [
+      'heardSince reported, nothing replayed',
+      () => new broken.AnnouncingStore({ claimsHeardSince: true }),
+      'release notifications > a subscription that reports heardSince was passed',
       ANNOUNCING,
     ],
     [

@@ -109,12 +109,20 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
   }
 }
 
-/** A store wrapper that counts calls, to prove how many attempts reach the store. */
-export function countingStore(store: LockStore): { store: LockStore; calls: () => number } {
+/**
+ * A store wrapper that counts calls, to prove how many attempts reach the store. `whole`: it also passes on
+ * `leaveQueue` and `subscribeToReleases` (uncounted), so that it queues and listens as the store does.
+ */
+export function countingStore(
+  store: LockStore,
+  whole = false,
+): { store: LockStore; calls: () => number; acquires: () => number } {
   let calls = 0
+  let acquires = 0
   const counted: LockStore = {
     acquire: (...args) => {
       calls++
+      acquires++
       return store.acquire(...args)
     },
     release: (...args) => {
@@ -134,5 +142,7 @@ export function countingStore(store: LockStore): { store: LockStore; calls: () =
       return store.isLocked(...args)
     },
   }
-  return { store: counted, calls: () => calls }
+  if (whole && store.leaveQueue) counted.leaveQueue = store.leaveQueue.bind(store)
+  if (whole && store.subscribeToReleases) counted.subscribeToReleases = store.subscribeToReleases.bind(store)
+  return { store: counted, calls: () => calls, acquires: () => acquires }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
+import { LockFactory } from '../lock_factory.js'
 import type { LockStore, Unsubscribe } from '../store.js'
-import { type Suite, sleep, waitFor } from './context.js'
+import { countingStore, type Suite, sleep, waitFor } from './context.js'
 
 /**
  * A store that announces releases must wake waiters with a long retry delay at once; one that cannot is
@@ -157,6 +158,60 @@ export function releaseNotificationTests({ test, setup, createStore, capabilitie
       assert.deepEqual(woken, [], 'listeners of other keys were woken')
     } finally {
       for (const unsubscribe of unsubscribes) await unsubscribe()
+    }
+  })
+
+  test('a subscription that reports heardSince was passed, before it resolved, what the store heard for the key since then', async () => {
+    const { factory, otherStore, key } = await setup()
+    // Another key's subscription first: a store that listens on one connection for every key has it open.
+    const warm = await subscribe(otherStore, `${key}:warm`, () => {})
+    try {
+      const before = performance.now()
+      const lock = factory.createLock(key, '10s')
+      await lock.acquire()
+      const leave = await waitOn(otherStore, key)
+      await lock.release()
+      // The announcement reaches the store while the key has no listener there.
+      await sleep(STRAGGLER_MS)
+      let heard = 0
+      const unsubscribe = await subscribe(otherStore, key, () => heard++)
+      try {
+        const { heardSince } = unsubscribe
+        // Optional: a store that does not report it costs a first-time waiter one extra attempt.
+        if (heardSince === undefined) return
+        assert.ok(Number.isFinite(heardSince) && heardSince <= performance.now(), 'heardSince is a past performance.now() time')
+        if (heardSince <= before) {
+          assert.ok(heard >= 1, 'the release announced after heardSince, before the listener came, was passed to it')
+        }
+      } finally {
+        await unsubscribe()
+        await leave()
+      }
+    } finally {
+      await warm()
+    }
+  })
+
+  test('a first wait on a key, the store already listening and reporting heardSince, costs two attempts', async () => {
+    const { factory, otherStore, key } = await setup()
+    const warm = await subscribe(otherStore, `${key}:warm`, () => {})
+    try {
+      const probe = await subscribe(otherStore, `${key}:probe`, () => {})
+      await probe()
+      // Optional: without it, a first wait makes one more attempt once its subscription is active.
+      if (probe.heardSince === undefined) return
+      const counted = countingStore(otherStore, true)
+      const holder = factory.createLock(key, '10s')
+      await holder.acquire()
+      const waiter = new LockFactory(counted.store).createLock(key, '10s')
+      const waiting = waiter.acquire({ retry: { delay: '10s', timeout: '20s' } })
+      await sleep(300)
+      await holder.release()
+      assert.equal(await waiting, true)
+      assert.equal(counted.acquires(), 2, 'refused, then granted once the release was announced: no attempt more')
+      await waiter.release()
+    } finally {
+      await warm()
     }
   })
 
