@@ -88,9 +88,11 @@ describe('MysqlStore', () => {
     expect(await eastStore.acquire(key, 'east', 1_000)).toMatchObject({ acquired: true })
   })
 
-  test('every lock operation is one statement on the server; taking a place or meeting a queue, two', async () => {
+  test('every lock operation is one statement on the server; taking a place or meeting a queue not seen lately, two', async () => {
     const db = await connection()
     const store = mysqlStore({ connection: db, tableName, pruneInterval: false })
+    // Another process on the same connection: it has not seen the queue `store` made.
+    const elsewhere = mysqlStore({ connection: db, tableName, pruneInterval: false })
     const statusOf = async () => {
       const [rows] = await db.query<RowDataPacket[]>(
         "SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_stmt_prepare', 'Com_stmt_execute')",
@@ -104,9 +106,12 @@ describe('MysqlStore', () => {
       // The plain statement sees a place must be taken and passes the call to the queue statement.
       ['acquire that joins the queue', 2, (key) => store.acquire(key, 'other', 10_000, { lease: 2_000 })],
       ['acquire that renews a place', 1, (key) => store.acquire(key, 'other', 10_000, { lease: 2_000 })],
-      ['acquire that meets a queue', 2, (key) => store.acquire(key, 'third', 10_000)],
+      ['acquire that meets a queue', 2, (key) => elsewhere.acquire(key, 'third', 10_000)],
+      // It saw that queue: it goes straight to the queue statement.
+      ['acquire that meets a queue seen lately', 1, (key) => elsewhere.acquire(key, 'third', 10_000)],
       ['leaveQueue', 1, (key) => store.leaveQueue(key, 'other')],
       ['acquire, the queue gone', 1, (key) => store.acquire(key, 'third', 10_000)],
+      ['acquire, the queue gone, by the store that saw it lately', 1, (key) => elsewhere.acquire(key, 'third', 10_000)],
       ['extend', 1, (key) => store.extend(key, 'o', 10_000)],
       ['isLocked', 1, (key) => store.isLocked(key)],
       ['release', 1, (key) => store.release(key, 'o')],

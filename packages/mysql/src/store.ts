@@ -85,6 +85,12 @@ export class MysqlStore implements LockStore {
   #placeCount = 0
   /** Keys whose row exists for sure: their uncontended acquire updates it without reading the floor. */
   readonly #rows = new RecentRows()
+  /**
+   * Keys whose row had a wait queue lately: their acquires go straight to the queue statement, which the
+   * plain one would only pass them on to (a process that just released a contended lock and asks again).
+   * Only a hint: if the queue is gone, the queue statement decides alone all the same.
+   */
+  readonly #queues = new RecentRows()
   /** Where the next prune carries on: the last key hash it read (an empty buffer: from the start). */
   #pruneCursor: Buffer = Buffer.alloc(0)
   /** On a lone connection: keeps every statement out of a shared-lock transaction open on it. */
@@ -159,17 +165,23 @@ export class MysqlStore implements LockStore {
         }
       }
       let result: AcquireResult | typeof QUEUE_PRESENT | typeof NO_ROW | undefined
-      if (!queued && this.#rows.has(key, startedAt)) {
+      const plain = !queued && !this.#queues.has(key, startedAt)
+      if (plain && this.#rows.has(key, startedAt)) {
         result = await this.#acquireWith(this.#sql.acquireExisting, values, key, wait !== undefined, readExisting)
         if (result === NO_ROW) this.#rows.forget(key)
       }
-      if (!queued && (result === undefined || result === NO_ROW)) {
+      if (plain && (result === undefined || result === NO_ROW)) {
         result = await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined, readAcquire)
       }
       if (result === undefined || result === QUEUE_PRESENT || result === NO_ROW) {
         // Only the queue knows owners by id: the plain statement, on the uncontended path, never hashes one.
         values.ownerId = ownerId(ownerBytes)
+        const passedOn = result === QUEUE_PRESENT
         result = await this.#acquireWith(this.#sql.acquireQueued, values, key, wait !== undefined, readAcquire)
+        // A queue stood here, or stands: the caller's own place, or others' ahead of the one it just took.
+        if (passedOn || queued || (result !== QUEUE_PRESENT && !result.acquired && result.position !== undefined)) {
+          this.#queues.saw(key, startedAt)
+        }
       }
       if (result === QUEUE_PRESENT) throw new Error('the queue statement reported a queue instead of deciding')
       this.#rows.saw(key, startedAt)
