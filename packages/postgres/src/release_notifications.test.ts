@@ -86,6 +86,7 @@ describe('release notifications', () => {
     expect(await holder.acquireImmediately()).toBe(true)
     const waiter = await startWaiter(key, 1000)
     const [killed] = await listeners()
+    const killedAt = performance.now()
     await admin.query('SELECT pg_terminate_backend($1)', [killed])
     await holder.release()
     const releasedAt = performance.now()
@@ -97,6 +98,10 @@ describe('release notifications', () => {
       const pids = await listeners()
       return pids.length === 1 && pids[0] !== killed
     }, 'a new listening session')
+    // The new session vouches only from its own LISTEN on: what came while none listened may be lost.
+    const fresh = await waiterStore.subscribeToReleases!(uniqueKey(), () => {})
+    expect(fresh.heardSince).toBeGreaterThanOrEqual(killedAt)
+    await fresh()
     const next = await startWaiter(key, 5000)
     const releasedAgainAt = performance.now()
     await waiter.lock.release()
