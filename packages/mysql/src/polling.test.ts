@@ -3,6 +3,7 @@ import type { Connection, RowDataPacket } from 'mysql2/promise'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { mysqlStore } from './index.js'
+import { keyHash, toBytes } from './key_bytes.js'
 
 const pool = createTestPool()
 const tableName = uniqueTableName('polling')
@@ -113,6 +114,34 @@ describe('a waiter polling MySQL', () => {
     expect(await holder.acquire(key, 'other', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
     // The read sees no live place of its own: the queue statement runs, and puts it behind `other`.
     expect(await store.acquire(key, 'waiter', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 1 })
+  })
+
+  test('the head polling within a quarter of its place lease changes nothing in the row, so it has no commit to flush', async () => {
+    const holder = mysqlStore({ connection: pool, tableName })
+    const { store } = await watchedStore()
+    const key = newKey()
+    await holder.acquire(key, 'holder', 10_000)
+    const lease = { lease: 5_000 }
+    expect(await store.acquire(key, 'head', 10_000, lease)).toMatchObject({ acquired: false, position: 0 })
+    expect(await holder.acquire(key, 'second', 10_000, lease)).toMatchObject({ acquired: false, position: 1 })
+    const rowOf = async () => {
+      const [rows] = await pool.query<RowDataPacket[]>(
+        `SELECT HEX(wait_queue) AS queue, queue_ends_at, expires_at, fencing_token, HEX(lock_owner) AS owner FROM \`${tableName}\` WHERE key_hash = ?`,
+        [keyHash(toBytes(key))],
+      )
+      return rows[0]
+    }
+    const before = await rowOf()
+    // Apart in time, so that a place renewed by a poll would get a later lease end.
+    for (let poll = 0; poll < 3; poll++) {
+      await sleep(20)
+      expect(await store.acquire(key, 'head', 10_000, lease)).toMatchObject({ acquired: false, position: 0 })
+    }
+    expect(await rowOf()).toEqual(before)
+    // The place is the same one: the head still takes the lock once it is free, before the second in line.
+    await holder.release(key, 'holder')
+    expect(await holder.acquire(key, 'second', 10_000, lease)).toMatchObject({ acquired: false, position: 1 })
+    expect(await store.acquire(key, 'head', 10_000, lease)).toMatchObject({ acquired: true })
   })
 
   test('once a quarter of its place lease has passed, a poll writes again and so renews the place', async () => {

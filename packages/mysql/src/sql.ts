@@ -158,6 +158,9 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
     `WHERE CAST(RIGHT(places.place, ${LEASE_END_DIGITS}) AS UNSIGNED) > ${NOW_MS}`,
     `AND places.seq <= IF(${ownLive}, (${own} - 1) DIV ${PLACE_BYTES}, ${2 ** 32}))`,
   ].join(' ')
+  // A place renewed less than a quarter of its lease ago is left as it is: a poll that changes nothing
+  // writes nothing, so it has no commit to flush.
+  const ownFresh = `COALESCE(${ownLive} AND ${ownEnd} - ${NOW_MS} > CAST({lease} AS SIGNED) * 3 DIV 4, FALSE)`
   const leaseEnd = `LEAST(${NOW_MS} + CAST({lease} AS SIGNED), ${MAX_LEASE_END})`
   const leaseEndText = `LPAD(${leaseEnd}, ${LEASE_END_DIGITS}, '0')`
   const newPlace = `CONCAT('"', {ownerId}, ${leaseEndText}, '",')`
@@ -243,12 +246,13 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
         `    fencing_token + 0 * LAST_INSERT_ID(IF({lease} IS NULL, ${refusedWithoutWait}, ${refusedWithWait}))),`,
         // Never below any place's lease end; left as it is when the queue empties (housekeeping reads it only
         // while a queue exists).
-        `  queue_ends_at = IF({lease} IS NOT NULL AND NOT ${granted}, GREATEST(IFNULL(queue_ends_at, 0), ${leaseEnd}), queue_ends_at),`,
+        `  queue_ends_at = IF({lease} IS NOT NULL AND NOT ${granted} AND NOT ${ownFresh}, GREATEST(IFNULL(queue_ends_at, 0), ${leaseEnd}), queue_ends_at),`,
         '  wait_queue = CASE',
         // The grantee stood first among the live: its place and the dead ones before it go.
         `    WHEN ${granted} THEN IF(${ownLive}, NULLIF(SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES}), ''), NULL)`,
         '    WHEN {lease} IS NULL THEN wait_queue',
         `    WHEN wait_queue IS NULL THEN ${newPlace}`,
+        `    WHEN ${ownFresh} THEN wait_queue`,
         `    WHEN ${ownLive} THEN INSERT(wait_queue, ${own} + ${OWNER_ID_CHARS + 1}, ${LEASE_END_DIGITS}, ${leaseEndText})`,
         // No live place at all: the dead ones go, the caller is first.
         `    WHEN ${ahead} = 0 THEN ${newPlace}`,
