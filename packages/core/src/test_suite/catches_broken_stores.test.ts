@@ -87,7 +87,10 @@ describe('the conformance suite catches broken stores', () => {
     expect(failed).toContain('LockStore conformance: broken > capabilities > the store offers exactly the capabilities declared')
   })
 
-  test.each<[string, () => LockStore, string, StoreCapabilities?]>([
+  // Each case runs the whole suite against its own store and only asks whether one named test failed, so
+  // the cases run side by side (vitest's maxConcurrency, 5 at a time): most of a case is waiting on
+  // leases and timeouts. The correct stores above run alone and must fail nothing.
+  test.concurrent.each<[string, () => LockStore, string, StoreCapabilities?]>([
     ['release ignores the owner', () => new broken.ReleasesForAnyOwner(), 'only the owner can release'],
     ['leases never expire', () => new broken.IgnoresTtl(), 'an expired lock belongs to nobody'],
     ['fencing tokens restart', () => new broken.RestartsTokens(), 'fencing tokens strictly increase'],
