@@ -243,7 +243,7 @@ function lockCpuSection(result: BenchResult): string[] {
     'resolved promises, against that store called directly, in alternating blocks of',
     `${whole(cpu.cyclesPerBlock)} cycles, ${cpu.rounds} rounds, after one untimed block each. Timed in CPU time of the process (user +`,
     'system, garbage collection included), so that time preempted by other processes does not count. Medians over',
-    "rounds; Lock's own cost is the median of the paired differences. Measured after the servers stopped.",
+    "rounds; Lock's own cost is the median of the paired differences. Measured first, before any server or worker process starts.",
     '',
     "| Lock over the instant store | The store alone | Lock's own CPU per cycle |",
     '|--:|--:|--:|',
