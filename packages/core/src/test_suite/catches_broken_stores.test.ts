@@ -89,8 +89,9 @@ describe('the conformance suite catches broken stores', () => {
 
   // Each case runs the whole suite against its own store and only asks whether one named test failed, so
   // the cases run side by side (vitest's maxConcurrency, 5 at a time): most of a case is waiting on
-  // leases and timeouts. The correct stores above run alone and must fail nothing.
-  test.concurrent.each<[string, () => LockStore, string, StoreCapabilities?]>([
+  // leases and timeouts. The correct stores above run alone and must fail nothing. Each asserts with its own
+  // context's `expect`, as vitest asks of concurrent tests.
+  test.concurrent.for<[string, () => LockStore, string, StoreCapabilities?]>([
     ['release ignores the owner', () => new broken.ReleasesForAnyOwner(), 'only the owner can release'],
     ['leases never expire', () => new broken.IgnoresTtl(), 'an expired lock belongs to nobody'],
     ['fencing tokens restart', () => new broken.RestartsTokens(), 'fencing tokens strictly increase'],
@@ -222,7 +223,7 @@ describe('the conformance suite catches broken stores', () => {
       () => new broken.FlawedSharedStore({ restartsSharedTokens: true }),
       'read-write locks > fencing tokens strictly increase across permits, reads and writes',
     ],
-  ])('%s', { timeout: 60_000 }, async (_bug, createStore, expectedFailure, capabilities) => {
+  ])('%s', { timeout: 60_000 }, async ([, createStore, expectedFailure, capabilities], { expect }) => {
     const failed = await failuresOf(createStore(), { capabilities })
     expect(
       failed.some((name) => name.includes(expectedFailure)),
