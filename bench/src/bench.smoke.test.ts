@@ -36,6 +36,23 @@ describe('pnpm bench (smoke)', () => {
     }
   })
 
+  it('pairs ours against the floor and the original, block for block, on both stores', () => {
+    for (const store of ['memory', 'redis']) {
+      for (const against of ['floor', 'verrou-v0']) {
+        const row = result.pairedCycles.find((each) => each.store === store && each.against.id === `${store}/${against}`)
+        const name = `${store} against ${against}`
+        expect(row, name).toBeDefined()
+        expect(row?.error, name).toBeUndefined()
+        expect(row?.ours.id, name).toBe(`${store}/verrou-250ms`)
+        expect(row?.pairs, name).toBe(PLANS.smoke.cycles.pairs)
+        expect(row?.cyclesPerBlock, name).toBeGreaterThanOrEqual(5)
+        expect(row?.ratio, name).toBeGreaterThan(0)
+        expect(Number.isFinite(row?.ratio), name).toBe(true)
+      }
+    }
+    expect(result.pairedCycles).toHaveLength(4)
+  })
+
   it('runs ours, the raw client and the original with 1, 8 and 64 callers sharing one client', () => {
     const { concurrencies } = PLANS.smoke.scaling
     expect(concurrencies).toEqual([1, 8, 64])
@@ -101,7 +118,8 @@ describe('pnpm bench (smoke)', () => {
 
   it('renders the markdown report, the targets and the chart', () => {
     const verdicts = evaluateTargets(result)
-    expect(verdicts.some((verdict) => verdict.text.startsWith('redis: cycle p50'))).toBe(true)
+    expect(verdicts.some((verdict) => /^redis: cycle time [\d.]+× the raw floor's, paired/.test(verdict.text))).toBe(true)
+    expect(verdicts.some((verdict) => /^redis: cycle time [\d.]+× the original Verrou's, paired/.test(verdict.text))).toBe(true)
     const markdown = renderMarkdown({
       result,
       machine: { cpu: 'cpu', cores: 2, memoryGiB: 1, os: 'os', node: 'v20', loadAtStart: 0, loadAtEnd: 0, commit: 'abc' },
@@ -115,7 +133,9 @@ describe('pnpm bench (smoke)', () => {
     expect(markdown).toContain('| Store | Subject | Acquisitions/s |')
     expect(markdown).toContain('## Contention across processes')
     expect(markdown).toContain('## Per store')
-    expect(markdown).toMatch(/\| redis \| [\d,]+ \| [\d.]+× \| 2\.0 \/ 2\.0 \| [\d.]+ µs \| [\d,]+ \| [\d.]+× \|/)
+    expect(markdown).toMatch(/\| redis \| [\d,]+ \| [\d.]+× \| [\d.]+× \| 2\.0 \/ 2\.0 \| [\d.]+ µs \| [\d,]+ \| [\d.]+× \|/)
+    expect(markdown).toContain('### Paired cycles')
+    expect(markdown).toMatch(/\| redis \| raw floor \(ioredis\) \| [\d.]+× \| 2 \| \d+ \|/)
     expect(markdown).toContain('## Scaling')
     expect(markdown).toContain(
       '| Store | Subject | 1 caller: cycles/s | × raw | 8 callers: cycles/s | × raw | 64 callers: cycles/s |',

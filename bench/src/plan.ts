@@ -9,6 +9,10 @@ export interface Plan {
     sliceMs: number
     /** Untimed cycles per subject before the first round. */
     warmupCycles: number
+    /** Block pairs of ours against the floor (and the original), alternating, after the rounds. */
+    pairs: number
+    /** About how long one block runs: its cycle count comes from the other side's p50. */
+    pairBlockMs: number
   }
   contention: ContentionSettings & { rounds: number }
   scaling: {
@@ -32,7 +36,7 @@ export const PLANS: Record<Plan['name'], Plan> = {
   // `pnpm bench`: what docs/benchmarks.md shows. Under ten minutes with every store.
   full: {
     name: 'full',
-    cycles: { rounds: 6, sliceMs: 500, warmupCycles: 50 },
+    cycles: { rounds: 6, sliceMs: 500, warmupCycles: 50, pairs: 60, pairBlockMs: 25 },
     contention: { ...CONTENTION, rounds: 3, durationMs: 4000 },
     scaling: { ...SCALING, rounds: 3, sliceMs: 400 },
     lockCpu: { rounds: 15, cyclesPerBlock: 20_000 },
@@ -40,7 +44,7 @@ export const PLANS: Record<Plan['name'], Plan> = {
   // `pnpm bench --quick`: the same measurements, shorter; under two minutes.
   quick: {
     name: 'quick',
-    cycles: { rounds: 2, sliceMs: 250, warmupCycles: 20 },
+    cycles: { rounds: 2, sliceMs: 250, warmupCycles: 20, pairs: 20, pairBlockMs: 15 },
     contention: { ...CONTENTION, rounds: 1, durationMs: 1500 },
     scaling: { ...SCALING, rounds: 1, sliceMs: 200 },
     lockCpu: { rounds: 7, cyclesPerBlock: 10_000 },
@@ -48,7 +52,7 @@ export const PLANS: Record<Plan['name'], Plan> = {
   // The smoke test: proves every subject runs and yields numbers, nothing more.
   smoke: {
     name: 'smoke',
-    cycles: { rounds: 1, sliceMs: 100, warmupCycles: 5 },
+    cycles: { rounds: 1, sliceMs: 100, warmupCycles: 5, pairs: 2, pairBlockMs: 5 },
     contention: { ...CONTENTION, rounds: 1, durationMs: 500 },
     scaling: { ...SCALING, rounds: 1, sliceMs: 50 },
     lockCpu: { rounds: 3, cyclesPerBlock: 1000 },

@@ -5,6 +5,7 @@ import type { Scenario } from './cli.js'
 import { type ContentionRound, runContention } from './contention.js'
 import { type CycleTally, newCycleTally, runCycles, warmUp } from './cycles.js'
 import { type LockCpuResult, measureLockCpu } from './lock_cpu.js'
+import { cyclesPerBlock, runPairedBlocks } from './paired_cycles.js'
 import type { Plan } from './plan.js'
 import { runProcessContention } from './process_contention.js'
 import { runScaling, warmUpCallers } from './scaling.js'
@@ -32,6 +33,18 @@ export interface CycleResult {
   /** Milliseconds per acquire + release. */
   latency: Distribution
   roundTripsPerCycle: number
+  error?: string
+}
+
+/** Ours against another subject of the same store, in alternating blocks of uncontended cycles. */
+export interface PairedCycleResult {
+  store: StoreId
+  ours: SubjectInfo
+  against: SubjectInfo
+  /** Median over block pairs of (our block time / theirs): 1.10 is 10% slower. */
+  ratio: number
+  pairs: number
+  cyclesPerBlock: number
   error?: string
 }
 
@@ -72,6 +85,8 @@ export interface BenchResult {
   plan: Plan
   stores: StoreReport[]
   cycles: CycleResult[]
+  /** Ours against the floor and the original, cycle for cycle: the ratios the uncontended targets use. */
+  pairedCycles: PairedCycleResult[]
   contention: ContentionResult[]
   /** The same scenario with every worker in an OS process of its own (stores that live outside the process). */
   processContention: ContentionResult[]
@@ -124,7 +139,7 @@ async function measureBackends({ plan, stores, scenarios, log = () => {} }: RunO
   try {
     const subjects = running.flatMap((backend) => backend.subjects)
     const keyOf = (subject: Subject, what: string) => `vbench:${runId}:${subject.id}:${what}`
-    const cycles = await measureCycles(
+    const { rows: cycles, paired: pairedCycles } = await measureCycles(
       subjects.filter((subject) => runs('cycles') && subject.cycles),
       plan,
       keyOf,
@@ -168,7 +183,7 @@ async function measureBackends({ plan, stores, scenarios, log = () => {} }: RunO
       log,
       'across processes',
     )
-    return { runId, plan, stores: reports, cycles, scaling, contention, processContention, errors, durationMs: 0 }
+    return { runId, plan, stores: reports, cycles, pairedCycles, scaling, contention, processContention, errors, durationMs: 0 }
   } finally {
     for (const backend of running) {
       await backend.stop().catch((error: unknown) => errors.push(`clean-up failed: ${describe(error)}`))
@@ -202,6 +217,9 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
 
 type KeyOf = (subject: Subject, what: string) => string
 
+/** The subjects (by id within their store) ours is paired against in the cycle test. */
+const PAIRED_AGAINST = ['floor', 'verrou-v0']
+
 /** The subjects (by id within their store) that the scenario across processes measures. */
 const ACROSS_PROCESSES = ['verrou-250ms', 'floor']
 
@@ -211,13 +229,15 @@ async function measureCycles(
   keyOf: KeyOf,
   errors: string[],
   log: (line: string) => void,
-): Promise<CycleResult[]> {
+): Promise<{ rows: CycleResult[]; paired: PairedCycleResult[] }> {
   interface Entry {
     subject: Subject
     counters: Counters
     client?: LockClient
     tally: CycleTally
     nextKey: () => string
+    /** Requests of the timed rounds (the paired blocks after them are not in the tally). */
+    roundTrips?: number
     error?: string
   }
   const entries: Entry[] = subjects.map((subject) => {
@@ -230,6 +250,7 @@ async function measureCycles(
     if (entry.subject.role !== 'peer') errors.push(`${entry.subject.id} (cycles): ${entry.error}`)
     log(`${entry.subject.id}: cycles failed: ${entry.error}`)
   }
+  const paired: PairedCycleResult[] = []
   try {
     for (const entry of entries) {
       try {
@@ -251,20 +272,60 @@ async function measureCycles(
         }
       }
     }
+    for (const entry of entries) entry.roundTrips = entry.counters.roundTrips
+    paired.push(...(await measurePairs(entries, plan, log)))
   } finally {
     await Promise.allSettled(entries.map((entry) => entry.client?.close()))
   }
-  return entries.map(({ subject, tally, counters, error }) => {
+  const rows = entries.map(({ subject, tally, counters, roundTrips, error }) => {
     const count = tally.latencies.length
     return {
       subject: info(subject),
       cycles: count,
       cyclesPerSecond: tally.elapsedMs > 0 ? (count * 1000) / tally.elapsedMs : 0,
       latency: distribution(tally.latencies),
-      roundTripsPerCycle: count > 0 ? counters.roundTrips / count : Number.NaN,
+      roundTripsPerCycle: count > 0 ? (roundTrips ?? counters.roundTrips) / count : Number.NaN,
       ...(error === undefined ? {} : { error }),
     }
   })
+  return { rows, paired }
+}
+
+/**
+ * After the rounds, per store: ours (shipped defaults) against the floor and against the original, in
+ * alternating blocks of the same number of cycles (see runPairedBlocks), on the clients the rounds used.
+ * A block lasts about `pairBlockMs` at the other side's p50.
+ */
+async function measurePairs(
+  entries: { subject: Subject; client?: LockClient; tally: CycleTally; nextKey: () => string; error?: string }[],
+  plan: Plan,
+  log: (line: string) => void,
+): Promise<PairedCycleResult[]> {
+  const results: PairedCycleResult[] = []
+  const usable = (entry: (typeof entries)[number] | undefined) =>
+    entry !== undefined && entry.client !== undefined && entry.error === undefined && entry.tally.latencies.length > 0
+  for (const ours of entries.filter((entry) => entry.subject.id === `${entry.subject.store}/verrou-250ms`)) {
+    if (!usable(ours)) continue
+    for (const suffix of PAIRED_AGAINST) {
+      const against = entries.find((entry) => entry.subject.id === `${ours.subject.store}/${suffix}`)
+      if (against === undefined || !usable(against)) continue
+      const cycles = cyclesPerBlock(plan.cycles.pairBlockMs, distribution(against.tally.latencies).p50)
+      log(`cycles: ${ours.subject.id} against ${against.subject.id}, ${plan.cycles.pairs} block pairs of ${cycles}`)
+      const base = { store: ours.subject.store, ours: info(ours.subject), against: info(against.subject), cyclesPerBlock: cycles }
+      try {
+        const paired = await runPairedBlocks(
+          { client: ours.client as LockClient, nextKey: ours.nextKey },
+          { client: against.client as LockClient, nextKey: against.nextKey },
+          plan.cycles.pairs,
+          cycles,
+        )
+        results.push({ ...base, ratio: paired.ratio, pairs: paired.pairs })
+      } catch (error) {
+        results.push({ ...base, ratio: Number.NaN, pairs: 0, error: describe(error) })
+      }
+    }
+  }
+  return results
 }
 
 /** The subjects (by id within their store) that the scaling scenario measures: ours as shipped, the floor, the original. */
