@@ -68,6 +68,9 @@ describe('pnpm bench (smoke)', () => {
           expect(row?.cyclesPerSecond, name).toBeGreaterThan(0)
           if (store === 'redis') expect(row?.roundTripsPerCycle, name).toBeGreaterThanOrEqual(2)
           else expect(row?.roundTripsPerCycle, name).toBe(0)
+          // Against the floor round by round (one round here: that round's ratio); the floor has none.
+          if (subject === 'floor') expect(row?.ratioToFloor, name).toBeUndefined()
+          else expect(row?.ratioToFloor, name).toBeGreaterThan(0)
         }
       }
     }

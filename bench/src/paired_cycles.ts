@@ -1,3 +1,4 @@
+import { median } from './stats.js'
 import type { LockClient } from './subject.js'
 
 /** Fewest and most cycles in one block: enough to time on a slow store, few enough to alternate often on a fast one. */
@@ -52,9 +53,5 @@ export async function runPairedBlocks(first: PairSide, second: PairSide, pairs: 
     }
     if (b > 0) ratios.push(a / b)
   }
-  ratios.sort((x, y) => x - y)
-  const middle = Math.floor(ratios.length / 2)
-  const ratio =
-    ratios.length === 0 ? Number.NaN : ratios.length % 2 === 1 ? ratios[middle]! : (ratios[middle - 1]! + ratios[middle]!) / 2
-  return { ratio, pairs: ratios.length, cyclesPerBlock: cycles }
+  return { ratio: median(ratios), pairs: ratios.length, cyclesPerBlock: cycles }
 }

@@ -38,7 +38,7 @@ export const PLANS: Record<Plan['name'], Plan> = {
     name: 'full',
     cycles: { rounds: 6, sliceMs: 500, warmupCycles: 50, pairs: 60, pairBlockMs: 25 },
     contention: { ...CONTENTION, rounds: 3, durationMs: 4000 },
-    scaling: { ...SCALING, rounds: 3, sliceMs: 400 },
+    scaling: { ...SCALING, rounds: 7, sliceMs: 300 },
     lockCpu: { rounds: 15, cyclesPerBlock: 20_000 },
   },
   // `pnpm bench --quick`: the same measurements, shorter; under two minutes.

@@ -9,7 +9,7 @@ import { cyclesPerBlock, runPairedBlocks } from './paired_cycles.js'
 import type { Plan } from './plan.js'
 import { runProcessContention } from './process_contention.js'
 import { runScaling, warmUpCallers } from './scaling.js'
-import { type Distribution, distribution, Samples } from './stats.js'
+import { type Distribution, distribution, median, Samples } from './stats.js'
 import { type Counters, type LockClient, newCounters, type Role, type StoreId, type Subject } from './subject.js'
 
 export interface SubjectInfo {
@@ -76,6 +76,11 @@ export interface ScalingResult {
   concurrency: number
   cycles: number
   cyclesPerSecond: number
+  /**
+   * Not on the floor's rows: the median over rounds of this subject's cycles/s over the floor's in the same
+   * round, at the same concurrency (subjects take turns within a round, seconds apart). What the targets use.
+   */
+  ratioToFloor?: number
   roundTripsPerCycle: number
   error?: string
 }
@@ -354,6 +359,8 @@ async function measureScaling(
         cycles: 0,
         elapsedMs: 0,
         roundTrips: 0,
+        /** Cycles/s in each round (NaN where the subject did not run). */
+        rates: Array.from({ length: rounds }, () => Number.NaN),
         nextKey: () => `${prefix}:${n++}`,
         error: undefined as string | undefined,
       }
@@ -376,6 +383,7 @@ async function measureScaling(
           const slice = await runScaling(client, entry.nextKey, concurrency, sliceMs)
           entry.cycles += slice.cycles
           entry.elapsedMs += slice.elapsedMs
+          if (slice.elapsedMs > 0) entry.rates[round] = (slice.cycles * 1000) / slice.elapsedMs
           entry.roundTrips += counters.roundTrips
           await client.close()
         } catch (error) {
@@ -387,14 +395,24 @@ async function measureScaling(
       }
     }
   }
-  return entries.map(({ subject, concurrency, cycles, elapsedMs, roundTrips, error }) => ({
-    subject: info(subject),
-    concurrency,
-    cycles,
-    cyclesPerSecond: elapsedMs > 0 ? (cycles * 1000) / elapsedMs : 0,
-    roundTripsPerCycle: cycles > 0 ? roundTrips / cycles : Number.NaN,
-    ...(error === undefined ? {} : { error }),
-  }))
+  return entries.map(({ subject, concurrency, cycles, elapsedMs, roundTrips, rates, error }) => {
+    const floor = entries.find(
+      (each) => each.subject.store === subject.store && each.subject.role === 'floor' && each.concurrency === concurrency,
+    )
+    const ratios =
+      floor === undefined || floor.subject === subject
+        ? []
+        : rates.map((rate, round) => rate / floor.rates[round]!).filter((ratio) => Number.isFinite(ratio))
+    return {
+      subject: info(subject),
+      concurrency,
+      cycles,
+      cyclesPerSecond: elapsedMs > 0 ? (cycles * 1000) / elapsedMs : 0,
+      ...(ratios.length === 0 ? {} : { ratioToFloor: median(ratios) }),
+      roundTripsPerCycle: cycles > 0 ? roundTrips / cycles : Number.NaN,
+      ...(error === undefined ? {} : { error }),
+    }
+  })
 }
 
 async function measureContention(

@@ -249,7 +249,8 @@ function scalingSection(result: BenchResult): string[] {
     `one connection on Redis and Upstash, one pool of ${poolSize} connections on PostgreSQL and MySQL, one client on`,
     'DynamoDB, one store in memory. Each caller loops acquire + release on keys never used before. Per concurrency,',
     `each subject gets a fresh client, ${warmupCyclesPerCaller} untimed cycles per caller, then a ${sliceMs} ms slice; ${rounds} round${rounds === 1 ? '' : 's'},`,
-    'subjects taking turns as in the cycle test. "× raw" divides cycles/s by the raw floor\'s at the same concurrency.',
+    'subjects taking turns as in the cycle test. "× raw" is the median over rounds of cycles/s over the raw floor\'s in',
+    'the same round at the same concurrency (a few seconds apart): a slow spell of the machine moves one round, not the median.',
     'Round trips are requests counted on the client at each concurrency: the Upstash client sends the commands',
     'issued in one tick as one pipelined request (its default), so there a cycle costs less than one request.',
     '',
@@ -261,6 +262,7 @@ function scalingSection(result: BenchResult): string[] {
 
 function scalingRatio(row: ScalingResult, floor: ScalingResult | undefined): string {
   if (row.subject.role === 'floor') return '1.00×'
+  if (row.ratioToFloor !== undefined) return ratio(row.ratioToFloor)
   if (floor === undefined || floor.error !== undefined || floor.cyclesPerSecond <= 0) return '–'
   return ratio(row.cyclesPerSecond / floor.cyclesPerSecond)
 }

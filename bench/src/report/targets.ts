@@ -128,10 +128,14 @@ function scalingVerdicts(result: BenchResult): Verdict[] {
       continue
     }
     if (floor === undefined || floor.error !== undefined || floor.cyclesPerSecond <= 0) continue
-    const r = ours.cyclesPerSecond / floor.cyclesPerSecond
+    const r = ours.ratioToFloor ?? ours.cyclesPerSecond / floor.cyclesPerSecond
+    const how =
+      ours.ratioToFloor === undefined
+        ? ''
+        : ` (median of the rounds' ratios; ${ratio(ours.cyclesPerSecond / floor.cyclesPerSecond)} over all rounds)`
     verdicts.push({
       met: r >= SCALING_BUDGET,
-      text: `${where}: ${whole(ours.cyclesPerSecond)} cycles/s, ${ratio(r)} the raw client's (target ≥ ${ratio(SCALING_BUDGET)})`,
+      text: `${where}: ${whole(ours.cyclesPerSecond)} cycles/s, ${ratio(r)} the raw client's${how} (target ≥ ${ratio(SCALING_BUDGET)})`,
     })
   }
   return verdicts
