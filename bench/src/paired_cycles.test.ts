@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
+import { newCycleTally } from './cycles.js'
 import { cyclesPerBlock, runPairedBlocks } from './paired_cycles.js'
-import type { LockClient } from './subject.js'
+import { PLANS } from './plan.js'
+import { measurePairs } from './run.js'
+import type { LockClient, Role, Subject } from './subject.js'
 
 /** A client whose cycle takes `ms` of busy time, the first `slowCycles` cycles of it `slowMs` instead. */
 function busyClient(ms: number, { slowCycles = 0, slowMs = ms } = {}): LockClient & { cycles: number } {
@@ -41,5 +44,73 @@ describe('paired cycle blocks', () => {
     expect(floor.cycles).toBe(55)
     expect(paired.ratio).toBeGreaterThan(1.6)
     expect(paired.ratio).toBeLessThan(2.5)
+  })
+})
+
+describe('measurePairs', () => {
+  /** A subject of the memory store whose client is `client`, with one measured cycle of `cycleMs`. */
+  function entry(id: string, role: Role, client: LockClient, cycleMs = 0.5) {
+    const subject: Subject = {
+      id: `memory/${id}`,
+      store: 'memory',
+      label: id,
+      role,
+      cycles: true,
+      contention: false,
+      connect: async () => client,
+    }
+    const tally = newCycleTally()
+    tally.latencies.push(cycleMs)
+    let keys = 0
+    return { subject, client, tally, nextKey: () => `${id}:${keys++}` }
+  }
+  const failing = (message: string): LockClient => ({
+    async lock() {
+      throw new Error(message)
+    },
+    async close() {},
+  })
+  const plan = { ...PLANS.smoke, cycles: { ...PLANS.smoke.cycles, pairs: 3, pairBlockMs: 5 } }
+
+  it('pairs ours with the floor and the original, each block sized from the other side', async () => {
+    const errors: string[] = []
+    const results = await measurePairs(
+      [
+        entry('verrou-250ms', 'ours', busyClient(0.2)),
+        entry('floor', 'floor', busyClient(0.1), 1),
+        entry('verrou-v0', 'peer', busyClient(0.4), 0.25),
+        entry('redlock', 'peer', busyClient(0.1)),
+      ],
+      plan,
+      errors,
+      () => {},
+    )
+    expect(errors).toEqual([])
+    expect(results.map((row) => [row.against.id, row.pairs, row.cyclesPerBlock])).toEqual([
+      ['memory/floor', 3, 5],
+      ['memory/verrou-v0', 3, 20],
+    ])
+    expect(results[0]?.ratio).toBeGreaterThan(1.3)
+    expect(results[1]?.ratio).toBeLessThan(0.8)
+  })
+
+  it('a floor that fails is an error of the run; an original that fails is only its row', async () => {
+    const errors: string[] = []
+    const results = await measurePairs(
+      [
+        entry('verrou-250ms', 'ours', busyClient(0.1)),
+        entry('floor', 'floor', failing('floor down')),
+        entry('verrou-v0', 'peer', failing('v0 down')),
+      ],
+      plan,
+      errors,
+      () => {},
+    )
+    expect(results.map((row) => [row.against.id, row.pairs, row.error])).toEqual([
+      ['memory/floor', 0, 'Error: floor down'],
+      ['memory/verrou-v0', 0, 'Error: v0 down'],
+    ])
+    expect(results.every((row) => Number.isNaN(row.ratio))).toBe(true)
+    expect(errors).toEqual(['memory/verrou-250ms against memory/floor (paired cycles): Error: floor down'])
   })
 })

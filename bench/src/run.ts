@@ -278,7 +278,7 @@ async function measureCycles(
       }
     }
     for (const entry of entries) entry.roundTrips = entry.counters.roundTrips
-    paired.push(...(await measurePairs(entries, plan, log)))
+    paired.push(...(await measurePairs(entries, plan, errors, log)))
   } finally {
     await Promise.allSettled(entries.map((entry) => entry.client?.close()))
   }
@@ -297,13 +297,14 @@ async function measureCycles(
 }
 
 /**
- * After the rounds, per store: ours (shipped defaults) against the floor and against the original, in
+ * Exported for its tests. After the rounds, per store: ours (shipped defaults) against the floor and against the original, in
  * alternating blocks of the same number of cycles (see runPairedBlocks), on the clients the rounds used.
  * A block lasts about `pairBlockMs` at the other side's p50.
  */
-async function measurePairs(
+export async function measurePairs(
   entries: { subject: Subject; client?: LockClient; tally: CycleTally; nextKey: () => string; error?: string }[],
   plan: Plan,
+  errors: string[],
   log: (line: string) => void,
 ): Promise<PairedCycleResult[]> {
   const results: PairedCycleResult[] = []
@@ -326,7 +327,12 @@ async function measurePairs(
         )
         results.push({ ...base, ratio: paired.ratio, pairs: paired.pairs })
       } catch (error) {
-        results.push({ ...base, ratio: Number.NaN, pairs: 0, error: describe(error) })
+        const reason = describe(error)
+        results.push({ ...base, ratio: Number.NaN, pairs: 0, error: reason })
+        // Ours or the floor failing is an error of the run (the target then falls back to the p50 ratio).
+        if (against.subject.role !== 'peer')
+          errors.push(`${ours.subject.id} against ${against.subject.id} (paired cycles): ${reason}`)
+        log(`${ours.subject.id} against ${against.subject.id}: paired cycles failed: ${reason}`)
       }
     }
   }
