@@ -33,7 +33,7 @@ const CONTENTION = { workers: 8, holdMs: 2 }
 const SCALING = { concurrencies: [1, 8, 64], warmupCyclesPerCaller: 2, poolSize: 20 }
 
 export const PLANS: Record<Plan['name'], Plan> = {
-  // `pnpm bench`: what docs/benchmarks.md shows. Under ten minutes with every store.
+  // `pnpm bench`: what docs/benchmarks.md shows. About 16 minutes with every store (15.6 in the last full run).
   full: {
     name: 'full',
     cycles: { rounds: 6, sliceMs: 500, warmupCycles: 50, pairs: 60, pairBlockMs: 25 },
