@@ -1,4 +1,5 @@
 import { LockFactory, type LockStore } from '@verrou/core'
+import { median } from './stats.js'
 import { LEASE_MS } from './subject.js'
 
 export interface LockCpuSettings {
@@ -92,10 +93,4 @@ export async function measureLockCpu({ rounds, cyclesPerBlock }: LockCpuSettings
 function cpuMs(): number {
   const { user, system } = process.cpuUsage()
   return (user + system) / 1000
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
