@@ -23,6 +23,8 @@ export interface ContentionRound {
   perWorker: number[]
   /** Milliseconds from a holder calling release to the next holder's acquire resolving. */
   handoffs: number[]
+  /** The hand-offs whose next holder's client timed its attempts, split in three (see HandoffSplit). */
+  handoffSplits: HandoffSplit[]
   /** Acquisitions that resolved before the previous holder had even called release: exclusion broken. */
   overlaps: number
   /** Hand-offs where the worker that released took the lock straight back. */
@@ -38,7 +40,23 @@ export interface Hold {
   /** When the worker called `lock()`. */
   askedAt: number
   acquiredAt: number
+  /** When the attempt that was granted left the worker, if its client times attempts. */
+  attemptSentAt?: number
   releasingAt: number
+  /** When its release resolved. */
+  releasedAt: number
+}
+
+/**
+ * Where one hand-off's time went, in ms: the releasing holder's release round trip; from that release
+ * resolving to the next holder's granting attempt leaving (negative when the attempt left first, woken
+ * by an announcement that overtook the release's reply, or already in flight); that attempt's round trip
+ * up to `lock()` resolving.
+ */
+export interface HandoffSplit {
+  release: number
+  toAttempt: number
+  attempt: number
 }
 
 /** Beyond the window, how long the workers may take to finish before the round counts as hung. */
@@ -53,7 +71,7 @@ export async function runContention(subject: Subject, key: string, settings: Con
   const counters = newCounters()
   const clients: LockClient[] = []
   try {
-    for (let i = 0; i < settings.workers; i++) clients.push(await subject.connect(counters))
+    for (let i = 0; i < settings.workers; i++) clients.push(await subject.connect(counters, { timeAttempts: true }))
     // Connections, tables and scripts are ready before the window opens; each worker warms on a key of its own.
     await Promise.all(clients.map((client, worker) => warmUp(client, counterKey(`${key}:warm:${worker}`), 2)))
     Object.assign(counters, newCounters())
@@ -89,10 +107,21 @@ export async function runHolds(
     const askedAt = now()
     const release = await client.lock(key)
     const acquiredAt = now()
+    // The client's attempt times are on performance.now(); `now` may be another monotonic clock.
+    const sentAt = client.lastAttemptSentAt?.()
+    const attemptSentAt = sentAt === undefined ? undefined : sentAt + (acquiredAt - performance.now())
     await sleep(holdMs)
     const releasingAt = now()
     await release()
-    holds.push({ worker, askedAt, acquiredAt, releasingAt })
+    const releasedAt = now()
+    holds.push({
+      worker,
+      askedAt,
+      acquiredAt,
+      releasingAt,
+      releasedAt,
+      ...(attemptSentAt === undefined ? {} : { attemptSentAt }),
+    })
   }
   return holds
 }
@@ -110,22 +139,32 @@ export function summarise(holds: Hold[], deadline: number, workers: number, coun
   const counted = holds.filter((hold) => hold.acquiredAt < deadline).sort((a, b) => a.acquiredAt - b.acquiredAt)
   const perWorker = Array.from({ length: workers }, () => 0)
   const handoffs: number[] = []
+  const handoffSplits: HandoffSplit[] = []
   let overlaps = 0
   let retakes = 0
   let active: Hold[] = []
-  let lastRelease: number | undefined
+  let lastReleased: Hold | undefined
   counted.forEach((hold, index) => {
     perWorker[hold.worker]! += 1
     const still: Hold[] = []
     for (const other of active) {
       if (other.releasingAt > hold.acquiredAt) still.push(other)
-      else lastRelease = Math.max(lastRelease ?? other.releasingAt, other.releasingAt)
+      else if (lastReleased === undefined || other.releasingAt > lastReleased.releasingAt) lastReleased = other
     }
     active = still
     const previous = counted[index - 1]
     if (previous !== undefined && previous.worker === hold.worker) retakes += 1
     if (active.length >= holders) overlaps += 1
-    else if (active.length === holders - 1 && lastRelease !== undefined) handoffs.push(hold.acquiredAt - lastRelease)
+    else if (active.length === holders - 1 && lastReleased !== undefined) {
+      handoffs.push(hold.acquiredAt - lastReleased.releasingAt)
+      if (hold.attemptSentAt !== undefined) {
+        handoffSplits.push({
+          release: lastReleased.releasedAt - lastReleased.releasingAt,
+          toAttempt: hold.attemptSentAt - lastReleased.releasedAt,
+          attempt: hold.acquiredAt - hold.attemptSentAt,
+        })
+      }
+    }
     active.push(hold)
   })
   return {
@@ -133,6 +172,7 @@ export function summarise(holds: Hold[], deadline: number, workers: number, coun
     completed: holds.length,
     perWorker,
     handoffs,
+    handoffSplits,
     overlaps,
     retakes,
     longestWaitMs,

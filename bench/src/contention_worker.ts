@@ -32,7 +32,7 @@ async function setUp(order: Extract<ToWorker, { type: 'setup' }>): Promise<void>
   if (backend.attach === undefined) throw new Error(`${order.store} cannot be measured across processes`)
   const subject = backend.attach({ runId: order.runId }, order.shared).find((each) => each.id === order.subjectId)
   if (subject === undefined) throw new Error(`no subject ${order.subjectId} on ${order.store}`)
-  client = await subject.connect(counters)
+  client = await subject.connect(counters, { timeAttempts: true })
   key = order.key
   worker = order.worker
   // Connections, tables and scripts are ready before the window opens.

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { StartedBackend } from './backends/backend.js'
 import { BACKENDS } from './backends/index.js'
 import type { Scenario } from './cli.js'
-import { type ContentionRound, runContention } from './contention.js'
+import { type ContentionRound, type HandoffSplit, runContention } from './contention.js'
 import { type CycleTally, newCycleTally, runCycles, warmUp } from './cycles.js'
 import { type LockCpuResult, measureLockCpu } from './lock_cpu.js'
 import { cyclesPerBlock, runPairedBlocks } from './paired_cycles.js'
@@ -59,6 +59,8 @@ export interface ContentionResult {
   most: number
   /** Milliseconds from a release call to the next successful acquire. */
   handoff: Distribution
+  /** The median of each part of a hand-off (see HandoffSplit), when the subject's client times its attempts. */
+  handoffSplit?: HandoffSplit
   overlaps: number
   /** Share of hand-offs (0 to 1) in which the releasing worker took the lock straight back. */
   retakeShare: number
@@ -457,6 +459,7 @@ async function measureContention(
     const handoffs = new Samples()
     for (const round of rounds) for (const gap of round.handoffs) handoffs.push(gap)
     const seconds = (rounds.length * plan.contention.durationMs) / 1000
+    const splits = rounds.flatMap((round) => round.handoffSplits)
     return {
       subject: info(subject),
       windows: rounds.length,
@@ -465,6 +468,7 @@ async function measureContention(
       meanPerWorker: perWorker.length > 0 ? acquisitions / perWorker.length : 0,
       most: perWorker.length > 0 ? Math.max(...perWorker) : 0,
       handoff: distribution(handoffs),
+      ...(splits.length === 0 ? {} : { handoffSplit: medianSplit(splits) }),
       overlaps: sum(rounds.map((round) => round.overlaps)),
       retakeShare: acquisitions > rounds.length ? sum(rounds.map((round) => round.retakes)) / (acquisitions - rounds.length) : 0,
       gaveUp: sum(rounds.map((round) => round.counters.gaveUp)),
@@ -475,6 +479,14 @@ async function measureContention(
       ...(error === undefined ? {} : { error }),
     }
   })
+}
+
+function medianSplit(splits: HandoffSplit[]): HandoffSplit {
+  return {
+    release: median(splits.map((split) => split.release)),
+    toAttempt: median(splits.map((split) => split.toAttempt)),
+    attempt: median(splits.map((split) => split.attempt)),
+  }
 }
 
 /** Round r starts r places further along, and every other round runs backwards. */

@@ -24,6 +24,12 @@ export interface LockClient {
    */
   lock(key: string): Promise<Release>
   close(): Promise<void>
+  /**
+   * When (`performance.now()`) this client last sent a request to take a lock: read right after `lock`
+   * resolves, it is the attempt that was granted. Lets a hand-off be split into the release's round trip,
+   * the time until the next holder's granting attempt left, and that attempt's round trip.
+   */
+  lastAttemptSentAt?(): number | undefined
 }
 
 /**
@@ -56,6 +62,8 @@ export interface ConnectOptions {
    * Redis and Upstash always use one connection, DynamoDB one client, memory one store.
    */
   poolSize?: number
+  /** Keep the send time of each lock attempt (`LockClient.lastAttemptSentAt`): contention runs only. */
+  timeAttempts?: boolean
 }
 
 /** Lease given to every lock: far longer than any hold, so no lock ever expires during a run. */

@@ -90,9 +90,12 @@ export function renderMarkdown(context: ReportContext): string {
     'subscribed to the key and its queue statements are prepared: the first wait of a process pays for that); none',
     'closes its connections until all are done. "Round trips / acquisition" divides every request of the window by',
     "every acquisition they paid for, each worker's last one included (asked for in the window, granted after it).",
+    '"Hand-off split" is where a hand-off goes, each part the median over hand-offs: the releasing holder\'s',
+    "release round trip; from that release resolving to the next holder's granting attempt leaving (negative when",
+    "an announcement woke it before the release had answered); that attempt's round trip, up to `lock()` resolving.",
     '',
-    '| Store | Subject | Acquisitions/s | × raw client | Fewest / mean / most | Longest wait ms | Hand-off p50 ms | Round trips / acquisition | Notes |',
-    '|---|---|--:|--:|--:|--:|--:|--:|---|',
+    '| Store | Subject | Acquisitions/s | × raw client | Fewest / mean / most | Longest wait ms | Hand-off p50 ms | Hand-off split ms (release / to attempt / attempt) | Round trips / acquisition | Notes |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|---|',
   )
   for (const row of result.processContention) push(processContentionRow(row, result.processContention))
   push(
@@ -332,7 +335,7 @@ function contentionRow(row: ContentionResult): string {
 
 function processContentionRow(row: ContentionResult, all: ContentionResult[]): string {
   const head = `| ${row.subject.store} | ${cell(label(row.subject))} |`
-  if (row.error !== undefined) return `${head} failed | | | | | | ${cell(row.error)} |`
+  if (row.error !== undefined) return `${head} failed | | | | | | | ${cell(row.error)} |`
   const floor = all.find((other) => other.subject.store === row.subject.store && other.subject.role === 'floor')
   const vsFloor =
     row.subject.role === 'floor'
@@ -340,7 +343,9 @@ function processContentionRow(row: ContentionResult, all: ContentionResult[]): s
       : floor && floor.error === undefined && floor.acquisitionsPerSecond > 0
         ? ratio(row.acquisitionsPerSecond / floor.acquisitionsPerSecond)
         : '–'
-  return `${head} ${whole(row.acquisitionsPerSecond)} | ${vsFloor} | ${fairness(row)} | ${ms(row.longestWaitMs)} | ${ms(row.handoff.p50)} | ${perOp(row.roundTripsPerAcquisition)} | ${contentionNotes(row)} |`
+  const split = row.handoffSplit
+  const splitCell = split === undefined ? '–' : `${ms(split.release)} / ${ms(split.toAttempt)} / ${ms(split.attempt)}`
+  return `${head} ${whole(row.acquisitionsPerSecond)} | ${vsFloor} | ${fairness(row)} | ${ms(row.longestWaitMs)} | ${ms(row.handoff.p50)} | ${splitCell} | ${perOp(row.roundTripsPerAcquisition)} | ${contentionNotes(row)} |`
 }
 
 const fairness = (row: ContentionResult) => `${row.fewest} / ${whole(row.meanPerWorker)} / ${row.most}`

@@ -17,9 +17,9 @@ export function dynamodbFloorSubject(connect: (counters: Counters) => DynamoDBCl
     role: 'floor',
     cycles: true,
     contention: true,
-    async connect(counters) {
+    async connect(counters, options) {
       const client = connect(counters)
-      return pollingClient({
+      return pollingClient(options, {
         async tryAcquire(key, owner) {
           const now = Date.now()
           try {

@@ -11,8 +11,8 @@ export function memoryFloorSubject(): Subject {
     role: 'floor',
     cycles: true,
     contention: true,
-    async connect() {
-      return pollingClient({
+    async connect(_counters, options) {
+      return pollingClient(options, {
         async tryAcquire(key, owner) {
           const now = performance.now()
           const current = leases.get(key)

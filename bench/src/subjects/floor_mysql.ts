@@ -29,7 +29,7 @@ ON DUPLICATE KEY UPDATE owner = IF(${ended}, ?, owner), expires_at = IF(${ended}
     contention: true,
     async connect(counters, options) {
       const pool = connect(counters, options)
-      return pollingClient({
+      return pollingClient(options, {
         async tryAcquire(key, owner) {
           const [header] = await pool.execute<ResultSetHeader>(acquire, [key, owner, LEASE_MS, owner, LEASE_MS])
           return header.affectedRows > 0

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { LockClient } from '../subject.js'
+import type { ConnectOptions, LockClient } from '../subject.js'
 
 /** How often a raw-floor waiter tries again: the short delay, as a hand-written loop would. */
 export const FLOOR_POLL_MS = 10
@@ -15,11 +15,20 @@ export interface RawLock {
 }
 
 /** The floor as a client: try, sleep `FLOOR_POLL_MS`, try again; release checks it still owned the lock. */
-export function pollingClient(raw: RawLock): LockClient {
+export function pollingClient(options: ConnectOptions | undefined, raw: RawLock): LockClient {
+  let sentAt: number | undefined
+  // Timed only when asked (contention): the uncontended cycles stay exactly the two requests.
+  const attempt = options?.timeAttempts
+    ? (key: string, owner: string) => {
+        sentAt = performance.now()
+        return raw.tryAcquire(key, owner)
+      }
+    : (key: string, owner: string) => raw.tryAcquire(key, owner)
   return {
+    ...(options?.timeAttempts ? { lastAttemptSentAt: () => sentAt } : {}),
     async lock(key) {
       const owner = randomUUID()
-      while (!(await raw.tryAcquire(key, owner))) await sleep(FLOOR_POLL_MS)
+      while (!(await attempt(key, owner))) await sleep(FLOOR_POLL_MS)
       return async () => {
         if (!(await raw.release(key, owner))) throw new Error(`raw floor: "${key}" was no longer held by its owner`)
       }

@@ -26,7 +26,7 @@ WHERE held.expires_at <= clock_timestamp()`
     contention: true,
     async connect(counters, options) {
       const pool = connect(counters, options)
-      return pollingClient({
+      return pollingClient(options, {
         async tryAcquire(key, owner) {
           return (await pool.query(acquire, [key, owner, LEASE_MS])).rowCount === 1
         },

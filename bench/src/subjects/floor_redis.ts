@@ -19,11 +19,11 @@ export function redisFloorSubject(connect: (counters: Counters) => Redis): Subje
     role: 'floor',
     cycles: true,
     contention: true,
-    async connect(counters) {
+    async connect(counters, options) {
       const connection = connect(counters)
       // Loaded once up front, as an application would at start-up, so every release is one EVALSHA.
       await connection.script('LOAD', COMPARE_AND_DELETE)
-      return pollingClient({
+      return pollingClient(options, {
         async tryAcquire(key, owner) {
           return (await connection.set(key, owner, 'PX', LEASE_MS, 'NX')) === 'OK'
         },

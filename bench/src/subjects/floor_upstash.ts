@@ -12,10 +12,10 @@ export function upstashFloorSubject(connect: (counters: Counters) => Redis): Sub
     role: 'floor',
     cycles: true,
     contention: true,
-    async connect(counters) {
+    async connect(counters, options) {
       const client = connect(counters)
       await client.scriptLoad(COMPARE_AND_DELETE)
-      return pollingClient({
+      return pollingClient(options, {
         async tryAcquire(key, owner) {
           return (await client.set(key, owner, { nx: true, px: LEASE_MS })) === 'OK'
         },

@@ -75,9 +75,12 @@ function verrouSubject(
     contention: true,
     async connect(counters, options): Promise<LockClient> {
       const opened = await open(counters, options)
+      // Timed only in contention runs: the uncontended cycles call the store itself.
+      const attempts = options?.timeAttempts ? timedAttempts(opened.store) : undefined
       // Only the delay is set: everything else (operation timeout, wake-on-release) stays as shipped.
-      const factory = new LockFactory(opened.store, { retry: { delay: retryDelay } })
+      const factory = new LockFactory(attempts?.store ?? opened.store, { retry: { delay: retryDelay } })
       return {
+        ...(attempts === undefined ? {} : { lastAttemptSentAt: attempts.lastSentAt }),
         async lock(key) {
           const lock = factory.createLock(key, LEASE_MS)
           // No timeout and no attempt limit: `false` would be a bug, not a measurement.
@@ -91,4 +94,24 @@ function verrouSubject(
       }
     },
   }
+}
+
+/**
+ * The same store, with the send time of its latest `acquire` kept (for the hand-off split). A proxy: every
+ * other member, optional ones included, is the store's own (methods bound to it, so private fields work).
+ */
+function timedAttempts(store: LockStore): { store: LockStore; lastSentAt: () => number | undefined } {
+  let sentAt: number | undefined
+  const acquire: LockStore['acquire'] = (key, owner, ttl, wait) => {
+    sentAt = performance.now()
+    return store.acquire(key, owner, ttl, wait)
+  }
+  const timed = new Proxy(store, {
+    get(target, property) {
+      if (property === 'acquire') return acquire
+      const value: unknown = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return { store: timed, lastSentAt: () => sentAt }
 }
