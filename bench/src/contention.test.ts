@@ -28,15 +28,17 @@ describe('contention: where a hand-off goes', () => {
     expect(round.overlaps).toBe(0)
   })
 
-  test('the split starts from the latest release before the acquisition, not the first one', () => {
-    // A semaphore of two: both earlier holders released; the hand-off counts from the later release.
+  test('when two holders released before an acquisition, the split starts from the later release', () => {
+    // Worker 1 acquired while worker 0 still held (an overlap): both are active, and both released before worker 2.
     const holds = [
       hold(0, 0, 10, { releasedAt: 12 }),
       hold(1, 1, 15, { releasedAt: 15.5 }),
       hold(2, 17, 20, { attemptSentAt: 16 }),
     ]
-    const round = summarise(holds, 100, 3, newCounters(), 1)
-    expect(round.handoffSplits.at(-1)).toEqual({ release: 0.5, toAttempt: 0.5, attempt: 1 })
+    const round = summarise(holds, 100, 3, newCounters())
+    expect(round.overlaps).toBe(1)
+    expect(round.handoffs).toEqual([2])
+    expect(round.handoffSplits).toEqual([{ release: 0.5, toAttempt: 0.5, attempt: 1 }])
   })
 
   test("runHolds puts the client's attempt time on the holds' clock", async () => {
