@@ -102,9 +102,10 @@ describe('named prepared statements', () => {
           expect(count, name).toBe(1)
         }
       }
-      // 270 lock operations, yet at most 6 statements parsed on each of at most 3 sessions.
+      // 270 lock operations, yet at most 7 statements parsed on each of at most 3 sessions (the six
+      // operations, and the token redraw of an acquire that created the row while others drew tokens).
       expect(named).toBeGreaterThanOrEqual(6)
-      expect(named).toBeLessThanOrEqual(18)
+      expect(named).toBeLessThanOrEqual(21)
     } finally {
       await store.close()
       await pool.end()

@@ -60,6 +60,46 @@ describe('housekeeping', () => {
     expect(after).toBeGreaterThan(before)
   })
 
+  test('an insert that stalls between drawing its token and inserting, while the key is granted and pruned, still gets a token above that grant', async () => {
+    const tableName = freshTable()
+    const store = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
+    await store.isLocked(uniqueKey()) // creates the table
+    // The stall, made certain: a BEFORE INSERT trigger runs after the row and its token are built and before
+    // the insert looks for the key's row. For the owner 'stalled' it waits on an advisory lock the test holds.
+    const gate = 424_242
+    const gateFunction = `"${tableName}_gate"`
+    await pool.query(`CREATE FUNCTION ${gateFunction}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.owner = convert_to('stalled', 'UTF8') THEN PERFORM pg_advisory_xact_lock_shared(${gate}); END IF;
+        RETURN NEW;
+      END $$`)
+    await pool.query(`CREATE TRIGGER gate BEFORE INSERT ON "${tableName}" FOR EACH ROW EXECUTE FUNCTION ${gateFunction}()`)
+    const gatekeeper = await pool.connect()
+    try {
+      await gatekeeper.query(`BEGIN; SELECT pg_advisory_xact_lock(${gate})`)
+      const key = uniqueKey('stalled')
+      const stalled = store.acquire(key, 'stalled', 60_000)
+      const waitingAtGate = `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`
+      const waiting = async () => (await pool.query(waitingAtGate, [gate])).rows[0].n
+      for (let tries = 0; (await waiting()) === 0; tries++) {
+        if (tries > 500) throw new Error('the stalled insert never reached the gate')
+        await sleep(10)
+      }
+      // Meanwhile the key is created, granted with a later token, released and its row pruned.
+      const earlier = tokenOf(await store.acquire(key, 'earlier', 60_000))
+      expect(await store.release(key, 'earlier')).toBe(true)
+      await sleep(5)
+      expect(await store.pruneExpired()).toBe(1)
+      await gatekeeper.query('COMMIT')
+      expect(tokenOf(await stalled)).toBeGreaterThan(earlier)
+      expect(await store.isLocked(key)).toBe(true)
+    } finally {
+      await gatekeeper.query('ROLLBACK').catch(() => {})
+      gatekeeper.release()
+      await pool.query(`DROP TRIGGER IF EXISTS gate ON "${tableName}"; DROP FUNCTION IF EXISTS ${gateFunction}()`)
+    }
+  })
+
   test('each call deletes at most pruneBatchSize rows', async () => {
     const tableName = freshTable()
     const store = new PostgresStore({

@@ -30,6 +30,7 @@ export interface Statements {
   addQueueColumns: string
   acquire: HotStatement
   release: HotStatement
+  redraw: HotStatement
   extend: HotStatement
   forceRelease: HotStatement
   isLocked: HotStatement
@@ -240,6 +241,8 @@ holder AS (
     WHERE $4::float8 IS NOT NULL OR held.owner IS NULL OR held.expires_at <= (SELECT clock.at FROM clock)
   RETURNING
     CASE WHEN held.owner = $2::bytea AND $2::bytea <> ALL (held.waiters) THEN held.fencing_token END AS token,
+    -- xmax is 0 on a version this statement inserted and our xid on one it updated (ON CONFLICT locks first).
+    held.xmax = '0'::xid AS inserted,
     array_position(held.waiters, $2::bytea) - 1 AS place_index,
     CASE WHEN held.owner IS NOT NULL AND held.expires_at > clock_timestamp() THEN held.expires_at - clock_timestamp() END AS remaining
 )
@@ -247,12 +250,30 @@ holder AS (
 SELECT token::text AS fencing_token,
   CASE WHEN token IS NULL AND remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8 AS expires_in,
   CASE WHEN token IS NULL THEN place_index END AS queue_position,
-  ${relaxedRefusal('token IS NULL AND $5::boolean')} AS relaxed
+  ${relaxedRefusal('token IS NULL AND $5::boolean')} AS relaxed,
+  -- See "redraw": a token drawn by the insert is sound only if nobody drew one after it. The function is
+  -- what pg_sequences reads; unlike SELECT from the sequence it needs only USAGE. NULL (unknown): redraw.
+  inserted AND token IS NOT NULL AND (token >= pg_sequence_last_value('${sequence}'::regclass)) IS NOT TRUE AS redraw
 FROM acquired
 UNION ALL
-SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL, NULL
+SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL, NULL, NULL
 FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
+    ),
+
+    // An insert draws its token when it builds the row, before it looks for the key's row, and may find
+    // none only after waiting for a racer's transaction. If meanwhile the key was granted with a later
+    // token, released and pruned, that insert would hold the key with a token below an earlier holder's.
+    // Acquire cannot tell whether that happened, only that some token was drawn after its own (the
+    // sequence's last value is above it), and then reports `redraw`: the store sends this statement,
+    // which draws a new token under the row's lock, as every update-path grant does. Only a grant that
+    // created the row (a new or pruned key) while other tokens were being drawn pays this second trip.
+    // A caller that no longer owns the row (force released, or expired and taken) gets nothing back.
+    redraw: hot(
+      'redraw',
+      `UPDATE ${table} AS held SET fencing_token = ${nextToken}
+WHERE ${keyMatches} AND held.owner = $2::bytea AND $2::bytea <> ALL (held.waiters)
+RETURNING held.fencing_token::text AS fencing_token`,
     ),
 
     // $3 the table's channel, $4 the key's payload, $5 whether the release may commit without waiting for

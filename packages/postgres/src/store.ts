@@ -71,13 +71,15 @@ interface AcquireRow {
   fencing_token: string | null
   expires_in: number | null
   queue_position: number | null
+  /** True when the grant's token must be drawn again (see `redraw` in sql.ts). */
+  redraw: boolean | null
 }
 
 /**
  * Locks kept as leases in a PostgreSQL table: one row per key, whose expiry the server's clock decides.
  * Not session-bound (unlike advisory locks), so it works through poolers, survives reconnects, can be
  * serialised and restored elsewhere, and frees itself when its holder dies. Every operation is one
- * statement, hence one round trip.
+ * statement, hence one round trip (bar the rare second one of acquire: `redraw` in sql.ts).
  *
  * A queueing store: waiters keep FIFO places, with leases on the server's clock, in the lock's own row,
  * and a release announces the first live waiter by name (only when someone waits).
@@ -194,6 +196,11 @@ export class PostgresStore implements LockStore {
     )
     const row = result.rows[0] as AcquireRow | undefined
     if (row === undefined) return { acquired: false }
+    if (row.redraw === true) {
+      const redrawn = await this.#run('acquire', key, this.#hot(this.#sql.redraw, [toStoredBytes(key), toStoredBytes(owner)]))
+      const token = (redrawn.rows[0] as { fencing_token: string } | undefined)?.fencing_token ?? null
+      return toAcquireResult({ token, expiresIn: null, position: null }, key, STORE_NAME)
+    }
     return toAcquireResult({ token: row.fencing_token, expiresIn: row.expires_in, position: row.queue_position }, key, STORE_NAME)
   }
 
