@@ -1,3 +1,4 @@
+import type { AcquireResult } from '@verrou/core'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createPool, dropTable, sleep, uniqueKey, uniqueTableName } from '../test/postgres.js'
 import { PostgresStore } from './store.js'
@@ -60,17 +61,24 @@ describe('housekeeping', () => {
     expect(after).toBeGreaterThan(before)
   })
 
-  test('an insert that stalls between drawing its token and inserting, while the key is granted and pruned, still gets a token above that grant', async () => {
-    const tableName = freshTable()
-    const store = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
+  /**
+   * Runs `body` with an insert of `owner` stalled at the worst point, made certain: a BEFORE INSERT trigger
+   * runs after the row and its token are built and before the insert looks for the key's row, and for
+   * `owner` it waits on an advisory lock held here. `body` gets the stalled acquire and `open()`, which lets
+   * it go on.
+   */
+  async function withStalledInsert(
+    tableName: string,
+    store: PostgresStore,
+    owner: string,
+    body: (stalled: { key: string; result: Promise<AcquireResult>; open: () => Promise<void> }) => Promise<void>,
+  ): Promise<void> {
     await store.isLocked(uniqueKey()) // creates the table
-    // The stall, made certain: a BEFORE INSERT trigger runs after the row and its token are built and before
-    // the insert looks for the key's row. For the owner 'stalled' it waits on an advisory lock the test holds.
     const gate = 424_242
     const gateFunction = `"${tableName}_gate"`
     await pool.query(`CREATE FUNCTION ${gateFunction}() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF NEW.owner = convert_to('stalled', 'UTF8') THEN PERFORM pg_advisory_xact_lock_shared(${gate}); END IF;
+        IF NEW.owner = convert_to('${owner}', 'UTF8') THEN PERFORM pg_advisory_xact_lock_shared(${gate}); END IF;
         RETURN NEW;
       END $$`)
     await pool.query(`CREATE TRIGGER gate BEFORE INSERT ON "${tableName}" FOR EACH ROW EXECUTE FUNCTION ${gateFunction}()`)
@@ -78,25 +86,76 @@ describe('housekeeping', () => {
     try {
       await gatekeeper.query(`BEGIN; SELECT pg_advisory_xact_lock(${gate})`)
       const key = uniqueKey('stalled')
-      const stalled = store.acquire(key, 'stalled', 60_000)
+      const result = store.acquire(key, owner, 60_000)
       const waitingAtGate = `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`
       const waiting = async () => (await pool.query(waitingAtGate, [gate])).rows[0].n
       for (let tries = 0; (await waiting()) === 0; tries++) {
         if (tries > 500) throw new Error('the stalled insert never reached the gate')
         await sleep(10)
       }
-      // Meanwhile the key is created, granted with a later token, released and its row pruned.
-      const earlier = tokenOf(await store.acquire(key, 'earlier', 60_000))
-      expect(await store.release(key, 'earlier')).toBe(true)
-      await sleep(5)
-      expect(await store.pruneExpired()).toBe(1)
-      await gatekeeper.query('COMMIT')
-      expect(tokenOf(await stalled)).toBeGreaterThan(earlier)
-      expect(await store.isLocked(key)).toBe(true)
+      await body({ key, result, open: async () => void (await gatekeeper.query('COMMIT')) })
     } finally {
       await gatekeeper.query('ROLLBACK').catch(() => {})
       gatekeeper.release()
       await pool.query(`DROP TRIGGER IF EXISTS gate ON "${tableName}"; DROP FUNCTION IF EXISTS ${gateFunction}()`)
+    }
+  }
+
+  /** Meanwhile the key is created, granted with a later token, released and its row pruned: that token. */
+  async function grantReleaseAndPrune(store: PostgresStore, key: string): Promise<number> {
+    const earlier = tokenOf(await store.acquire(key, 'earlier', 60_000))
+    expect(await store.release(key, 'earlier')).toBe(true)
+    await sleep(5)
+    expect(await store.pruneExpired()).toBe(1)
+    return earlier
+  }
+
+  test('an insert that stalls between drawing its token and inserting, while the key is granted and pruned, still gets a token above that grant', async () => {
+    const tableName = freshTable()
+    const store = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
+    await withStalledInsert(tableName, store, 'stalled', async (stalled) => {
+      const earlier = await grantReleaseAndPrune(store, stalled.key)
+      await stalled.open()
+      expect(tokenOf(await stalled.result)).toBeGreaterThan(earlier)
+      expect(await store.isLocked(stalled.key)).toBe(true)
+    })
+  })
+
+  test('such a grant, force released before its token is drawn again, is "not acquired", never the stale token', async () => {
+    const tableName = freshTable()
+    // The stalled store's own pool holds its redraw back until the key was force released.
+    const own = createPool()
+    const send = own.query.bind(own) as (query: { name?: string }) => Promise<unknown>
+    let redrawSent: () => void = () => {}
+    const redrawReached = new Promise<void>((resolve) => {
+      redrawSent = resolve
+    })
+    let letRedrawGo: () => void = () => {}
+    const redrawMayGo = new Promise<void>((resolve) => {
+      letRedrawGo = resolve
+    })
+    ;(own as unknown as { query: typeof send }).query = async (query) => {
+      if (query.name?.startsWith('verrou_redraw_')) {
+        redrawSent()
+        await redrawMayGo
+      }
+      return send(query)
+    }
+    const stalledStore = new PostgresStore({ connection: own, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
+    const store = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
+    try {
+      await withStalledInsert(tableName, stalledStore, 'stalled', async (stalled) => {
+        const earlier = await grantReleaseAndPrune(store, stalled.key)
+        await stalled.open()
+        await redrawReached
+        await store.forceRelease(stalled.key)
+        letRedrawGo()
+        expect(await stalled.result).toEqual({ acquired: false })
+        expect(tokenOf(await store.acquire(stalled.key, 'next', 60_000))).toBeGreaterThan(earlier)
+      })
+    } finally {
+      letRedrawGo()
+      await own.end()
     }
   })
 
