@@ -261,9 +261,9 @@ FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     ),
 
-    // An insert draws its token when it builds the row, before it looks for the key's row, and may find
-    // none only after waiting for a racer's transaction. If meanwhile the key was granted with a later
-    // token, released and pruned, that insert would hold the key with a token below an earlier holder's.
+    // An insert draws its token when it builds the row, before it looks for the key's row. If it stalls in
+    // between (waiting for a racer's transaction, or off the CPU) while the key is granted with a later
+    // token, released and pruned, it finds no row and would hold the key with a token below that grant's.
     // Acquire cannot tell whether that happened, only that some token was drawn after its own (the
     // sequence's last value is above it), and then reports `redraw`: the store sends this statement,
     // which draws a new token under the row's lock, as every update-path grant does. Only a grant that
