@@ -173,9 +173,14 @@ export class MysqlStore implements LockStore {
       if (plain && (result === undefined || result === NO_ROW)) {
         result = await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined, readAcquire)
       }
+      // The head's attempt: one short statement while its place opens the queue, as it almost always does.
+      if (place?.head === true) {
+        values.ownerId = ownerId(ownerBytes)
+        result = await this.#acquireWith(this.#sql.acquireAtFront, values, key, true, readExisting)
+      }
       if (result === undefined || result === QUEUE_PRESENT || result === NO_ROW) {
         // Only the queue knows owners by id: the plain statement, on the uncontended path, never hashes one.
-        values.ownerId = ownerId(ownerBytes)
+        values.ownerId ??= ownerId(ownerBytes)
         const passedOn = result === QUEUE_PRESENT
         result = await this.#acquireWith(this.#sql.acquireQueued, values, key, wait !== undefined, readAcquire)
         // A queue stood here, or stands: the caller's own place, or others' ahead of the one it just took.

@@ -7,6 +7,7 @@ import { createTestConnection, createTestPool, dropTables, uniqueTableName } fro
 import { type MysqlStore, mysqlStore } from './index.js'
 import { keyHash, toBytes } from './key_bytes.js'
 import {
+  lockStatements,
   MAX_REPORTED_POSITION,
   NO_ROW,
   PLACE_BYTES,
@@ -18,6 +19,7 @@ import {
   readAcquire,
   readExisting,
 } from './sql.js'
+import { resolveTables } from './table_name.js'
 
 const pool = createTestPool({ connectionLimit: 4 })
 const tableName = uniqueTableName('queue')
@@ -33,6 +35,27 @@ async function processStore(options: { sqlMode?: string; isolation?: string } = 
   if (options.sqlMode !== undefined) await connection.query('SET SESSION sql_mode = ?', [options.sqlMode])
   if (options.isolation !== undefined) await connection.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${options.isolation}`)
   return mysqlStore({ connection, tableName, pruneInterval: false })
+}
+
+const statements = lockStatements(resolveTables(tableName))
+const frontSql = statements.acquireAtFront.sql
+
+/** A store on a connection of its own that records the SQL of every statement it executes. */
+async function recordingStore(): Promise<{ store: MysqlStore; sent: string[] }> {
+  const connection = await createTestConnection()
+  connections.push(connection)
+  const sent: string[] = []
+  const execute = connection.execute.bind(connection)
+  Object.assign(connection, {
+    execute(sql: string, params: unknown) {
+      sent.push(sql)
+      return execute(sql, params as never)
+    },
+  })
+  const store = mysqlStore({ connection, tableName, pruneInterval: false })
+  // Create the tables now, so that only the calls under test are recorded.
+  await store.isLocked('warm-up')
+  return { store, sent }
 }
 
 function tokenOf(result: AcquireResult): number {
@@ -240,6 +263,78 @@ describe('wait queue', () => {
     expect((await queueOf(key)).text).not.toBeNull()
     tokenOf(await store.acquire(key, 'waiter', TTL, { lease: 60_000 }))
     await store.release(key, 'waiter')
+  })
+
+  test('the head waits, renews its place and takes the freed lock in one statement that does not walk the queue', async () => {
+    const { store: head, sent } = await recordingStore()
+    const holder = await processStore()
+    const key = newKey()
+    const first = tokenOf(await holder.acquire(key, 'holder', TTL))
+    expect(positionOf(await head.acquire(key, 'head', TTL, { lease: 800 }))).toBe(0)
+    const joinedEnd = (await queueOf(key)).endsAt!
+    // Past a quarter of its place lease, the head's poll renews the place, in the one statement.
+    await sleep(300)
+    sent.length = 0
+    const polled = await head.acquire(key, 'head', TTL, { lease: 800 })
+    expect(polled).toMatchObject({ acquired: false, position: 0 })
+    expect(polled.acquired ? 0 : polled.expiresIn).toBeGreaterThan(TTL - 1_000)
+    expect(sent).toEqual([frontSql])
+    const renewed = await queueOf(key)
+    expect(renewed.endsAt).toBeGreaterThanOrEqual(joinedEnd + 250)
+    expect(Number(renewed.text?.slice(65, 81))).toBe(renewed.endsAt)
+    expect(await holder.release(key, 'holder')).toBe(true)
+    sent.length = 0
+    expect(tokenOf(await head.acquire(key, 'head', TTL, { lease: 800 }))).toBe(first + 1)
+    expect(sent).toEqual([frontSql])
+    const after = await queueOf(key)
+    expect(after.text).toBeNull()
+    expect(after.owner?.toString()).toBe('head')
+    expect(await holder.isLocked(key)).toBe(true)
+    expect((await holder.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
+    expect(await head.release(key, 'head')).toBe(true)
+  })
+
+  test('the head takes a lease that expired unreleased, and never one that is live', async () => {
+    const { store: head } = await recordingStore()
+    const holder = await processStore()
+    const key = newKey()
+    const first = tokenOf(await holder.acquire(key, 'holder', 300))
+    expect(positionOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(0)
+    expect(positionOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(0)
+    await sleep(350)
+    expect(tokenOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(first + 1)
+    // The stale holder can neither release nor extend what the head now holds.
+    expect(await holder.release(key, 'holder')).toBe(false)
+    expect(await holder.extend(key, 'holder', TTL)).toBe(false)
+    expect(await head.release(key, 'head')).toBe(true)
+  })
+
+  test('a head whose place no longer opens the queue (a dead place before it) is decided by the full statement', async () => {
+    const { store: second, sent } = await recordingStore()
+    const holder = await processStore()
+    const dying = await processStore()
+    const key = newKey()
+    const first = tokenOf(await holder.acquire(key, 'holder', TTL))
+    expect(positionOf(await dying.acquire(key, 'dies', TTL, { lease: 200 }))).toBe(0)
+    expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(1)
+    await sleep(300)
+    // The dead place does not count: `second` leads, though the dead place still opens the text.
+    expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(0)
+    expect((await queueOf(key)).text?.length).toBe(2 * PLACE_BYTES)
+    sent.length = 0
+    expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(0)
+    expect(sent).toEqual([frontSql, statements.acquireQueued.sql])
+    expect(await holder.release(key, 'holder')).toBe(true)
+    sent.length = 0
+    expect(tokenOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(first + 1)
+    expect(sent).toEqual([frontSql, statements.acquireQueued.sql])
+    // The grant dropped the dead place with the grantee's.
+    expect((await queueOf(key)).text).toBeNull()
+    // A place that is not the caller's never lets it claim: a newcomer with wait joins behind the holder.
+    expect(positionOf(await dying.acquire(key, 'dies', TTL, { lease: TTL }))).toBe(0)
+    expect(await second.release(key, 'second')).toBe(true)
+    expect(tokenOf(await dying.acquire(key, 'dies', TTL, { lease: TTL }))).toBe(first + 2)
+    await dying.release(key, 'dies')
   })
 
   test.each([
