@@ -147,6 +147,12 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   // An ended lease: expired, or released (release stores the release time). NULL never expires.
   const ended = `expires_at <= ${NOW_MS}`
   const live = `(expires_at IS NULL OR expires_at > ${NOW_MS})`
+  // A grant `decision` (read from the row as it was), for the last assignment, which may see the others'
+  // results: by default MySQL and MariaDB run the assignments left to right and each sees the results before
+  // it, so lock_owner (the caller when granted, NULL when an ended lease was refused) already says; under
+  // MariaDB's SIMULTANEOUS_ASSIGNMENT every one sees the row as it was, so the decision is made again from it.
+  const lastAssignment = (decision: string) =>
+    `IF(@@SESSION.sql_mode LIKE '%SIMULTANEOUS_ASSIGNMENT%', ${decision}, COALESCE(${ended} AND lock_owner IS NOT NULL, FALSE))`
   const newExpiry = `${NOW_MS} + CAST(? AS SIGNED)`
   // A row may go once it has been ended a while (so a store's recent sight of it stays true) and no place in
   // its queue can be alive: queue_ends_at is never below any place's end.
@@ -173,18 +179,14 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   const newPlace = `CONCAT('"', {ownerId}, ${leaseEndText}, '",')`
   // The decision, from the row as it was: the lease ended and no live place stands ahead of the caller.
   const granted = `COALESCE(${ended} AND (wait_queue IS NULL OR ${ahead} = 0), FALSE)`
-  // For the last assignment, which may see the others' results: by default MySQL and MariaDB run the
-  // assignments left to right and each sees the results before it, so lock_owner (the caller when granted,
-  // NULL when an ended lease was refused) already says; under MariaDB's SIMULTANEOUS_ASSIGNMENT every one
-  // sees the row as it was, so the decision is made again from it.
-  const grantedLast = [
-    `IF(@@SESSION.sql_mode LIKE '%SIMULTANEOUS_ASSIGNMENT%', ${granted},`,
-    `COALESCE(${ended} AND lock_owner IS NOT NULL, FALSE))`,
-  ].join(' ')
+  const grantedLast = lastAssignment(granted)
+  // The holder's remaining milliseconds as a refusal with wait reports them: 0 when the lease is over, never
+  // ends, or has 2^32-1 ms or more left.
+  const leftMs = `IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0)`
   const refusedWithoutWait = `IF(COALESCE(${ended}, FALSE), 0, IFNULL(LEAST(expires_at - ${NOW_MS}, ${MAX_REPORTED_EXPIRES_IN}) + ${REFUSED_BASE}, 0))`
   const refusedWithWait = [
     `${REFUSED_BASE} + LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) * ${POSITION_UNIT}`,
-    `+ IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0)`,
+    `+ ${leftMs}`,
   ].join(' ')
 
   // The caller's live place opens the queue: it is first in line with nothing to skip, so the queue need not
@@ -193,10 +195,7 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   const atFront = `COALESCE(LEFT(wait_queue, ${OWNER_ID_CHARS + 1}) = CONCAT('"', {ownerId}) AND ${frontEnd} > ${NOW_MS}, FALSE)`
   const claim = `(${atFront} AND COALESCE(${ended}, FALSE))`
   const frontFresh = `${frontEnd} - ${NOW_MS} > CAST({lease} AS SIGNED) * 3 DIV 4`
-  const claimLast = [
-    `IF(@@SESSION.sql_mode LIKE '%SIMULTANEOUS_ASSIGNMENT%', ${claim},`,
-    `COALESCE(${ended} AND lock_owner IS NOT NULL, FALSE))`,
-  ].join(' ')
+  const claimLast = lastAssignment(claim)
 
   // The plain acquire's decision on an existing row without a queue: grant an ended lease, refuse a live one
   // to a caller without `wait`. Anything else (a queue to respect, or a place to take) changes nothing and is
@@ -289,7 +288,7 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
         `  lock_owner = IF(${claim}, {owner}, IF(COALESCE(${ended}, FALSE), NULL, lock_owner)),`,
         `  fencing_token = IF(${claim}, LAST_INSERT_ID(fencing_token + 1),`,
         `    fencing_token + 0 * LAST_INSERT_ID(IF(${atFront},`,
-        `      ${REFUSED_BASE} + IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0),`,
+        `      ${REFUSED_BASE} + ${leftMs},`,
         `      ${QUEUE_PRESENT_CODE}))),`,
         `  queue_ends_at = IF(${atFront} AND NOT ${claim} AND NOT ${frontFresh}, GREATEST(IFNULL(queue_ends_at, 0), ${leaseEnd}), queue_ends_at),`,
         `  wait_queue = IF(${claim}, NULLIF(SUBSTRING(wait_queue, ${PLACE_BYTES + 1}), ''),`,
@@ -304,7 +303,7 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       [
         `SELECT ${granted} AS free, COALESCE(${ownLive}, FALSE) AS placed,`,
         `LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) AS position,`,
-        `IF(expires_at > ${NOW_MS} AND expires_at - ${NOW_MS} < ${POSITION_UNIT - 1}, expires_at - ${NOW_MS}, 0) AS expires_in`,
+        `${leftMs} AS expires_in`,
         `FROM ${locks} WHERE key_hash = {keyHash}`,
       ].join(' '),
     ),

@@ -76,12 +76,8 @@ export class MysqlStore implements LockStore {
   readonly #autoCreateTable: boolean
   readonly #housekeeping: Housekeeping | undefined
   #tablesReady: Promise<void> | undefined
-  /** Owners that hold a place, per key: they skip the plain statement, which would only pass them on. */
-  /**
-   * Per key, the owners this store knows to hold a place: when (monotonic ms) the place was last written,
-   * and whether the owner was first in line at its last attempt.
-   */
-  readonly #places = new Map<string, Map<string, { writtenAt: number; head: boolean }>>()
+  /** Per key, the owners this store knows to hold a place: they skip the plain statement, which would only pass them on. */
+  readonly #places = new Map<string, Map<string, PlaceHint>>()
   #placeCount = 0
   /** Keys whose row exists for sure: their uncontended acquire updates it without reading the floor. */
   readonly #rows = new RecentRows()
@@ -174,9 +170,12 @@ export class MysqlStore implements LockStore {
         result = await this.#acquireWith(this.#sql.acquire, values, key, wait !== undefined, readAcquire)
       }
       // The head's attempt: one short statement while its place opens the queue, as it almost always does.
-      if (place?.head === true) {
+      if (place?.head === true && !place.behindDead) {
         values.ownerId = ownerId(ownerBytes)
         result = await this.#acquireWith(this.#sql.acquireAtFront, values, key, true, readExisting)
+        // A dead place opens the queue, and only a grant drops it: the rest of this wait goes straight to the
+        // queue statement, one statement per attempt.
+        if (result === QUEUE_PRESENT) place.behindDead = true
       }
       if (result === undefined || result === QUEUE_PRESENT || result === NO_ROW) {
         // Only the queue knows owners by id: the plain statement, on the uncontended path, never hashes one.
@@ -235,8 +234,9 @@ export class MysqlStore implements LockStore {
       owners = new Map()
       this.#places.set(key, owners)
     }
-    if (!owners.has(owner)) this.#placeCount++
-    owners.set(owner, { writtenAt, head })
+    const known = owners.get(owner)
+    if (known === undefined) this.#placeCount++
+    owners.set(owner, { writtenAt, head, behindDead: known?.behindDead ?? false })
   }
 
   #forget(key: string, owner: string): void {
@@ -420,6 +420,16 @@ export class MysqlStore implements LockStore {
     })
     return this.#tablesReady
   }
+}
+
+/** What a store knows of an owner's place in a key's queue (only a hint: it picks the first statement). */
+interface PlaceHint {
+  /** When (monotonic ms) the place was last written. */
+  writtenAt: number
+  /** The owner was first in line at its last attempt. */
+  head: boolean
+  /** The head statement found a dead place opening the queue during this wait. */
+  behindDead: boolean
 }
 
 /** A store that keeps locks in a MySQL or MariaDB table, through a `mysql2/promise` pool or connection. */
