@@ -15,6 +15,6 @@ export { MemoryStore, type MemoryStoreOptions, memoryStore } from './memory_stor
 export type { RetryOptions } from './retry_policy.js'
 export type { LockContext, RunOptions, RunResult } from './run.js'
 export type { LockKind } from './shared_mode_store.js'
-export type { AcquireResult, LockStore, SharedLockStore, SharedMode, Unsubscribe, WaitOptions } from './store.js'
+export type { AcquireResult, HandOver, LockStore, SharedLockStore, SharedMode, Unsubscribe, WaitOptions } from './store.js'
 export { UnheardAnnouncements } from './unheard_announcements.js'
 export { type StoreEntry, Verrou, type VerrouConfig } from './verrou.js'

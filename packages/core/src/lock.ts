@@ -303,13 +303,43 @@ export class Lock {
   ): Promise<AcquireResult | typeof GAVE_UP> {
     const result = await this.#calls.acquire(this.#ttl, bounds, wait)
     if (result !== GAVE_UP && result.acquired) {
-      this.#lease.granted(sentAt, this.#ttl)
+      const { handedOver } = result
+      if (handedOver === undefined) {
+        this.#lease.granted(sentAt, this.#ttl)
+      } else {
+        // Handed over by a release: only the claim window is sure until the claim lands.
+        this.#lease.granted(sentAt, this.#ttl === null ? handedOver.lease : Math.min(this.#ttl, handedOver.lease))
+        this.#followClaim(handedOver.claimed, sentAt)
+      }
       this.#fencingToken = result.fencingToken
       if (this.#logger !== silentLogger) {
         this.#logger.debug({ key: this.key, fencingToken: result.fencingToken }, 'verrou: lock acquired')
       }
     }
     return result
+  }
+
+  /**
+   * The claim of a lock handed over, sent within the acquire call that answered at `sentAt`: once it lands
+   * the lease is the ttl from then; a claim that found the grant gone ends the holding. Ignored if this Lock
+   * released or acquired again meanwhile (the version moved). A failed claim leaves the claim window as the
+   * estimate, so the lock reads as expired once that ends.
+   */
+  #followClaim(claimed: Promise<boolean>, sentAt: number): void {
+    const version = this.#lease.version
+    claimed.then(
+      (landed) => {
+        if (landed) this.#lease.extended(version, sentAt, this.#ttl)
+        else this.#lease.refused(version)
+      },
+      (error: unknown) => {
+        if (version !== this.#lease.version) return
+        this.#logger.warn(
+          { key: this.key, err: error },
+          'verrou: claiming a lock handed over failed; it is held only until its claim window ends',
+        )
+      },
+    )
   }
 
   #keepAlive(policy: KeepAlivePolicy): KeepAlive {

@@ -27,6 +27,9 @@ export interface LockStore {
    * - A place whose lease ended is dead: skipped and dropped by whatever reads the queue, so a waiter that
    *   dies delays the next by at most its remaining place lease. A queue with no live place disappears
    *   within a bounded grace.
+   * - A lock a release handed to `owner` (see `release`) and not claimed yet is granted: this acquire
+   *   claims it for `ttl`, with the token of the hand-over. A store that heard of the hand-over may answer
+   *   without a round trip instead, with `handedOver` (see {@link HandOver}).
    * Stores without a queue ignore `wait`.
    *
    * @param ttl lease in milliseconds (a positive integer), or `null` for a lease that never expires.
@@ -34,7 +37,14 @@ export interface LockStore {
    */
   acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult>
 
-  /** Release the lock if `owner` holds it and its lease has not expired. Returns whether it did. */
+  /**
+   * Release the lock if `owner` holds it and its lease has not expired. Returns whether it did.
+   *
+   * A queueing store may hand the lock straight to the first live waiter instead of freeing it (the
+   * heir): the heir then holds it, with a new token, for a claim window that ends no later than its place
+   * lease, until its next acquire (or the store's claim) takes it for its ttl. An heir that never claims
+   * holds up the next waiter no longer than its dead place would have.
+   */
   release(key: string, owner: string): Promise<boolean>
 
   /**
@@ -51,8 +61,9 @@ export interface LockStore {
 
   /**
    * Optional; a store that has it is a queueing store (see `acquire`). Removes `owner`'s place from the
-   * queue of `key`, whether or not it had one (idempotent). If `owner` was the first live waiter and the
-   * lock is free, the next live waiter is announced to the key's subscribers, as a release would.
+   * queue of `key`, whether or not it had one (idempotent). A lock handed to `owner` and not claimed yet
+   * is released with it. If `owner` was the first live waiter and the lock is free, the next live waiter is
+   * announced to the key's subscribers, as a release would.
    */
   leaveQueue?(key: string, owner: string): Promise<void>
 
@@ -165,6 +176,26 @@ export interface WaitOptions {
  */
 export type Unsubscribe = (() => void | Promise<void>) & { readonly heardSince?: number }
 
+/**
+ * A grant a release handed straight to a waiter, which the waiter's store heard (an announcement naming it
+ * and its token) and reports from `acquire` without a round trip, while it claims the lock for the
+ * requested ttl in the background. Until then the store holds the lock for `owner` only for a short claim
+ * window, so `Lock` counts on `lease` alone until `claimed` resolves `true`.
+ */
+export interface HandOver {
+  /**
+   * Milliseconds, from the moment `acquire` was called, that the lock is surely `owner`'s even if the
+   * claim never lands: a lower bound of the claim window left (a non-negative finite number).
+   */
+  lease: number
+  /**
+   * Settles once the claim has run: `true` when the lease is now the requested ttl from the claim, on the
+   * store's clock; `false` when the grant was gone by then (force released, or its claim window ended);
+   * rejected when the store failed.
+   */
+  claimed: Promise<boolean>
+}
+
 export type AcquireResult =
   | {
       acquired: true
@@ -173,6 +204,11 @@ export type AcquireResult =
        * release, expiry and force release. A positive safe integer: compare with `<` / `>`.
        */
       fencingToken: number
+      /**
+       * Set only by a store that answers for a grant a release handed to `owner` (see {@link HandOver}):
+       * the lease is then provisional until `claimed` settles.
+       */
+      handedOver?: HandOver
     }
   | {
       acquired: false

@@ -1,7 +1,7 @@
 import { describeStore, describeValue, quoteKey } from './describe_value.js'
 import { E_LOCK_STORAGE_ERROR, isVerrouError, type VerrouError } from './errors.js'
 import type { Logger } from './logger.js'
-import type { AcquireResult, LockStore, WaitOptions } from './store.js'
+import type { AcquireResult, HandOver, LockStore, WaitOptions } from './store.js'
 import { type CancelTimer, monotonicNow, startTimer } from './timer.js'
 
 /** What bounds one call besides the operation timeout: an abort signal, a deadline on the monotonic clock. */
@@ -62,12 +62,13 @@ function checkBoolean(reply: unknown): boolean {
 
 function checkAcquire(reply: unknown): AcquireResult {
   if (typeof reply !== 'object' || reply === null) throw new InvalidReply(`expected an object, got ${describeValue(reply)}`)
-  const { acquired, fencingToken, expiresIn, position } = reply as Record<string, unknown>
+  const { acquired, fencingToken, expiresIn, position, handedOver } = reply as Record<string, unknown>
   if (acquired === true) {
-    if (typeof fencingToken === 'number' && Number.isSafeInteger(fencingToken) && fencingToken >= 1) {
-      return { acquired: true, fencingToken }
+    if (!(typeof fencingToken === 'number' && Number.isSafeInteger(fencingToken) && fencingToken >= 1)) {
+      throw new InvalidReply(`fencingToken must be a positive safe integer, got ${describeValue(fencingToken)}`)
     }
-    throw new InvalidReply(`fencingToken must be a positive safe integer, got ${describeValue(fencingToken)}`)
+    if (handedOver === undefined) return { acquired: true, fencingToken }
+    return { acquired: true, fencingToken, handedOver: checkHandOver(handedOver) }
   }
   if (acquired !== false) throw new InvalidReply(`"acquired" must be true or false, got ${describeValue(acquired)}`)
   const refused: { acquired: false; expiresIn?: number; position?: number } = { acquired: false }
@@ -84,6 +85,19 @@ function checkAcquire(reply: unknown): AcquireResult {
     refused.position = position
   }
   return refused
+}
+
+function checkHandOver(handedOver: unknown): HandOver {
+  const { lease, claimed } = (typeof handedOver === 'object' && handedOver !== null ? handedOver : {}) as Record<string, unknown>
+  // Refused below or not, a failed claim must not become an unhandled rejection.
+  if (claimed instanceof Promise) claimed.catch(() => undefined)
+  if (!(typeof lease === 'number' && Number.isFinite(lease) && lease >= 0)) {
+    throw new InvalidReply(`handedOver.lease must be a finite number of ms, 0 or more, got ${describeValue(lease)}`)
+  }
+  if (!(claimed instanceof Promise)) {
+    throw new InvalidReply(`handedOver.claimed must be a promise, got ${describeValue(claimed)}`)
+  }
+  return { lease, claimed }
 }
 
 /**

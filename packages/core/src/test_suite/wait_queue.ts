@@ -81,7 +81,7 @@ export function waitQueueTests(suite: Suite): void {
     assert.equal((await join(b, key, waiter)).acquired, false)
     assert.equal(await a.release(key, holder), true)
     assert.equal((await c.acquire(key, newcomer, TTL_MS)).acquired, false, 'a newcomer jumped a live queue')
-    assert.equal(await c.isLocked(key), false, 'a queue is not a holder')
+    // The lock is free, or already the waiter's (a store may hand it over on release): the waiter gets it.
     token(await join(b, key, waiter), 'the waiter at the head')
     assert.equal(await b.release(key, waiter), true)
     token(await c.acquire(key, newcomer, TTL_MS), 'the newcomer, which never joined the queue')
