@@ -1,7 +1,7 @@
 import { UnheardAnnouncements, type Unsubscribe } from '@verrou/core'
 import type { Client } from 'pg'
 import { quoteIdentifier } from './table_name.js'
-import { parseAnnouncement } from './text_bytes.js'
+import { type HeardHandOver, parseAnnouncement } from './text_bytes.js'
 
 /** Told of a release; `next` names the waiter the store says should try now, when it named one. */
 export type ReleaseHandler = (next?: string) => void
@@ -30,10 +30,20 @@ export class ReleaseListener {
   /** Per payload, the notifications heard while the key had no listener here, for the next one. */
   readonly #unheard = new UnheardAnnouncements()
 
-  /** `channels`: the table's channel and the store's inbox; a notification on either is dispatched alike. */
-  constructor(createClient: () => Client, channels: readonly string[]) {
+  readonly #onHandOver: (keyPayload: string, owner: string, handOver: HeardHandOver) => void
+
+  /**
+   * `channels`: the table's channel and the store's inbox; a notification on either is dispatched alike.
+   * `onHandOver` hears, before the waiter's listeners, of a lock a release handed to the waiter it names.
+   */
+  constructor(
+    createClient: () => Client,
+    channels: readonly string[],
+    onHandOver: (keyPayload: string, owner: string, handOver: HeardHandOver) => void = () => {},
+  ) {
     this.#createClient = createClient
     this.#channels = channels
+    this.#onHandOver = onHandOver
   }
 
   /** Resolves once LISTEN is active on a live session. */
@@ -92,7 +102,8 @@ export class ReleaseListener {
     client.on('end', () => this.#lost(client))
     client.on('notification', (message) => {
       if (!this.#channels.includes(message.channel) || message.payload === undefined) return
-      const { keyPayload, next } = parseAnnouncement(message.payload)
+      const { keyPayload, next, handOver } = parseAnnouncement(message.payload)
+      if (handOver !== undefined && next !== undefined) this.#onHandOver(keyPayload, next, handOver)
       this.#dispatch(keyPayload, next)
     })
     try {

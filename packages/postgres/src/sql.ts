@@ -30,6 +30,7 @@ export interface Statements {
   addQueueColumns: string
   acquire: HotStatement
   release: HotStatement
+  claim: HotStatement
   redraw: HotStatement
   extend: HotStatement
   forceRelease: HotStatement
@@ -59,6 +60,29 @@ export const QUEUE_COLUMNS = ['waiters', 'waiter_leases', 'waiter_inboxes'] as c
  */
 export const MAX_NAMED_OWNER_BYTES = 3000
 
+/**
+ * Inboxes of stores that can take a lock handed over by a release begin with this. A release hands the lock
+ * only to a waiter whose place names such an inbox; a waiter of a store without it (an earlier release of
+ * this package, still running beside this one) is announced instead, and claims the lock with an acquire.
+ */
+export const HEIR_INBOX_PREFIX = 'verrou_heir_'
+
+/**
+ * Put before the heir's inbox in its place while a lock handed to it is not claimed: the mark that tells
+ * that grant from a holder that also queued (an inbox never begins with it).
+ */
+const HANDED_MARK = '>'
+
+/**
+ * Whether `row`'s place at `index` is marked as an heir's. It stands for a grant not claimed yet only while
+ * that place is live: an heir that released before claiming leaves its place dead, mark and all, until the
+ * next acquire that writes the row drops it.
+ */
+const isHanded = (row: string, index: string) => `left(${row}.waiter_inboxes[${index}], 1) = '${HANDED_MARK}'`
+
+/** A place's lease end as the text a hand-over names it by: the same whatever the session's time zone. */
+const placeMark = (leaseEnd: string) => `to_char(${leaseEnd} AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS')`
+
 function hot(operation: string, text: string): HotStatement {
   const digest = createHash('sha256').update(text).digest('hex').slice(0, 16)
   return { name: `verrou_${operation}_${digest}`, text }
@@ -83,7 +107,7 @@ const firstLive = (row: string, now: string) => ofFirstLive(waiterOf(row), row, 
  */
 const nextAndInbox = (row: string, now: string, when = `cardinality(${row}.waiters) > 0`) =>
   `CASE WHEN ${when} THEN ${firstLive(row, now)} END AS next,
-    CASE WHEN ${when} THEN ${ofFirstLive(`${row}.waiter_inboxes[place.pos]`, row, now)} END AS inbox`
+    CASE WHEN ${when} THEN ${ofFirstLive(`ltrim(${row}.waiter_inboxes[place.pos], '${HANDED_MARK}')`, row, now)} END AS inbox`
 
 /**
  * pg_notify naming `next` on its inbox, or on `channel` (the table's) when it has none. Sent only when a
@@ -129,6 +153,10 @@ const releasedNow = (row: string, relax: string) => `CASE
     ELSE clock_timestamp()
   END`
 
+/** `array` (one of the queue's columns) without $2's place. */
+const withoutPlace = (array: string) =>
+  `${array}[:array_position(held.waiters, $2::bytea) - 1] || ${array}[array_position(held.waiters, $2::bytea) + 1:]`
+
 /** $1 grace in ms: the row's lease and every place in its queue ended more than that ago. */
 const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
     AND NOT EXISTS (SELECT 1 FROM unnest(held.waiter_leases) AS place(lease_end)
@@ -140,10 +168,14 @@ const prunable = `held.expires_at < clock_timestamp() - $1::float8 * interval '1
  * index among them, or NULL) and `granted` (the lock is free and no live place is ahead of $2).
  */
 const decisionFor = (row: string) => `SELECT queue.*, array_position(queue.live, $2::bytea) AS mine,
-    queue.free AND coalesce(queue.live[1] = $2::bytea, true) AS granted
+    (queue.free AND coalesce(queue.live[1] = $2::bytea, true)) OR queue.handed AS granted
   FROM (
     -- An empty queue, the uncontended case, is not scanned. ORDER BY the ordinality needs no sort.
     SELECT clock.at, ${row}.owner IS NULL OR ${row}.expires_at <= clock.at AS free,
+      -- Handed to $2 by a release and not claimed yet (see claim): this acquire claims it.
+      (cardinality(${row}.waiters) > 0 AND ${row}.owner = $2::bytea AND ${row}.expires_at > clock.at
+        AND ${isHanded(row, `array_position(${row}.waiters, $2::bytea)`)}
+        AND ${row}.waiter_leases[array_position(${row}.waiters, $2::bytea)] > clock.at) IS TRUE AS handed,
       CASE WHEN cardinality(${row}.waiters) = 0 THEN ${row}.waiters ELSE ARRAY(
         SELECT ${waiterOf(row)} FROM ${places(row)} WHERE place.lease_end > clock.at ORDER BY place.pos
       ) END AS live,
@@ -168,6 +200,10 @@ export function buildStatements(names: TableNames): Statements {
   const hasLivePlace = `(cardinality(held.waiters) > 0
       AND EXISTS (SELECT 1 FROM ${places('held')} WHERE ${waiterOf('held')} = $2::bytea AND place.lease_end > clock.at))`
   const placeLeaseEnd = `decision.at + ${ms('$4')}`
+  // Handed to $2 by a release, not claimed yet: $2 holds it and still has its place (see release).
+  const handedTo2 = `(held.owner = $2::bytea AND held.expires_at > clock.at
+      AND ${isHanded('held', 'array_position(held.waiters, $2::bytea)')}
+      AND held.waiter_leases[array_position(held.waiters, $2::bytea)] > clock.at) IS TRUE`
 
   return {
     createTable: createTableSql(names, { guarded: true }),
@@ -214,7 +250,7 @@ holder AS (
         -- A lease that ended belongs to nobody: writing so makes a refusal never look like a grant below.
         CASE WHEN decision.granted THEN $2::bytea WHEN decision.free THEN NULL ELSE held.owner END,
         CASE WHEN decision.granted THEN decision.at + ${ms('$3')} ELSE held.expires_at END,
-        CASE WHEN decision.granted THEN ${nextToken} ELSE held.fencing_token END,
+        CASE WHEN decision.granted AND NOT decision.handed THEN ${nextToken} ELSE held.fencing_token END,
         CASE
           WHEN decision.granted THEN array_remove(decision.live, $2::bytea)
           WHEN decision.mine IS NULL AND $4::float8 IS NOT NULL THEN decision.live || $2::bytea
@@ -244,19 +280,21 @@ holder AS (
     -- xmax is 0 on a version this statement inserted and our xid on one it updated (ON CONFLICT locks first).
     held.xmax = '0'::xid AS inserted,
     array_position(held.waiters, $2::bytea) - 1 AS place_index,
+    ${placeMark('held.waiter_leases[array_position(held.waiters, $2::bytea)]')} AS place_mark,
     CASE WHEN held.owner IS NOT NULL AND held.expires_at > clock_timestamp() THEN held.expires_at - clock_timestamp() END AS remaining
 )
 -- GREATEST ignores NULLs, so a lease that never expires (remaining NULL) is kept NULL explicitly.
 SELECT token::text AS fencing_token,
   CASE WHEN token IS NULL AND remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8 AS expires_in,
   CASE WHEN token IS NULL THEN place_index END AS queue_position,
+  CASE WHEN token IS NULL THEN place_mark END AS place_mark,
   ${relaxedRefusal('token IS NULL AND $5::boolean')} AS relaxed,
   -- See "redraw": a token drawn by the insert is sound only if nobody drew one after it. The function is
   -- what pg_sequences reads; unlike SELECT from the sequence it needs only USAGE. NULL (unknown): redraw.
   inserted AND token IS NOT NULL AND (token >= pg_sequence_last_value('${sequence}'::regclass)) IS NOT TRUE AS redraw
 FROM acquired
 UNION ALL
-SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL, NULL, NULL
+SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL, NULL, NULL, NULL
 FROM holder
 WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
     ),
@@ -278,16 +316,72 @@ RETURNING held.fencing_token::text AS fencing_token`,
 
     // $3 the table's channel, $4 the key's payload, $5 whether the release may commit without waiting for
     // the WAL flush (see releasedNow). The UPDATE re-reads the latest row version under its lock (READ
-    // COMMITTED's re-check), so the head it names is the one after every earlier commit. pg_notify runs in
-    // the same statement, on the head's inbox, and only when a live waiter exists.
+    // COMMITTED's re-check), so the waiters it sees are those after every earlier commit.
+    //
+    // With a live waiter first, the release hands the lock straight to it (the heir): owner, a new token,
+    // and as the lease a claim window that ends with the heir's place lease, so an heir that died holds up
+    // the next no longer than its dead place would have. The heir's place stays, its inbox marked
+    // (HANDED_MARK): a grant not claimed yet. A NOTIFY on its inbox names it, the token and that place (by
+    // its lease end). Its store answers its next attempt from that and claims the lock for its ttl (claim);
+    // if the notification goes unheard, its next acquire claims it; if it never does, the window ends and
+    // the next waiter gets the lock. Only a waiter whose store can take it (HEIR_INBOX_PREFIX) and whose
+    // owner fits in a notification is handed the lock; any other is announced as before, as is $2 itself
+    // (a holder that also queued). A hand-over always waits for the WAL flush: its heir acts on it at once.
+    // An heir that releases before claiming loses its place with the lock.
     release: hot(
       'release',
-      `WITH released AS (
-  UPDATE ${table} AS held SET owner = NULL, expires_at = ${releasedNow('held', '$5')}
-  WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
-  RETURNING ${nextAndInbox('held', 'clock_timestamp()')}
+      `WITH clock AS (SELECT clock_timestamp() AS at),
+released AS (
+  UPDATE ${table} AS held SET (owner, expires_at, fencing_token, waiter_leases, waiter_inboxes) = (
+    SELECT heir.owner,
+      CASE WHEN heir.owner IS NULL THEN ${releasedNow('held', '$5')}
+        ELSE heir.lease_end END,
+      CASE WHEN heir.owner IS NULL THEN held.fencing_token ELSE ${nextToken} END,
+      CASE WHEN mine.handed THEN ARRAY(
+        SELECT CASE WHEN place.pos = mine.pos THEN '-infinity'::timestamptz ELSE place.lease_end END
+        FROM ${places('held')} ORDER BY place.pos) ELSE held.waiter_leases END,
+      CASE WHEN heir.owner IS NULL THEN held.waiter_inboxes
+        ELSE held.waiter_inboxes[:heir.pos - 1] || ('${HANDED_MARK}' || heir.inbox) || held.waiter_inboxes[heir.pos + 1:] END
+    FROM (SELECT array_position(held.waiters, $2::bytea) AS pos) AS own
+    CROSS JOIN LATERAL (SELECT own.pos, coalesce(${isHanded('held', 'own.pos')}, false) AS handed) AS mine
+    CROSS JOIN LATERAL (
+      SELECT CASE WHEN first.waiter <> $2::bytea AND left(first.inbox, ${HEIR_INBOX_PREFIX.length}) = '${HEIR_INBOX_PREFIX}'
+          AND octet_length(first.waiter) <= ${MAX_NAMED_OWNER_BYTES} THEN first.waiter END AS owner,
+        first.pos, first.inbox, first.lease_end
+      FROM (SELECT 1) AS one
+      LEFT JOIN LATERAL (
+        SELECT ${waiterOf('held')} AS waiter, held.waiter_inboxes[place.pos] AS inbox, place.lease_end, place.pos
+        FROM ${places('held')}
+        WHERE cardinality(held.waiters) > 0 AND place.lease_end > clock.at AND NOT (mine.handed AND place.pos = mine.pos)
+        ORDER BY place.pos LIMIT 1
+      ) AS first ON true
+    ) AS heir
+  )
+  FROM clock
+  WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock.at)
+  RETURNING held.owner AS heir, held.fencing_token AS heir_token,
+    substr(held.waiter_inboxes[array_position(held.waiters, held.owner)], 2) AS heir_inbox,
+    ${placeMark('held.waiter_leases[array_position(held.waiters, held.owner)]')} AS heir_mark,
+    ${nextAndInbox('held', 'clock.at', 'held.owner IS NULL AND cardinality(held.waiters) > 0')}
 )
-${notifyNext('$3', '$4')} FROM released`,
+SELECT CASE
+  WHEN heir IS NOT NULL THEN pg_notify(heir_inbox,
+    $4::text || chr(10) || 'g:' || heir_token::text || ':' || heir_mark || ':x:' || encode(heir, 'hex'))
+  WHEN next IS NOT NULL THEN pg_notify(coalesce(nullif(inbox, ''), $3::text), ${announcement('$4', 'next')})
+END AS announced
+FROM released`,
+    ),
+
+    // Claims a lock a release handed to $2 (see release), for $3 ms from now: only while that very grant
+    // ($4, its token) is still $2's and unclaimed, its window not ended. The place it was handed with goes.
+    claim: hot(
+      'claim',
+      `UPDATE ${table} AS held SET expires_at = clock_timestamp() + ${ms('$3')},
+  waiters = ${withoutPlace('held.waiters')},
+  waiter_leases = ${withoutPlace('held.waiter_leases')},
+  waiter_inboxes = ${withoutPlace('held.waiter_inboxes')}
+WHERE ${keyMatches} AND held.owner = $2::bytea AND held.fencing_token = $4::bigint
+  AND held.expires_at > clock_timestamp() AND ${isHanded('held', 'array_position(held.waiters, $2::bytea)')}`,
     ),
 
     extend: hot(
@@ -315,16 +409,19 @@ ${notifyNext('$2', '$3')} FROM released`,
     // $3 the table's channel, $4 the key's payload. A live place of $2 is ended on the spot (its lease set to
     // -infinity) rather than removed: the row then still shows where it stood, so RETURNING, which sees
     // only the new version, can tell whether it was the first live one. The next acquire that writes the
-    // row drops it with the other dead places.
+    // row drops it with the other dead places. A lock handed to $2 and not claimed yet is released too:
+    // the waiter gave up without knowing of it.
     leaveQueue: hot(
       'leave_queue',
       `WITH clock AS (SELECT clock_timestamp() AS at),
 left_queue AS (
   UPDATE ${table} AS held SET waiter_leases = ARRAY(
     SELECT CASE WHEN ${waiterOf('held')} = $2::bytea THEN '-infinity'::timestamptz ELSE place.lease_end END
-    FROM ${places('held')} ORDER BY place.pos)
+    FROM ${places('held')} ORDER BY place.pos),
+    owner = CASE WHEN ${handedTo2} THEN NULL ELSE held.owner END,
+    expires_at = CASE WHEN ${handedTo2} THEN clock.at ELSE held.expires_at END
   FROM clock
-  WHERE ${keyMatches} AND ${hasLivePlace}
+  WHERE ${keyMatches} AND (${hasLivePlace} OR ${handedTo2})
   RETURNING ${nextAndInbox(
     'held',
     'clock.at',

@@ -19,10 +19,18 @@ import {
   type Queryable,
   toQueryable,
 } from './connection.js'
+import { HandOvers } from './hand_overs.js'
 import { type ReleaseHandler, ReleaseListener } from './release_listener.js'
 import { buildSharedStatements, type SharedStatements } from './shared_sql.js'
 import { PostgresSharedStore } from './shared_store.js'
-import { addQueueColumnsSql, buildStatements, type HotStatement, QUEUE_COLUMNS, type Statements } from './sql.js'
+import {
+  addQueueColumnsSql,
+  buildStatements,
+  HEIR_INBOX_PREFIX,
+  type HotStatement,
+  QUEUE_COLUMNS,
+  type Statements,
+} from './sql.js'
 import { resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
 import { retryingConflicts } from './transient_conflicts.js'
@@ -71,6 +79,8 @@ interface AcquireRow {
   fencing_token: string | null
   expires_in: number | null
   queue_position: number | null
+  /** On a refusal with a place: that place, by its lease end (see `placeMark` in sql.ts). */
+  place_mark: string | null
   /** True when the grant's token must be drawn again (see `redraw` in sql.ts). */
   redraw: boolean | null
 }
@@ -94,6 +104,8 @@ export class PostgresStore implements LockStore {
   readonly #pruneBatchSize: number
   readonly #housekeeping: Housekeeping | undefined
   readonly #listener: ReleaseListener | undefined
+  /** The places of this store's waiters, and the hand-overs heard for them (listening stores only). */
+  readonly #handOvers = new HandOvers()
   /** The NOTIFY channel this store's waiters are told on ('' when it does not listen). */
   readonly #inbox: string = ''
   readonly #sharedSql: SharedStatements
@@ -154,9 +166,14 @@ export class PostgresStore implements LockStore {
       // The inbox: a channel of this store's own, recorded with each place it queues, so that a release
       // wakes the waiter's process only. The table's channel still carries what names no inbox (shared
       // locks, and waiters of stores that do not listen).
-      this.#inbox = `verrou_inbox_${randomUUID().replaceAll('-', '')}`
+      // Named as an heir's (HEIR_INBOX_PREFIX): releases may hand this store's waiters the lock.
+      this.#inbox = `${HEIR_INBOX_PREFIX}${randomUUID().replaceAll('-', '')}`
       // The table's channel is LISTENed to last: the tests find a store's session by that last query.
-      const listener = new ReleaseListener(listenerClientFactory(connection), [this.#inbox, this.#names.channel])
+      const listener = new ReleaseListener(
+        listenerClientFactory(connection),
+        [this.#inbox, this.#names.channel],
+        (keyPayload, owner, handOver) => this.#handOvers.heard(keyPayload, owner, handOver),
+      )
       this.#listener = listener
       this.subscribeToReleases = (key, onRelease) => listener.subscribe(releasePayload(key), onRelease)
     }
@@ -182,6 +199,16 @@ export class PostgresStore implements LockStore {
 
   async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     const placeLease = wait === undefined ? null : wait.lease
+    // A waiter of a listening store may have been handed the lock: answered at once, claimed meanwhile.
+    const payload = wait === undefined || this.#listener === undefined ? undefined : releasePayload(key)
+    const sentAt = performance.now()
+    if (payload !== undefined) {
+      const handed = this.#handOvers.take(payload, owner, sentAt)
+      if (handed !== undefined) {
+        const claimed = this.#claim(key, owner, ttl, handed.token)
+        return { acquired: true, fencingToken: handed.token, handedOver: { lease: handed.lease, claimed } }
+      }
+    }
     const result = await this.#run(
       'acquire',
       key,
@@ -195,6 +222,13 @@ export class PostgresStore implements LockStore {
       ]),
     )
     const row = result.rows[0] as AcquireRow | undefined
+    if (payload !== undefined) {
+      if (row?.fencing_token === null && row.place_mark !== null) {
+        this.#handOvers.placed(payload, owner, sentAt, placeLease as number, row.place_mark)
+      } else {
+        this.#handOvers.forget(payload, owner)
+      }
+    }
     if (row === undefined) return { acquired: false }
     if (row.redraw === true) {
       const redrawn = await this.#run('acquire', key, this.#hot(this.#sql.redraw, [toStoredBytes(key), toStoredBytes(owner)]))
@@ -202,6 +236,13 @@ export class PostgresStore implements LockStore {
       return toAcquireResult({ token, expiresIn: null, position: null }, key, STORE_NAME)
     }
     return toAcquireResult({ token: row.fencing_token, expiresIn: row.expires_in, position: row.queue_position }, key, STORE_NAME)
+  }
+
+  /** Claims a lock handed to `owner` with `token` for `ttl` (see claim in sql.ts): whether it was still ours to claim. */
+  async #claim(key: string, owner: string, ttl: number | null, token: number): Promise<boolean> {
+    const claim = this.#hot(this.#sql.claim, [toStoredBytes(key), toStoredBytes(owner), ttl, token])
+    const result = await this.#run('claim', key, claim)
+    return result.rowCount === 1
   }
 
   async release(key: string, owner: string): Promise<boolean> {
@@ -233,6 +274,7 @@ export class PostgresStore implements LockStore {
   }
 
   async leaveQueue(key: string, owner: string): Promise<void> {
+    if (this.#listener !== undefined) this.#handOvers.forget(releasePayload(key), owner)
     await this.#run(
       'leave the queue of',
       key,

@@ -94,7 +94,7 @@ describe('a table created by the previous release', () => {
       const { rows } = await pool.query(`SELECT waiter_inboxes FROM "${tableName}" WHERE key_hash = sha256($1::bytea)`, [
         toStoredBytes(key),
       ])
-      expect(rows[0]?.waiter_inboxes).toEqual(['', expect.stringMatching(/^verrou_inbox_/)])
+      expect(rows[0]?.waiter_inboxes).toEqual(['', expect.stringMatching(/^verrou_heir_/)])
       expect(await store.release(key, 'holder')).toBe(true)
       expect(await store.acquire(key, 'early', 60_000, { lease: 60_000 })).toMatchObject({ acquired: true })
       expect(await store.release(key, 'early')).toBe(true)

@@ -42,16 +42,32 @@ export function sharedPayload(key: string): string {
   return `s${releasePayload(key)}`
 }
 
+/** A release handed the lock to the named waiter: the grant's token, and the place it was handed for. */
+export interface HeardHandOver {
+  token: string
+  /** The heir's place, by its lease end (see `placeMark` in sql.ts). */
+  mark: string
+}
+
 /**
  * Splits a notification into the key's payload and, when the store named the next waiter, its owner.
  * The statements append a newline (never part of a key's payload) and `x:<owner's bytes in hex>`; an owner
  * too long to travel comes as `h:<its hash>` and is left unnamed, as is a payload from an earlier release.
+ * A release that handed the lock to that waiter puts `g:<token>:<place mark>:` before it.
  */
-export function parseAnnouncement(payload: string): { keyPayload: string; next: string | undefined } {
+export function parseAnnouncement(payload: string): {
+  keyPayload: string
+  next: string | undefined
+  handOver?: HeardHandOver
+} {
   const newline = payload.indexOf('\n')
   if (newline === -1) return { keyPayload: payload, next: undefined }
   const keyPayload = payload.slice(0, newline)
-  const named = payload.slice(newline + 1)
+  let named = payload.slice(newline + 1)
+  const handed = /^g:([1-9][0-9]{0,18}):([0-9]{20}):/.exec(named)
+  if (handed !== null) named = named.slice(handed[0].length)
   if (!named.startsWith('x:') || !/^(?:[0-9a-f]{2})+$/.test(named.slice(2))) return { keyPayload, next: undefined }
-  return { keyPayload, next: fromStoredBytes(Buffer.from(named.slice(2), 'hex')) }
+  const next = fromStoredBytes(Buffer.from(named.slice(2), 'hex'))
+  if (handed === null) return { keyPayload, next }
+  return { keyPayload, next, handOver: { token: handed[1]!, mark: handed[2]! } }
 }
