@@ -296,3 +296,29 @@ test('a hand-over heard for another place than the one the waiter holds is ignor
     await unsubscribe()
   }
 })
+
+test('a hand-over taken back by a force release before the heir acted is forgotten: its next attempt asks the server', async () => {
+  const key = uniqueKey('forced')
+  const holder = processStore()
+  const heir = processStore()
+  const heard: (string | undefined)[] = []
+  const unsubscribe = await heir.store.subscribeToReleases!(key, (owner) => heard.push(owner))
+  try {
+    tokenOf(await holder.store.acquire(key, 'holder', 60_000))
+    await heir.store.acquire(key, 'heir', 60_000, { lease: 5_000 })
+    expect(await holder.store.release(key, 'holder')).toBe(true)
+    await waitFor(async () => heard.length === 1, 'the hand-over')
+    const handed = (await rowOf(key)).token
+    await holder.store.forceRelease(key)
+    await waitFor(async () => heard.length === 2, 'the announcement of the force release')
+
+    const before = heir.sent.length
+    const reply = await heir.store.acquire(key, 'heir', 60_000, { lease: 5_000 })
+    expect(acquires(heir.sent.slice(before))).toBe(1)
+    expect(reply).not.toHaveProperty('handedOver')
+    expect(tokenOf(reply, 'the heir, first in line for the freed lock')).toBeGreaterThan(handed)
+    expect(await heir.store.release(key, 'heir')).toBe(true)
+  } finally {
+    await unsubscribe()
+  }
+})

@@ -34,9 +34,17 @@ export class HandOvers {
     this.#places.delete(`${keyPayload}\n${owner}`)
   }
 
-  /** A release handed the lock to `owner`: kept if it names the place `owner` holds. */
-  heard(keyPayload: string, owner: string, handOver: HeardHandOver): void {
+  /**
+   * A notification named `owner`. A hand-over is kept if it names the place `owner` holds. A plain
+   * announcement comes after any hand-over before it (notifications arrive in commit order): one was a
+   * force release or a leave that took that grant away, so a hand-over heard before it is dropped.
+   */
+  heard(keyPayload: string, owner: string, handOver: HeardHandOver | undefined): void {
     const place = this.#places.get(`${keyPayload}\n${owner}`)
+    if (handOver === undefined) {
+      if (place !== undefined) place.handedToken = undefined
+      return
+    }
     const token = Number(handOver.token)
     if (place === undefined || place.mark !== handOver.mark || !Number.isSafeInteger(token)) return
     place.handedToken = token

@@ -6,6 +6,9 @@ import { type HeardHandOver, parseAnnouncement } from './text_bytes.js'
 /** Told of a release; `next` names the waiter the store says should try now, when it named one. */
 export type ReleaseHandler = (next?: string) => void
 
+/** Told of each notification naming `owner` on `keyPayload`, with the hand-over it carries, if any. */
+export type NamedHandler = (keyPayload: string, owner: string, handOver: HeardHandOver | undefined) => void
+
 const FIRST_RECONNECT_DELAY_MS = 100
 const MAX_RECONNECT_DELAY_MS = 5000
 
@@ -30,20 +33,17 @@ export class ReleaseListener {
   /** Per payload, the notifications heard while the key had no listener here, for the next one. */
   readonly #unheard = new UnheardAnnouncements()
 
-  readonly #onHandOver: (keyPayload: string, owner: string, handOver: HeardHandOver) => void
+  readonly #onNamed: NamedHandler
 
   /**
    * `channels`: the table's channel and the store's inbox; a notification on either is dispatched alike.
-   * `onHandOver` hears, before the waiter's listeners, of a lock a release handed to the waiter it names.
+   * `onNamed` hears, before the waiter's listeners, every notification that names a waiter, with the
+   * hand-over when a release gave it the lock.
    */
-  constructor(
-    createClient: () => Client,
-    channels: readonly string[],
-    onHandOver: (keyPayload: string, owner: string, handOver: HeardHandOver) => void = () => {},
-  ) {
+  constructor(createClient: () => Client, channels: readonly string[], onNamed: NamedHandler = () => {}) {
     this.#createClient = createClient
     this.#channels = channels
-    this.#onHandOver = onHandOver
+    this.#onNamed = onNamed
   }
 
   /** Resolves once LISTEN is active on a live session. */
@@ -103,7 +103,7 @@ export class ReleaseListener {
     client.on('notification', (message) => {
       if (!this.#channels.includes(message.channel) || message.payload === undefined) return
       const { keyPayload, next, handOver } = parseAnnouncement(message.payload)
-      if (handOver !== undefined && next !== undefined) this.#onHandOver(keyPayload, next, handOver)
+      if (next !== undefined) this.#onNamed(keyPayload, next, handOver)
       this.#dispatch(keyPayload, next)
     })
     try {
