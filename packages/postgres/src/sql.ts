@@ -114,7 +114,11 @@ const nextAndInbox = (row: string, now: string, when = `cardinality(${row}.waite
  * live waiter exists: nothing is sent when nobody waits.
  */
 const notifyNext = (channel: string, keyPayload: string) =>
-  `SELECT CASE WHEN next IS NOT NULL THEN pg_notify(coalesce(nullif(inbox, ''), ${channel}::text), ${announcement(keyPayload, 'next')}) END AS announced`
+  `SELECT CASE WHEN next IS NOT NULL THEN ${notifyNamed(channel, keyPayload)} END AS announced`
+
+/** The pg_notify naming `next` on its `inbox` (or on `channel`), for the columns of nextAndInbox. */
+const notifyNamed = (channel: string, keyPayload: string) =>
+  `pg_notify(coalesce(nullif(inbox, ''), ${channel}::text), ${announcement(keyPayload, 'next')})`
 
 /**
  * The NOTIFY payload naming `next`: the key's payload ($n), a newline (never part of a key's payload) and
@@ -367,7 +371,7 @@ released AS (
 SELECT CASE
   WHEN heir IS NOT NULL THEN pg_notify(heir_inbox,
     $4::text || chr(10) || 'g:' || heir_token::text || ':' || heir_mark || ':x:' || encode(heir, 'hex'))
-  WHEN next IS NOT NULL THEN pg_notify(coalesce(nullif(inbox, ''), $3::text), ${announcement('$4', 'next')})
+  WHEN next IS NOT NULL THEN ${notifyNamed('$3', '$4')}
 END AS announced
 FROM released`,
     ),
