@@ -55,7 +55,7 @@ describe('a waiter polling MySQL', () => {
     expect(after.executes - before.executes).toBe(1)
   })
 
-  test('the head asks outright and takes a freed lock in one statement, with a token above the last holder', async () => {
+  test('a release hands the lock to the head, whose next poll is one read that writes nothing, then one claim', async () => {
     const holder = mysqlStore({ connection: pool, tableName })
     const { store, status } = await watchedStore()
     const key = newKey()
@@ -65,16 +65,19 @@ describe('a waiter polling MySQL', () => {
     expect(await holder.release(key, 'holder')).toBe(true)
     const before = await status()
     const taken = await store.acquire(key, 'head', 10_000, { lease: 5_000 })
-    const after = await status()
-    expect(after.executes - before.executes).toBe(1)
     expect(taken.acquired).toBe(true)
     expect(taken.acquired && held.acquired && taken.fencingToken > held.fencingToken).toBe(true)
+    // Until the claim lands the lease is what is left of the place's (5 s), then the 10 s asked for.
+    expect(taken.acquired && taken.handedOver?.lease).toBeLessThanOrEqual(5_000)
+    expect(taken.acquired && (await taken.handedOver?.claimed)).toBe(true)
+    // The read, then the claim (the SHOW between them is not a prepared statement).
+    expect((await status()).executes - before.executes).toBe(2)
     // Its place went with the grant: nobody stands ahead of a newcomer once it releases.
     expect(await store.release(key, 'head')).toBe(true)
     expect(await holder.acquire(key, 'newcomer', 10_000)).toMatchObject({ acquired: true })
   })
 
-  test('the second in line, told it leads by a read, asks outright from then on', async () => {
+  test('the second in line, told it leads by a read, is handed the lock by the next release', async () => {
     const holder = mysqlStore({ connection: pool, tableName })
     const { store, status } = await watchedStore()
     const key = newKey()
@@ -82,12 +85,14 @@ describe('a waiter polling MySQL', () => {
     expect(await holder.acquire(key, 'head', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
     expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 1 })
     await holder.leaveQueue(key, 'head')
-    // A read shows it first; its next poll is the queue statement, which takes the freed lock at once.
+    // A read shows it first; the release hands it the lock, and its next read says so.
     expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
     await holder.release(key, 'holder')
     const before = await status()
-    expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: true })
-    expect((await status()).executes - before.executes).toBe(1)
+    const taken = await store.acquire(key, 'second', 10_000, { lease: 5_000 })
+    expect(taken).toMatchObject({ acquired: true })
+    expect(taken.acquired && (await taken.handedOver?.claimed)).toBe(true)
+    expect((await status()).executes - before.executes).toBe(2)
   })
 
   test('a poll never lets the head of the queue be jumped: the read only says when to ask', async () => {
@@ -98,8 +103,8 @@ describe('a waiter polling MySQL', () => {
     expect(await holder.acquire(key, 'head', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
     expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 1 })
     await holder.release(key, 'holder')
-    // Free, but the head is live and ahead: the second in line is refused, read or not.
-    expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 1 })
+    // The release handed the lock to the head: the second in line now leads, and is refused, read or not.
+    expect(await store.acquire(key, 'second', 10_000, { lease: 5_000 })).toMatchObject({ acquired: false, position: 0 })
     expect(await holder.acquire(key, 'head', 10_000, { lease: 5_000 })).toMatchObject({ acquired: true })
   })
 
@@ -138,9 +143,9 @@ describe('a waiter polling MySQL', () => {
       expect(await store.acquire(key, 'head', 10_000, lease)).toMatchObject({ acquired: false, position: 0 })
     }
     expect(await rowOf()).toEqual(before)
-    // The place is the same one: the head still takes the lock once it is free, before the second in line.
+    // The place is the same one: the release hands the lock to the head, before the second in line.
     await holder.release(key, 'holder')
-    expect(await holder.acquire(key, 'second', 10_000, lease)).toMatchObject({ acquired: false, position: 1 })
+    expect(await holder.acquire(key, 'second', 10_000, lease)).toMatchObject({ acquired: false, position: 0 })
     expect(await store.acquire(key, 'head', 10_000, lease)).toMatchObject({ acquired: true })
   })
 

@@ -74,12 +74,12 @@ export interface Statement {
   params: readonly Param[]
 }
 
-export type Param = 'keyHash' | 'key' | 'owner' | 'ownerId' | 'ttl' | 'lease'
+export type Param = 'keyHash' | 'key' | 'owner' | 'ownerId' | 'ttl' | 'lease' | 'token'
 
 /** Replaces `{name}` placeholders by `?` and records their order, so a value used many times is named once. */
 function statement(template: string): Statement {
   const params: Param[] = []
-  const sql = template.replace(/\{(keyHash|key|owner|ownerId|ttl|lease)\}/g, (_, name: Param) => {
+  const sql = template.replace(/\{(keyHash|key|owner|ownerId|ttl|lease|token)\}/g, (_, name: Param) => {
     params.push(name)
     return '?'
   })
@@ -118,15 +118,27 @@ export interface LockStatements {
   /**
    * A waiter's poll that changes nothing and takes no lock: one row (none when the key has no row) of
    * `free` (the queue statement would grant now), `placed` (the caller's place is live), `position` and
-   * `expires_in` as a refusal reports them. See `readPeek`.
+   * `expires_in` as a refusal reports them, `handed` (a release handed the lock to the caller, live) and
+   * `fencing_token`. See `readPeek`.
    */
   peekQueued: Statement
-  /** Removes `ownerId`'s place, if it has one. */
+  /** Removes `ownerId`'s place, if it has one, and gives back a lock handed to it that it never claimed. */
   leaveQueue: Statement
-  /** Params: keyHash, owner. One affected row when released. */
-  release: string
-  /** Params: ttl, keyHash, owner. `insertId` is the token when extended, 0 otherwise. */
-  extend: string
+  /**
+   * Ends the caller's lease, held or handed to it. When the first place of the queue is live (and not the
+   * caller's own), the lock goes straight to that waiter in the same statement: the next token, an owner
+   * that names it by its id (see `handedTo`) and a lease that ends with its place's, which leaves the queue.
+   * One affected row when released.
+   */
+  release: Statement
+  /**
+   * Turns a lock handed to `ownerId` (with `token`, still live) into an ordinary lease of `ttl` for `owner`,
+   * and drops any place of the caller's (one it took while the hand-over was under way). One affected row
+   * when claimed.
+   */
+  claim: Statement
+  /** `insertId` is the token when extended, 0 otherwise. Claims a lock handed to the caller. */
+  extend: Statement
   /** Params: keyHash. */
   forceRelease: string
   /** Params: keyHash. A row when locked. */
@@ -153,10 +165,16 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   // MariaDB's SIMULTANEOUS_ASSIGNMENT every one sees the row as it was, so the decision is made again from it.
   const lastAssignment = (decision: string) =>
     `IF(@@SESSION.sql_mode LIKE '%SIMULTANEOUS_ASSIGNMENT%', ${decision}, COALESCE(${ended} AND lock_owner IS NOT NULL, FALSE))`
-  const newExpiry = `${NOW_MS} + CAST(? AS SIGNED)`
   // A row may go once it has been ended a while (so a store's recent sight of it stays true) and no place in
   // its queue can be alive: queue_ends_at is never below any place's end.
   const prunable = `expires_at <= ${NOW_MS} - ${ROW_KEPT_MS} AND (wait_queue IS NULL OR queue_ends_at <= ${NOW_MS})`
+
+  // A lock a release handed to a waiter names it by its place's id behind a 0xFF byte, which no UTF-8 text
+  // (every owner, see key_bytes.ts) contains: the waiter's own owner bytes are not in the queue.
+  const handedTo = (id: string) => `CONCAT(x'FF', ${id})`
+  const handedMine = `COALESCE(lock_owner = ${handedTo('{ownerId}')} AND ${live}, FALSE)`
+  // The caller's lease: held under its owner bytes, or handed to it and not claimed yet.
+  const ownsLease = `lock_owner IN ({owner}, ${handedTo('SHA2({owner}, 256)')}) AND ${live}`
 
   // The owner's place: the 1-based offset of its opening quote, 0 when it has none. A quote followed by 64
   // hex digits only ever starts a place (a closing quote is followed by a comma), so a match is aligned.
@@ -196,6 +214,12 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
   const claim = `(${atFront} AND COALESCE(${ended}, FALSE))`
   const frontFresh = `${frontEnd} - ${NOW_MS} > CAST({lease} AS SIGNED) * 3 DIV 4`
   const claimLast = lastAssignment(claim)
+  // A release hands the lock to the first place when it is live and not the releaser's own (an owner that
+  // also queued); a dead first place is left to the queue statement, which drops it.
+  const frontId = `SUBSTRING(wait_queue, 2, ${OWNER_ID_CHARS})`
+  const handOver = `COALESCE(${frontEnd} > ${NOW_MS} AND ${frontId} <> SHA2(lock_owner, 256), FALSE)`
+  // After lock_owner is assigned (default order), a hand-over left a non-NULL owner and a release NULL.
+  const handOverLast = `IF(@@SESSION.sql_mode LIKE '%SIMULTANEOUS_ASSIGNMENT%', ${handOver}, lock_owner IS NOT NULL)`
 
   // The plain acquire's decision on an existing row without a queue: grant an ended lease, refuse a live one
   // to a caller without `wait`. Anything else (a queue to respect, or a place to take) changes nothing and is
@@ -303,24 +327,48 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       [
         `SELECT ${granted} AS free, COALESCE(${ownLive}, FALSE) AS placed,`,
         `LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) AS position,`,
-        `${leftMs} AS expires_in`,
+        `${leftMs} AS expires_in, ${handedMine} AS handed, fencing_token`,
         `FROM ${locks} WHERE key_hash = {keyHash}`,
       ].join(' '),
     ),
-    // A single assignment: its result does not depend on the order assignments run in.
+    // expires_at first, reading the owner as it was; lock_owner then clears a hand-over to the caller, live
+    // (just ended) or not (already over): the same outcome whichever value of expires_at it sees.
     leaveQueue: statement(
       [
-        `UPDATE ${locks} SET wait_queue = NULLIF(CONCAT(LEFT(wait_queue, ${own} - 1), SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES})), '')`,
-        `WHERE key_hash = {keyHash} AND ${own} > 0`,
+        `UPDATE ${locks} SET expires_at = IF(${handedMine}, ${NOW_MS}, expires_at),`,
+        `lock_owner = IF(lock_owner = ${handedTo('{ownerId}')}, NULL, lock_owner),`,
+        `wait_queue = IF(${own} > 0, NULLIF(CONCAT(LEFT(wait_queue, ${own} - 1), SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES})), ''), wait_queue)`,
+        `WHERE key_hash = {keyHash} AND (${own} > 0 OR lock_owner = ${handedTo('{ownerId}')})`,
       ].join(' '),
     ),
-    release: `UPDATE ${locks} SET lock_owner = NULL, expires_at = ${NOW_MS} WHERE key_hash = ? AND lock_owner = ? AND ${live}`,
+    // fencing_token and lock_owner read only columns assigned after them; expires_at and wait_queue follow
+    // the decision through the owner just assigned (see handOverLast).
+    release: statement(
+      [
+        `UPDATE ${locks} SET fencing_token = IF(${handOver}, fencing_token + 1, fencing_token),`,
+        `lock_owner = IF(${handOver}, ${handedTo(frontId)}, NULL),`,
+        `expires_at = IF(${handOverLast}, ${frontEnd}, ${NOW_MS}),`,
+        `wait_queue = IF(${handOverLast}, NULLIF(SUBSTRING(wait_queue, ${PLACE_BYTES + 1}), ''), wait_queue)`,
+        `WHERE key_hash = {keyHash} AND ${ownsLease}`,
+      ].join(' '),
+    ),
+    // Conditions only in WHERE, so assignment order does not matter.
+    claim: statement(
+      [
+        `UPDATE ${locks} SET lock_owner = {owner}, expires_at = ${NOW_MS} + CAST({ttl} AS SIGNED),`,
+        `wait_queue = IF(${own} > 0, NULLIF(CONCAT(LEFT(wait_queue, ${own} - 1), SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES})), ''), wait_queue)`,
+        `WHERE key_hash = {keyHash} AND lock_owner = ${handedTo('{ownerId}')} AND fencing_token = CAST({token} AS SIGNED) AND ${live}`,
+      ].join(' '),
+    ),
     // LAST_INSERT_ID reports a match even when the new expiry equals the old one (a row that did not change
-    // counts as unaffected when the client did not ask for found rows).
-    extend: [
-      `UPDATE ${locks} SET expires_at = ${newExpiry}, fencing_token = LAST_INSERT_ID(fencing_token)`,
-      `WHERE key_hash = ? AND lock_owner = ? AND ${live}`,
-    ].join(' '),
+    // counts as unaffected when the client did not ask for found rows). A lock handed to the caller becomes
+    // its own (the claim).
+    extend: statement(
+      [
+        `UPDATE ${locks} SET expires_at = ${NOW_MS} + CAST({ttl} AS SIGNED), fencing_token = LAST_INSERT_ID(fencing_token), lock_owner = {owner}`,
+        `WHERE key_hash = {keyHash} AND ${ownsLease}`,
+      ].join(' '),
+    ),
     forceRelease: `UPDATE ${locks} SET lock_owner = NULL, expires_at = ${NOW_MS} WHERE key_hash = ? AND ${live}`,
     isLocked: `SELECT 1 AS locked FROM ${locks} WHERE key_hash = ? AND ${live}`,
     scanPage: [
@@ -368,13 +416,29 @@ export function readExisting(insertId: number, waited: boolean): AcquireResult |
   return insertId === 0 ? NO_ROW : readAcquire(insertId, waited)
 }
 
+/** A lock a release handed to the caller, as its poll saw it: the token, and milliseconds left of the claim window. */
+export interface PeekedHandOver {
+  handedToken: number
+  windowLeft: number
+}
+
 /**
- * What a waiter's poll (`peekQueued`) saw: the refusal to report, or undefined when the caller must run the
- * queue statement (the lock may be its now, its place is gone, or the key has no row).
+ * What a waiter's poll (`peekQueued`) saw: a hand-over to the caller, the refusal to report, or undefined
+ * when the caller must run the queue statement (the lock may be its now, its place is gone, or the key has
+ * no row).
  */
-export function readPeek(rows: readonly Record<string, unknown>[]): AcquireResult | undefined {
+export function readPeek(rows: readonly Record<string, unknown>[]): AcquireResult | PeekedHandOver | undefined {
   const row = rows[0]
-  if (row === undefined || Number(row.free) !== 0 || Number(row.placed) !== 1) return undefined
+  if (row === undefined) return undefined
+  if (Number(row.handed) === 1) {
+    const handedToken = Number(row.fencing_token)
+    const windowLeft = Number(row.expires_in)
+    if (!Number.isSafeInteger(handedToken) || handedToken < 1 || !Number.isSafeInteger(windowLeft) || windowLeft < 0) {
+      throw new Error(`unexpected token ${String(row.fencing_token)} or window ${String(row.expires_in)} of a hand-over`)
+    }
+    return { handedToken, windowLeft }
+  }
+  if (Number(row.free) !== 0 || Number(row.placed) !== 1) return undefined
   const position = Number(row.position)
   const expiresIn = Number(row.expires_in)
   if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(expiresIn) || expiresIn < 0) {

@@ -151,13 +151,23 @@ export class MysqlStore implements LockStore {
       // which answers alone unless the key has a queue.
       const place = wait === undefined ? undefined : this.#places.get(key)?.get(owner)
       const queued = place !== undefined
-      // Its place was written lately and others stand ahead: a read says whether to ask, without writing
-      // the row. The head asks outright, so that it takes a freed lock in one statement.
-      if (wait !== undefined && place !== undefined && !place.head && startedAt - place.writtenAt < wait.lease / PEEKS_WITHIN) {
-        const refused = readPeek(await this.#peek(key, ownerId(ownerBytes)))
-        if (refused !== undefined) {
-          place.head = !refused.acquired && refused.position === 0
-          return refused
+      // A waiter with a place reads first, without writing the row: a release may have handed it the lock
+      // (then it is answered at once and claims in the background), and while its place was written lately
+      // a refusal needs no write either. Otherwise the statements below decide, and renew the place.
+      if (wait !== undefined && place !== undefined) {
+        const id = ownerId(ownerBytes)
+        const peeked = readPeek(await this.#peek(key, id))
+        if (peeked !== undefined && 'handedToken' in peeked) {
+          this.#forget(key, owner)
+          this.#rows.saw(key, startedAt)
+          const claimed = this.#claim(key, values, id, peeked.handedToken)
+          // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
+          claimed.catch(() => {})
+          return { acquired: true, fencingToken: peeked.handedToken, handedOver: { lease: peeked.windowLeft, claimed } }
+        }
+        if (peeked !== undefined && startedAt - place.writtenAt < wait.lease / PEEKS_WITHIN) {
+          place.head = !peeked.acquired && peeked.position === 0
+          return peeked
         }
       }
       let result: AcquireResult | typeof QUEUE_PRESENT | typeof NO_ROW | undefined
@@ -214,6 +224,14 @@ export class MysqlStore implements LockStore {
     return read(Number(header.insertId), waited)
   }
 
+  /** Claims a lock a release handed to the caller with `token` (see `claim` in sql.ts): whether it was still its to claim. */
+  #claim(key: string, values: Partial<Record<Param, Buffer | number | null>>, id: Buffer, token: number): Promise<boolean> {
+    return this.#run('claim', key, async () => {
+      const header = await this.#write(this.#sql.claim.sql, bind(this.#sql.claim, { ...values, ownerId: id, token }))
+      return header.affectedRows === 1
+    })
+  }
+
   /** One consistent read of what `ownerId`'s next attempt would meet (see `peekQueued`). */
   async #peek(key: string, id: Buffer): Promise<RowDataPacket[]> {
     const values = { keyHash: keyHash(toBytes(key)), ownerId: id }
@@ -258,7 +276,8 @@ export class MysqlStore implements LockStore {
   release(key: string, owner: string): Promise<boolean> {
     return this.#run('release', key, async () => {
       const sentAt = performance.now()
-      const header = await this.#write(this.#sql.release, [keyHash(toBytes(key)), toBytes(owner)])
+      const values = { keyHash: keyHash(toBytes(key)), owner: toBytes(owner) }
+      const header = await this.#write(this.#sql.release.sql, bind(this.#sql.release, values))
       if (header.affectedRows > 0) this.#rows.saw(key, sentAt)
       return header.affectedRows > 0
     })
@@ -267,7 +286,8 @@ export class MysqlStore implements LockStore {
   extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
     return this.#run('extend', key, async () => {
       const sentAt = performance.now()
-      const header = await this.#write(this.#sql.extend, [ttl, keyHash(toBytes(key)), toBytes(owner)])
+      const values = { ttl, keyHash: keyHash(toBytes(key)), owner: toBytes(owner) }
+      const header = await this.#write(this.#sql.extend.sql, bind(this.#sql.extend, values))
       if (Number(header.insertId) > 0) this.#rows.saw(key, sentAt)
       return Number(header.insertId) > 0
     })

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { AcquireResult } from '@verrou/core'
 import { LockFactory } from '@verrou/core'
 import type { Connection, RowDataPacket } from 'mysql2/promise'
@@ -39,6 +39,7 @@ async function processStore(options: { sqlMode?: string; isolation?: string } = 
 
 const statements = lockStatements(resolveTables(tableName))
 const frontSql = statements.acquireAtFront.sql
+const peekSql = statements.peekQueued.sql
 
 /** A store on a connection of its own that records the SQL of every statement it executes. */
 async function recordingStore(): Promise<{ store: MysqlStore; sent: string[] }> {
@@ -60,6 +61,13 @@ async function recordingStore(): Promise<{ store: MysqlStore; sent: string[] }> 
 
 function tokenOf(result: AcquireResult): number {
   if (!result.acquired) throw new Error(`not granted: ${JSON.stringify(result)}`)
+  return result.fencingToken
+}
+
+/** The token of a grant a release handed over, once its claim landed. */
+async function claimedTokenOf(result: AcquireResult): Promise<number> {
+  if (!result.acquired || result.handedOver === undefined) throw new Error(`not handed over: ${JSON.stringify(result)}`)
+  expect(await result.handedOver.claimed).toBe(true)
   return result.fencingToken
 }
 
@@ -178,15 +186,16 @@ describe('wait queue', () => {
     expect(positionOf(await b.acquire(key, 'dies-second', TTL, { lease: 300 }))).toBe(2)
     expect(positionOf(await d.acquire(key, 'last', TTL, { lease: TTL }))).toBe(3)
     expect(await a.release(key, 'holder')).toBe(true)
-    // The head's place is still alive: the lock waits for it, nobody else gets it.
-    expect(positionOf(await c.acquire(key, 'lives', TTL, { lease: TTL }))).toBe(1)
+    // The head's place was still alive: the release handed it the lock, for what was left of that place's
+    // lease, and nobody else gets it meanwhile.
+    expect(positionOf(await c.acquire(key, 'lives', TTL, { lease: TTL }))).toBe(0)
     expect((await a.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
     await sleep(400)
-    // Both short places died: the one ahead is skipped, the one in the middle is not counted.
+    // The grant nobody claimed ended with that place; the dead place in the middle is not counted.
     expect(positionOf(await d.acquire(key, 'last', TTL, { lease: TTL }))).toBe(1)
     const granted = await c.acquire(key, 'lives', TTL, { lease: TTL })
     tokenOf(granted)
-    // The grant dropped the dead head with the grantee's place; the dead place behind it is next to go.
+    // The hand-over took the dead head's place, the grant the grantee's; the dead place behind is next to go.
     const { text } = await queueOf(key)
     expect(text?.length).toBe(2 * PLACE_BYTES)
     expect(positionOf(await d.acquire(key, 'last', TTL, { lease: TTL }))).toBe(0)
@@ -236,7 +245,8 @@ describe('wait queue', () => {
     const key = newKey()
     const first = tokenOf(await store.acquire(key, 'holder', TTL))
     await store.acquire(key, 'waiter', TTL, { lease: ROW_KEPT_MS + 500 })
-    expect(await store.release(key, 'holder')).toBe(true)
+    // A force release ends the lease without handing it to the waiter, whose place stays.
+    await store.forceRelease(key)
     const before = await queueOf(key)
     expect(before.text).not.toBeNull()
     // The lease ended long enough ago to be pruned, but the waiter's place is alive: the row (and the queue
@@ -265,30 +275,36 @@ describe('wait queue', () => {
     await store.release(key, 'waiter')
   })
 
-  test('the head waits, renews its place and takes the freed lock in one statement that does not walk the queue', async () => {
+  test('the head renews its place in the one statement that does not walk the queue, and a release hands it the lock', async () => {
     const { store: head, sent } = await recordingStore()
     const holder = await processStore()
     const key = newKey()
     const first = tokenOf(await holder.acquire(key, 'holder', TTL))
     expect(positionOf(await head.acquire(key, 'head', TTL, { lease: 800 }))).toBe(0)
     const joinedEnd = (await queueOf(key)).endsAt!
-    // Past a quarter of its place lease, the head's poll renews the place, in the one statement.
+    // Past a quarter of its place lease, the head's poll (a read first) renews the place.
     await sleep(300)
     sent.length = 0
     const polled = await head.acquire(key, 'head', TTL, { lease: 800 })
     expect(polled).toMatchObject({ acquired: false, position: 0 })
     expect(polled.acquired ? 0 : polled.expiresIn).toBeGreaterThan(TTL - 1_000)
-    expect(sent).toEqual([frontSql])
+    expect(sent).toEqual([peekSql, frontSql])
     const renewed = await queueOf(key)
     expect(renewed.endsAt).toBeGreaterThanOrEqual(joinedEnd + 250)
     expect(Number(renewed.text?.slice(65, 81))).toBe(renewed.endsAt)
+    // The release gives the head the next token, for what is left of its place's lease, and takes its place.
     expect(await holder.release(key, 'holder')).toBe(true)
+    const handed = await queueOf(key)
+    expect(handed.text).toBeNull()
+    expect(handed.owner?.toString('latin1')).toBe(`\xff${createHash('sha256').update('head').digest('hex')}`)
+    expect((await holder.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
     sent.length = 0
-    expect(tokenOf(await head.acquire(key, 'head', TTL, { lease: 800 }))).toBe(first + 1)
-    expect(sent).toEqual([frontSql])
-    const after = await queueOf(key)
-    expect(after.text).toBeNull()
-    expect(after.owner?.toString()).toBe('head')
+    const taken = await head.acquire(key, 'head', TTL, { lease: 800 })
+    expect(taken.acquired && taken.handedOver?.lease).toBeLessThanOrEqual(800)
+    expect(taken.acquired && taken.handedOver?.lease).toBeGreaterThan(0)
+    expect(await claimedTokenOf(taken)).toBe(first + 1)
+    expect(sent).toEqual([peekSql, statements.claim.sql])
+    expect((await queueOf(key)).owner?.toString()).toBe('head')
     expect(await holder.isLocked(key)).toBe(true)
     expect((await holder.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
     expect(await head.release(key, 'head')).toBe(true)
@@ -300,12 +316,12 @@ describe('wait queue', () => {
     const key = newKey()
     const first = tokenOf(await holder.acquire(key, 'holder', 300))
     expect(positionOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(0)
-    // The head statement decides both, alone: a live lease is refused, an expired one taken.
+    // A live lease is refused by the read alone; an expired one is taken by the head statement.
     sent.length = 0
     expect(positionOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(0)
     await sleep(350)
     expect(tokenOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(first + 1)
-    expect(sent).toEqual([frontSql, frontSql])
+    expect(sent).toEqual([peekSql, peekSql, frontSql])
     expect((await queueOf(key)).owner?.toString()).toBe('head')
     // The stale holder can neither release nor extend what the head now holds.
     expect(await holder.release(key, 'holder')).toBe(false)
@@ -323,25 +339,22 @@ describe('wait queue', () => {
     expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(1)
     await sleep(300)
     // The dead place does not count: `second` leads, though the dead place still opens the text.
+    sent.length = 0
     expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(0)
+    expect(sent).toEqual([peekSql])
     expect((await queueOf(key)).text?.length).toBe(2 * PLACE_BYTES)
-    sent.length = 0
-    expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(0)
-    expect(sent).toEqual([frontSql, statements.acquireQueued.sql])
-    // Only a grant drops the dead place: the rest of the wait is one statement per attempt again.
-    sent.length = 0
-    expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(0)
-    expect(sent).toEqual([statements.acquireQueued.sql])
+    // A release never hands the lock to a dead place: it is free, and the head statement passes it on.
     expect(await holder.release(key, 'holder')).toBe(true)
+    expect((await queueOf(key)).owner).toBeNull()
     sent.length = 0
     expect(tokenOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(first + 1)
-    expect(sent).toEqual([statements.acquireQueued.sql])
+    expect(sent).toEqual([peekSql, frontSql, statements.acquireQueued.sql])
     // The grant dropped the dead place with the grantee's.
     expect((await queueOf(key)).text).toBeNull()
     // A place that is not the caller's never lets it claim: a newcomer with wait joins behind the holder.
     expect(positionOf(await dying.acquire(key, 'dies', TTL, { lease: TTL }))).toBe(0)
     expect(await second.release(key, 'second')).toBe(true)
-    expect(tokenOf(await dying.acquire(key, 'dies', TTL, { lease: TTL }))).toBe(first + 2)
+    expect(await claimedTokenOf(await dying.acquire(key, 'dies', TTL, { lease: TTL }))).toBe(first + 2)
     await dying.release(key, 'dies')
   })
 
@@ -362,16 +375,17 @@ describe('wait queue', () => {
     const first = tokenOf(await a.acquire(key, 'holder', TTL))
     expect(positionOf(await b.acquire(key, 'first', TTL, { lease: TTL }))).toBe(0)
     expect(positionOf(await c.acquire(key, 'second', TTL, { lease: TTL }))).toBe(1)
+    // The release hands the lock to the first in line, whose place leaves the queue.
     expect(await a.release(key, 'holder')).toBe(true)
-    expect(positionOf(await c.acquire(key, 'second', TTL, { lease: TTL }))).toBe(1)
+    expect(positionOf(await c.acquire(key, 'second', TTL, { lease: TTL }))).toBe(0)
     expect((await a.acquire(key, 'holder', TTL)).acquired).toBe(false)
-    const second = tokenOf(await b.acquire(key, 'first', TTL, { lease: TTL }))
+    const second = await claimedTokenOf(await b.acquire(key, 'first', TTL, { lease: TTL }))
     expect(second).toBeGreaterThan(first)
     expect((await queueOf(key)).owner?.toString()).toBe('first')
     expect(await c.isLocked(key)).toBe(true)
     expect(positionOf(await c.acquire(key, 'second', TTL, { lease: TTL }))).toBe(0)
     expect(await b.release(key, 'first')).toBe(true)
-    expect(tokenOf(await c.acquire(key, 'second', TTL, { lease: TTL }))).toBeGreaterThan(second)
+    expect(await claimedTokenOf(await c.acquire(key, 'second', TTL, { lease: TTL }))).toBeGreaterThan(second)
     expect(await c.release(key, 'second')).toBe(true)
     expect(tokenOf(await a.acquire(key, 'holder', TTL))).toBeGreaterThan(second)
     await a.release(key, 'holder')

@@ -206,6 +206,8 @@ export class PostgresStore implements LockStore {
       const handed = this.#handOvers.take(payload, owner, sentAt)
       if (handed !== undefined) {
         const claimed = this.#claim(key, owner, ttl, handed.token)
+        // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
+        claimed.catch(() => {})
         return { acquired: true, fencingToken: handed.token, handedOver: { lease: handed.lease, claimed } }
       }
     }

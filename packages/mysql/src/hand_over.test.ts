@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto'
+import type { AcquireResult } from '@verrou/core'
+import type { Connection } from 'mysql2/promise'
+import { afterAll, describe, expect, test } from 'vitest'
+import { createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
+import { type MysqlStore, mysqlStore } from './index.js'
+import { keyHash, toBytes } from './key_bytes.js'
+import { NOW_MS } from './sql.js'
+
+const pool = createTestPool()
+const tableName = uniqueTableName('handover')
+const connections: Connection[] = []
+const newKey = () => `verrou:mysql:handover:${randomUUID()}`
+const TTL = 10_000
+const WAIT = { lease: 5_000 }
+
+afterAll(async () => {
+  await dropTables(pool, tableName)
+  await Promise.all(connections.map((each) => each.end()))
+  await pool.end()
+})
+
+/** A store on a connection of its own: a separate "process" as far as the server can tell. */
+async function processStore(): Promise<MysqlStore> {
+  const connection = await createTestConnection()
+  connections.push(connection)
+  return mysqlStore({ connection, tableName, pruneInterval: false })
+}
+
+function handedOf(result: AcquireResult) {
+  if (!result.acquired || result.handedOver === undefined) throw new Error(`not handed over: ${JSON.stringify(result)}`)
+  return { token: result.fencingToken, ...result.handedOver }
+}
+
+/** `holder` holds `key` and `heir` leads its queue: the next release hands the lock to `heir`. */
+async function heirInLine(key: string, holderStore: MysqlStore, heirStore: MysqlStore): Promise<number> {
+  const held = await holderStore.acquire(key, 'holder', TTL)
+  if (!held.acquired) throw new Error('the key was not free')
+  expect(await heirStore.acquire(key, 'heir', TTL, WAIT)).toMatchObject({ acquired: false, position: 0 })
+  return held.fencingToken
+}
+
+describe('MySQL hand-over', () => {
+  test('a waiter that gives up gives back a grant it never saw: the next in line gets the lock at once', async () => {
+    const [holder, heir, next] = await Promise.all([processStore(), processStore(), processStore()])
+    const key = newKey()
+    const first = await heirInLine(key, holder, heir)
+    expect(await next.acquire(key, 'next', TTL, WAIT)).toMatchObject({ acquired: false, position: 1 })
+    expect(await holder.release(key, 'holder')).toBe(true)
+    // Handed to `heir`, which times out before its next poll.
+    expect(await next.acquire(key, 'next', TTL, WAIT)).toMatchObject({ acquired: false, position: 0 })
+    await heir.leaveQueue(key, 'heir')
+    const taken = await next.acquire(key, 'next', TTL, WAIT)
+    expect(taken).toMatchObject({ acquired: true })
+    expect(taken.acquired && taken.fencingToken).toBeGreaterThan(first + 1)
+    // The leave gave the grant back; it cannot be claimed or released by the one that left.
+    expect(await heir.release(key, 'heir')).toBe(false)
+    expect(await heir.extend(key, 'heir', TTL)).toBe(false)
+    expect(await next.release(key, 'next')).toBe(true)
+  })
+
+  test('a grant taken back by a force release before the heir claims it is never claimed', async () => {
+    const [holder, heir] = await Promise.all([processStore(), processStore()])
+    const key = newKey()
+    await heirInLine(key, holder, heir)
+    expect(await holder.release(key, 'holder')).toBe(true)
+    // Another session holds the row lock: the heir's read still answers (it takes no lock), its claim waits.
+    const other = await pool.getConnection()
+    try {
+      await other.beginTransaction()
+      await other.query(`SELECT 1 FROM \`${tableName}\` WHERE key_hash = ? FOR UPDATE`, [keyHash(toBytes(key))])
+      const handed = handedOf(await heir.acquire(key, 'heir', TTL, WAIT))
+      // A force release, in that session, lands before the claim.
+      await other.query(`UPDATE \`${tableName}\` SET lock_owner = NULL, expires_at = ${NOW_MS} WHERE key_hash = ?`, [
+        keyHash(toBytes(key)),
+      ])
+      await other.commit()
+      expect(await handed.claimed).toBe(false)
+      expect(await heir.isLocked(key)).toBe(false)
+      expect(await heir.release(key, 'heir')).toBe(false)
+      const rival = await holder.acquire(key, 'rival', TTL)
+      expect(rival.acquired && rival.fencingToken).toBeGreaterThan(handed.token)
+      expect(await holder.release(key, 'rival')).toBe(true)
+    } finally {
+      other.release()
+    }
+  })
+
+  test('a claim that finds another token, owner or an ended grant changes nothing', async () => {
+    const [holder, heir, next] = await Promise.all([processStore(), processStore(), processStore()])
+    const key = newKey()
+    await heirInLine(key, holder, heir)
+    expect(await next.acquire(key, 'next', TTL, WAIT)).toMatchObject({ acquired: false, position: 1 })
+    expect(await holder.release(key, 'holder')).toBe(true)
+    const handed = handedOf(await heir.acquire(key, 'heir', TTL, WAIT))
+    // The heir releases before its claim is even looked at: the lock goes on to `next`, and the late claim
+    // (same token, same owner) finds a grant that is no longer its own.
+    expect(await heir.release(key, 'heir')).toBe(true)
+    const claimed = await handed.claimed
+    const passedOn = handedOf(await next.acquire(key, 'next', TTL, WAIT))
+    expect(passedOn.token).toBe(handed.token + 1)
+    // The heir's claim either landed before its release (then the release ended the claimed lease) or after
+    // it (then it found the lock handed on): both leave `next` the only holder.
+    expect(typeof claimed).toBe('boolean')
+    expect(await passedOn.claimed).toBe(true)
+    expect(await heir.release(key, 'heir')).toBe(false)
+    expect(await heir.extend(key, 'heir', TTL)).toBe(false)
+    expect(await holder.acquire(key, 'rival', TTL)).toMatchObject({ acquired: false })
+    expect(await next.release(key, 'next')).toBe(true)
+  })
+
+  test('an heir that never polls again holds up the next only until its place lease ends', async () => {
+    const [holder, heir, next] = await Promise.all([processStore(), processStore(), processStore()])
+    const key = newKey()
+    await holder.acquire(key, 'holder', TTL)
+    expect(await heir.acquire(key, 'heir', TTL, { lease: 400 })).toMatchObject({ acquired: false, position: 0 })
+    expect(await next.acquire(key, 'next', TTL, WAIT)).toMatchObject({ acquired: false, position: 1 })
+    const releasedAt = performance.now()
+    expect(await holder.release(key, 'holder')).toBe(true)
+    let taken: AcquireResult = { acquired: false }
+    while (!taken.acquired) {
+      taken = await next.acquire(key, 'next', TTL, WAIT)
+      if (!taken.acquired) await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    const waited = performance.now() - releasedAt
+    expect(waited).toBeGreaterThan(300)
+    expect(waited).toBeLessThan(1_500)
+    // Granted by its own statement (the grant nobody claimed ended), not handed over.
+    expect(taken.handedOver).toBeUndefined()
+    expect(await heir.acquire(key, 'heir', TTL, WAIT)).toMatchObject({ acquired: false })
+    expect(await next.release(key, 'next')).toBe(true)
+  })
+})
