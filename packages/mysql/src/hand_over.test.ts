@@ -1,11 +1,12 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { AcquireResult } from '@verrou/core'
 import type { Connection } from 'mysql2/promise'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createTestConnection, createTestPool, dropTables, uniqueTableName } from '../test/mysql.js'
 import { type MysqlStore, mysqlStore } from './index.js'
 import { keyHash, toBytes } from './key_bytes.js'
-import { NOW_MS } from './sql.js'
+import { lockStatements, NOW_MS } from './sql.js'
+import { resolveTables } from './table_name.js'
 
 const pool = createTestPool()
 const tableName = uniqueTableName('handover')
@@ -107,6 +108,35 @@ describe('MySQL hand-over', () => {
     expect(await heir.extend(key, 'heir', TTL)).toBe(false)
     expect(await holder.acquire(key, 'rival', TTL)).toMatchObject({ acquired: false })
     expect(await next.release(key, 'next')).toBe(true)
+  })
+
+  test('an extend that overtakes the claim (on another connection of a pool) does not make the claim fail', async () => {
+    const [holder, heir] = await Promise.all([processStore(), processStore()])
+    const key = newKey()
+    await heirInLine(key, holder, heir)
+    expect(await holder.release(key, 'holder')).toBe(true)
+    const [[row]] = (await pool.query(`SELECT fencing_token FROM \`${tableName}\` WHERE key_hash = ?`, [
+      keyHash(toBytes(key)),
+    ])) as unknown as [[{ fencing_token: number }]]
+    // The heir's extend lands first (it claims the grant as an extend), then the claim statement runs.
+    expect(await heir.extend(key, 'heir', 3_000)).toBe(true)
+    const claim = lockStatements(resolveTables(tableName)).claim
+    const values: Record<string, unknown> = {
+      owner: toBytes('heir'),
+      ownerId: Buffer.from(createHash('sha256').update('heir').digest('hex'), 'latin1'),
+      keyHash: keyHash(toBytes(key)),
+      ttl: TTL,
+      token: Number(row.fencing_token),
+    }
+    const [header] = (await pool.execute(claim.sql, claim.params.map((name) => values[name]) as never)) as unknown as [
+      { insertId: number },
+    ]
+    expect(Number(header.insertId)).toBe(Number(row.fencing_token))
+    const [[after]] = (await pool.query(`SELECT expires_at - ${NOW_MS} AS left_ms FROM \`${tableName}\` WHERE key_hash = ?`, [
+      keyHash(toBytes(key)),
+    ])) as unknown as [[{ left_ms: number }]]
+    expect(Number(after.left_ms)).toBeGreaterThan(TTL - 2_000)
+    expect(await heir.release(key, 'heir')).toBe(true)
   })
 
   test('an heir that never polls again holds up the next only until its place lease ends', async () => {

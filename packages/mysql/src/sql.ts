@@ -133,8 +133,8 @@ export interface LockStatements {
   release: Statement
   /**
    * Turns a lock handed to `ownerId` (with `token`, still live) into an ordinary lease of `ttl` for `owner`,
-   * and drops any place of the caller's (one it took while the hand-over was under way). One affected row
-   * when claimed.
+   * and drops any place of the caller's (one it took while the hand-over was under way). `insertId` is the
+   * token when claimed, 0 otherwise.
    */
   claim: Statement
   /** `insertId` is the token when extended, 0 otherwise. Claims a lock handed to the caller. */
@@ -352,12 +352,16 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
         `WHERE key_hash = {keyHash} AND ${ownsLease}`,
       ].join(' '),
     ),
-    // Conditions only in WHERE, so assignment order does not matter.
+    // Conditions only in WHERE, so assignment order does not matter. The same grant already claimed by an
+    // extend that overtook the claim (on another connection of a pool) still counts, and gets the ttl again:
+    // the lease is then what the claim's answer tells Lock. LAST_INSERT_ID reports the match (see extend).
     claim: statement(
       [
         `UPDATE ${locks} SET lock_owner = {owner}, expires_at = ${NOW_MS} + CAST({ttl} AS SIGNED),`,
+        'fencing_token = LAST_INSERT_ID(fencing_token),',
         `wait_queue = IF(${own} > 0, NULLIF(CONCAT(LEFT(wait_queue, ${own} - 1), SUBSTRING(wait_queue, ${own} + ${PLACE_BYTES})), ''), wait_queue)`,
-        `WHERE key_hash = {keyHash} AND lock_owner = ${handedTo('{ownerId}')} AND fencing_token = CAST({token} AS SIGNED) AND ${live}`,
+        `WHERE key_hash = {keyHash} AND lock_owner IN (${handedTo('{ownerId}')}, {owner})`,
+        `AND fencing_token = CAST({token} AS SIGNED) AND ${live}`,
       ].join(' '),
     ),
     // LAST_INSERT_ID reports a match even when the new expiry equals the old one (a row that did not change

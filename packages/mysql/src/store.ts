@@ -228,7 +228,7 @@ export class MysqlStore implements LockStore {
   #claim(key: string, values: Partial<Record<Param, Buffer | number | null>>, id: Buffer, token: number): Promise<boolean> {
     return this.#run('claim', key, async () => {
       const header = await this.#write(this.#sql.claim.sql, bind(this.#sql.claim, { ...values, ownerId: id, token }))
-      return header.affectedRows === 1
+      return Number(header.insertId) > 0
     })
   }
 
