@@ -2,7 +2,9 @@ import { type AcquireResult, LockFactory } from '@verrou/core'
 import type pg from 'pg'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { createClient, createPool, dropTable, sleep, uniqueKey, uniqueTableName } from '../test/postgres.js'
+import { buildStatements } from './sql.js'
 import { PostgresStore } from './store.js'
+import { resolveTableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
 
 /**
@@ -321,4 +323,22 @@ test('a hand-over taken back by a force release before the heir acted is forgott
   } finally {
     await unsubscribe()
   }
+})
+
+test('an extend without expiry that overtakes the claim does not make the claim fail', async () => {
+  const key = uniqueKey('overtaken')
+  const holder = processStore()
+  const heir = processStore() // never subscribed: the hand-over goes unheard, and the test runs the claim
+  tokenOf(await holder.store.acquire(key, 'holder', 60_000))
+  expect(await heir.store.acquire(key, 'heir', null, { lease: 2_000 })).toMatchObject({ acquired: false, position: 0 })
+  expect(await holder.store.release(key, 'holder')).toBe(true)
+  const handed = await rowOf(key)
+  expect(handed.owner).toBe('heir')
+  // The heir's extend (a lock held without expiry) lands first, then the claim statement runs.
+  expect(await heir.store.extend(key, 'heir', null)).toBe(true)
+  const claim = buildStatements(resolveTableNames(tableName)).claim
+  const claimed = await admin.query(claim.text, [toStoredBytes(key), toStoredBytes('heir'), null, handed.token])
+  expect(claimed.rowCount).toBe(1)
+  expect(await rowOf(key)).toMatchObject({ owner: 'heir', left: null, waiters: [] })
+  expect(await heir.store.release(key, 'heir')).toBe(true)
 })

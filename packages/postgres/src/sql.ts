@@ -385,7 +385,8 @@ FROM released`,
   waiter_leases = ${withoutPlace('held.waiter_leases')},
   waiter_inboxes = ${withoutPlace('held.waiter_inboxes')}
 WHERE ${keyMatches} AND held.owner = $2::bytea AND held.fencing_token = $4::bigint
-  AND held.expires_at > clock_timestamp() AND ${isHanded('held', 'array_position(held.waiters, $2::bytea)')}`,
+  AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
+  AND ${isHanded('held', 'array_position(held.waiters, $2::bytea)')}`,
     ),
 
     extend: hot(
