@@ -64,6 +64,11 @@ const EXPIRES_AT = 'expiresAt'
 const QUEUE = 'queue'
 const PLACE_ORDER = 'order'
 const PLACE_LEASE_END = 'leaseEnd'
+/**
+ * The owner a release handed the lock to, until it claims it (see `release`): present only while the
+ * lease is the claim window. Every other write that sets or clears the owner removes it.
+ */
+const HANDED_TO = 'handedTo'
 
 /**
  * Conditional writes a contended acquire makes before it answers "not acquired". Each lost race means
@@ -79,6 +84,12 @@ const MAX_CONTENDED_WRITES = 25
  * written again within a quarter plus a third of it.
  */
 const PEEKS_WITHIN = 4
+/**
+ * A lock handed over is claimed once this share of its claim window has passed, not at once: a holder that
+ * releases sooner (most, on a busy key) never needs the write, and the claim cannot queue behind or ahead
+ * of that release on the item. The rest of the window leaves the claim ample time to land.
+ */
+const CLAIM_AFTER_WINDOW_SHARE = 0.25
 
 const NAMES = {
   '#key': KEY_ATTRIBUTE,
@@ -88,6 +99,7 @@ const NAMES = {
   '#ttl': TTL_ATTRIBUTE,
   '#write': LAST_WRITE,
   '#queue': QUEUE,
+  '#handed': HANDED_TO,
 }
 
 /**
@@ -109,6 +121,10 @@ export class DynamoDBStore implements LockStore {
   /** The pairs last seen keeping a place, with the owner of the place just ahead. */
   /** Per waiting pair: the place just ahead when last seen, and when (store clock) its place was last written. */
   readonly #waiting = new PairHints<{ ahead: string | undefined; writtenAt: number }>()
+  /** Per holding pair: the owner of the first live place behind it when it was granted, its heir at release. */
+  readonly #heirs = new PairHints<string>()
+  /** Per holding pair: the claim of a lock handed to it, waiting its turn (see CLAIM_AFTER_WINDOW_SHARE). */
+  readonly #pendingClaims = new PairHints<() => void>()
   /** Semaphores and read-write locks, in the same table (see `DynamoDBSharedStore`). */
   readonly shared: SharedLockStore
 
@@ -150,6 +166,8 @@ export class DynamoDBStore implements LockStore {
       // Its place was written lately: a read (half a read unit, never a write unit) says whether to act.
       const item = await this.#read(key, 'acquire')
       if (item !== undefined) {
+        const handed = this.#handedOver(key, owner, ttl, item, now)
+        if (handed !== undefined) return this.#remember(key, owner, handed, now)
         const plan = this.#plan(key, owner, ttl, wait, item, now)
         if (plan.kind === 'renew') return this.#remember(key, owner, plan.refusal, hint.writtenAt)
         return this.#remember(key, owner, await this.#contended(key, owner, ttl, wait, item, now), now)
@@ -194,11 +212,15 @@ export class DynamoDBStore implements LockStore {
           ...this.#target(key),
           // The fencing token is bumped in the same write that takes the lock; a missing counter (new key, or
           // an item DynamoDB's TTL deleted) starts from the clock-based floor.
-          UpdateExpression: ttl === null ? `${take} REMOVE #expiresAt, #ttl` : `${take}, #expiresAt = :expiresAt, #ttl = :ttl`,
+          UpdateExpression:
+            // An empty queue (left by a leave or a hand-over) goes: the condition allows no other.
+            ttl === null
+              ? `${take} REMOVE #expiresAt, #ttl, #handed, #queue`
+              : `${take}, #expiresAt = :expiresAt, #ttl = :ttl REMOVE #handed, #queue`,
           // A lease without expiry has no #expiresAt, so the comparison is false and it stays held.
           ConditionExpression:
             '(attribute_not_exists(#queue) OR size(#queue) = :zero) AND (attribute_not_exists(#owner) OR #expiresAt <= :stale)',
-          ExpressionAttributeNames: names('#queue', '#owner', '#write', '#token', '#expiresAt', '#ttl'),
+          ExpressionAttributeNames: names('#queue', '#owner', '#write', '#token', '#expiresAt', '#ttl', '#handed'),
           ExpressionAttributeValues: {
             ':owner': { S: owner },
             ':write': { S: write },
@@ -211,12 +233,17 @@ export class DynamoDBStore implements LockStore {
           ReturnValues: 'UPDATED_NEW',
         }),
       )
+      // The condition said nobody waits: no heir to hand the lock to at release.
+      this.#heirs.delete(key, owner)
       return { acquired: true, fencingToken: this.#token(output.Attributes, key) }
     } catch (error) {
       const current = conditionFailure(error)
       if (current === undefined) throw this.#storageError(error, 'acquire', key)
       // The SDK retried a request whose first attempt succeeded but whose reply was lost: the lock is ours.
-      if (current[LAST_WRITE]?.S === write) return { acquired: true, fencingToken: this.#token(current, key) }
+      if (current[LAST_WRITE]?.S === write) {
+        this.#heirs.delete(key, owner)
+        return { acquired: true, fencingToken: this.#token(current, key) }
+      }
       return { item: current }
     }
   }
@@ -292,6 +319,8 @@ export class DynamoDBStore implements LockStore {
     let current = item
     let at = now
     for (let round = 0; ; round++) {
+      const handed = this.#handedOver(key, owner, ttl, current, at)
+      if (handed !== undefined) return handed
       const plan = this.#plan(key, owner, ttl, wait, current, at)
       if (plan.kind === 'refuse') return plan.refusal
       if (round >= MAX_CONTENDED_WRITES) {
@@ -308,12 +337,14 @@ export class DynamoDBStore implements LockStore {
       } else {
         try {
           await this.#client.send(new UpdateItemCommand({ ...this.#target(key), ...plan.update }))
+          if (plan.kind === 'grant') this.#noteHeir(key, owner, current, at)
           return plan.kind === 'grant' ? { acquired: true, fencingToken: plan.token } : plan.refusal
         } catch (error) {
           const newer = conditionFailure(error)
           if (newer === undefined) throw this.#storageError(error, 'acquire', key)
           // Our own write, applied before the SDK retried it: the decision stands.
           if (newer[LAST_WRITE]?.S === plan.write) {
+            if (plan.kind === 'grant') this.#noteHeir(key, owner, current, at)
             return plan.kind === 'grant' ? { acquired: true, fencingToken: this.#token(newer, key) } : plan.refusal
           }
           current = newer
@@ -356,6 +387,7 @@ export class DynamoDBStore implements LockStore {
         ':write': { S: write },
         ':token': { N: String(token) },
       }
+      removes.push('#handed')
       if (leaseEnd === undefined) {
         removes.push('#expiresAt', '#ttl')
       } else {
@@ -380,7 +412,10 @@ export class DynamoDBStore implements LockStore {
         update: {
           UpdateExpression: `SET ${sets.join(', ')}${removes.length === 0 ? '' : ` REMOVE ${removes.join(', ')}`}`,
           ConditionExpression: guard.condition,
-          ExpressionAttributeNames: { ...names('#owner', '#write', '#token', '#expiresAt', '#ttl', '#queue'), ...placeNames },
+          ExpressionAttributeNames: {
+            ...names('#owner', '#write', '#token', '#expiresAt', '#ttl', '#queue', '#handed'),
+            ...placeNames,
+          },
           ExpressionAttributeValues: values,
         },
       }
@@ -463,6 +498,91 @@ export class DynamoDBStore implements LockStore {
     return refusal
   }
 
+  /**
+   * The grant `item` shows a release handed to `owner` (see `release`), while its claim window is open by
+   * our own clock (no allowance, as a holder judges its own lease): answered at once, the ttl claimed in
+   * the background. Undefined when the item shows no such grant.
+   */
+  #handedOver(
+    key: string,
+    owner: string,
+    ttl: number | null,
+    item: Record<string, AttributeValue>,
+    now: number,
+  ): AcquireResult | undefined {
+    if (item[HANDED_TO]?.S !== owner || item[OWNER]?.S !== owner) return undefined
+    const windowEnd = numberOf(item[EXPIRES_AT])
+    if (windowEnd === undefined || windowEnd <= now) return undefined
+    const token = this.#token(item, key)
+    this.#noteHeir(key, owner, item, now)
+    const claimed = this.#claimLater(key, owner, ttl, token, (windowEnd - now) * CLAIM_AFTER_WINDOW_SHARE)
+    // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
+    claimed.catch(() => {})
+    return { acquired: true, fencingToken: token, handedOver: { lease: windowEnd - now, claimed } }
+  }
+
+  /**
+   * The claim, sent after `delay` ms unless `owner` releases first: then it is never sent and settles
+   * `false` (the grant is no longer the owner's to claim) once the release has answered.
+   */
+  #claimLater(key: string, owner: string, ttl: number | null, token: number, delay: number): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pendingClaims.delete(key, owner)
+        this.#claim(key, owner, ttl, token).then(resolve, reject)
+      }, delay)
+      // Settled a macrotask after the release answered, so that `Lock` has recorded the release by then.
+      this.#pendingClaims.set(key, owner, () => {
+        clearTimeout(timer)
+        setTimeout(() => resolve(false), 0)
+      })
+    })
+  }
+
+  /** Remembers who waits first behind `owner`, granted on `item`: the one its release hands the lock to. */
+  #noteHeir(key: string, owner: string, item: Record<string, AttributeValue>, now: number): void {
+    const stale = now - this.#allowance
+    const heir = placesOf(item, key).find((place) => place.owner !== owner && place.leaseEnd > stale)?.owner
+    if (heir === undefined) this.#heirs.delete(key, owner)
+    else this.#heirs.set(key, owner, heir)
+  }
+
+  /**
+   * Turns a lock handed to `owner` with `token` into its own lease of `ttl`: one conditional write that
+   * applies only while the grant is still that one (same owner and token) and not over. Whether it applied.
+   */
+  async #claim(key: string, owner: string, ttl: number | null, token: number): Promise<boolean> {
+    const now = this.#clock()
+    const write = randomUUID()
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          ...this.#target(key),
+          UpdateExpression:
+            ttl === null
+              ? 'SET #write = :write REMOVE #expiresAt, #ttl, #handed'
+              : 'SET #expiresAt = :expiresAt, #ttl = :ttl, #write = :write REMOVE #handed',
+          // The same grant already claimed by an extend that overtook the claim still counts, and gets the
+          // ttl again: the lease is then what the claim's answer tells Lock.
+          ConditionExpression: '#owner = :owner AND #token = :token AND (attribute_not_exists(#expiresAt) OR #expiresAt > :now)',
+          ExpressionAttributeNames: names('#owner', '#handed', '#token', '#expiresAt', '#ttl', '#write'),
+          ExpressionAttributeValues: {
+            ...ownedBy(owner, now),
+            ':token': { N: String(token) },
+            ':write': { S: write },
+            ...(ttl === null ? {} : this.#leaseValues(now, ttl)),
+          },
+        }),
+      )
+      return true
+    } catch (error) {
+      const current = conditionFailure(error)
+      if (current === undefined) throw this.#storageError(error, 'claim', key)
+      // Our own earlier attempt of this very request applied before the SDK retried it.
+      return current[LAST_WRITE]?.S === write
+    }
+  }
+
   /** Keeps track of the owners that have a place here, so that their next attempt starts with a renewal. */
   /** `writtenAt`: when (store clock) the call that gave `result` wrote the place, or the hint's own time if it only read. */
   #remember(key: string, owner: string, result: AcquireResult | Refusal, writtenAt: number): AcquireResult {
@@ -490,11 +610,23 @@ export class DynamoDBStore implements LockStore {
     validateKey(key)
     await this.#ready('release', key)
     const now = this.#clock()
+    const heir = this.#heirs.get(key, owner)
+    this.#heirs.delete(key, owner)
+    // A claim not sent yet never will be: the release ends (or hands on) the grant as it stands.
+    const cancelClaim = this.#pendingClaims.get(key, owner)
+    if (cancelClaim !== undefined) {
+      this.#pendingClaims.delete(key, owner)
+      cancelClaim()
+    }
+    if (heir !== undefined && heir !== owner) {
+      const handed = await this.#handOver(key, owner, heir, now)
+      if (handed !== undefined) return handed
+    }
     const write = randomUUID()
     // The item (and so the fencing counter) stays; DynamoDB's TTL removes it once it has been unused a while.
     return this.#ownerWrite('release', key, {
-      UpdateExpression: 'REMOVE #owner, #expiresAt SET #ttl = :ttl, #write = :write',
-      ExpressionAttributeNames: names('#owner', '#expiresAt', '#ttl', '#write'),
+      UpdateExpression: 'REMOVE #owner, #expiresAt, #handed SET #ttl = :ttl, #write = :write',
+      ExpressionAttributeNames: names('#owner', '#expiresAt', '#ttl', '#write', '#handed'),
       ExpressionAttributeValues: {
         ...ownedBy(owner, now),
         ':ttl': { N: String(this.#ttlSeconds(now)) },
@@ -502,6 +634,52 @@ export class DynamoDBStore implements LockStore {
       },
       write,
     })
+  }
+
+  /**
+   * Releases by handing the lock to `heir`, the first live place behind `owner` when it was granted: one
+   * conditional write that makes `heir` the owner with the next token and a lease that ends with its place
+   * lease (the claim window: a dead heir holds up the others no longer than its place would have), and
+   * takes its place out of the queue. It applies only while `owner` holds the lock and `heir`'s place is
+   * still live by our clock: places only join behind it, and the dead ones before it never come back.
+   * Undefined when it did not apply though `owner` still holds the lock (the heir left or its place ended):
+   * the caller then releases plainly.
+   */
+  async #handOver(key: string, owner: string, heir: string, now: number): Promise<boolean | undefined> {
+    const write = randomUUID()
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          ...this.#target(key),
+          UpdateExpression: [
+            'SET #owner = :heir, #handed = :heir, #expiresAt = #queue.#heir.#leaseEnd, #token = #token + :one,',
+            '#ttl = :ttl, #write = :write REMOVE #queue.#heir',
+          ].join(' '),
+          ConditionExpression:
+            '#owner = :owner AND (attribute_not_exists(#expiresAt) OR #expiresAt > :now) AND #queue.#heir.#leaseEnd > :now',
+          ExpressionAttributeNames: {
+            ...names('#owner', '#handed', '#expiresAt', '#queue', '#token', '#ttl', '#write'),
+            '#heir': heir,
+            '#leaseEnd': PLACE_LEASE_END,
+          },
+          ExpressionAttributeValues: {
+            ...ownedBy(owner, now),
+            ':heir': { S: heir },
+            ':one': { N: '1' },
+            ':ttl': { N: String(this.#ttlSeconds(now + MAX_PLACE_LEASE_MS)) },
+            ':write': { S: write },
+          },
+        }),
+      )
+      return true
+    } catch (error) {
+      const current = conditionFailure(error)
+      if (current === undefined) throw this.#storageError(error, 'release', key)
+      if (current[LAST_WRITE]?.S === write) return true
+      const expiresAt = numberOf(current[EXPIRES_AT])
+      const ours = current[OWNER]?.S === owner && (expiresAt === undefined || expiresAt > now)
+      return ours ? undefined : false
+    }
   }
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
@@ -512,9 +690,9 @@ export class DynamoDBStore implements LockStore {
     return this.#ownerWrite('extend', key, {
       UpdateExpression:
         ttl === null
-          ? 'SET #write = :write REMOVE #expiresAt, #ttl'
-          : 'SET #expiresAt = :expiresAt, #ttl = :ttl, #write = :write',
-      ExpressionAttributeNames: names('#owner', '#expiresAt', '#ttl', '#write'),
+          ? 'SET #write = :write REMOVE #expiresAt, #ttl, #handed'
+          : 'SET #expiresAt = :expiresAt, #ttl = :ttl, #write = :write REMOVE #handed',
+      ExpressionAttributeNames: names('#owner', '#expiresAt', '#ttl', '#write', '#handed'),
       ExpressionAttributeValues: {
         ...ownedBy(owner, now),
         ':write': { S: write },
@@ -532,10 +710,10 @@ export class DynamoDBStore implements LockStore {
       await this.#client.send(
         new UpdateItemCommand({
           ...this.#target(key),
-          UpdateExpression: 'REMOVE #owner, #expiresAt SET #ttl = :ttl, #write = :write',
+          UpdateExpression: 'REMOVE #owner, #expiresAt, #handed SET #ttl = :ttl, #write = :write',
           // Never create an item for a key nobody ever locked.
           ConditionExpression: 'attribute_exists(#key)',
-          ExpressionAttributeNames: names('#key', '#owner', '#expiresAt', '#ttl', '#write'),
+          ExpressionAttributeNames: names('#key', '#owner', '#expiresAt', '#ttl', '#write', '#handed'),
           ExpressionAttributeValues: { ':ttl': { N: String(this.#ttlSeconds(now)) }, ':write': { S: randomUUID() } },
         }),
       )
@@ -545,23 +723,45 @@ export class DynamoDBStore implements LockStore {
   }
 
   /**
-   * Removes `owner`'s place, in one conditional write that changes nothing when it has none. Nothing is
-   * announced: this store has no notifications, and the next waiter finds itself first on its next poll.
+   * Removes `owner`'s place, in one conditional write that changes nothing when it has none; when it has
+   * none because a release handed it the lock, a second write gives that grant back. Nothing is announced:
+   * this store has no notifications, and the next waiter finds itself first on its next poll.
    */
   async leaveQueue(key: string, owner: string): Promise<void> {
     validateKey(key)
     await this.#ready('leave queue', key)
     this.#waiting.delete(key, owner)
+    let current: Record<string, AttributeValue> | undefined
     try {
       await this.#client.send(
         new UpdateItemCommand({
-          TableName: this.#table,
-          Key: { [KEY_ATTRIBUTE]: { S: key } },
+          ...this.#target(key),
           // A new write id: a grant or join decided on the queue with this place in it is decided again.
           UpdateExpression: 'REMOVE #queue.#place SET #write = :write',
           ConditionExpression: 'attribute_exists(#queue.#place)',
           ExpressionAttributeNames: { ...names('#queue', '#write'), '#place': owner },
           ExpressionAttributeValues: { ':write': { S: randomUUID() } },
+        }),
+      )
+      return
+    } catch (error) {
+      current = conditionFailure(error)
+      if (current === undefined) throw this.#storageError(error, 'leave queue', key)
+    }
+    // No place: a release may have handed the lock to this waiter (taking its place), and it never saw it.
+    if (current[HANDED_TO]?.S !== owner) return
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          ...this.#target(key),
+          UpdateExpression: 'REMOVE #owner, #expiresAt, #handed SET #ttl = :ttl, #write = :write',
+          ConditionExpression: '#owner = :owner AND #handed = :owner',
+          ExpressionAttributeNames: names('#owner', '#expiresAt', '#handed', '#ttl', '#write'),
+          ExpressionAttributeValues: {
+            ':owner': { S: owner },
+            ':ttl': { N: String(this.#ttlSeconds(this.#clock())) },
+            ':write': { S: randomUUID() },
+          },
         }),
       )
     } catch (error) {
