@@ -60,6 +60,26 @@ describe('MySQL hand-over', () => {
     expect(await next.release(key, 'next')).toBe(true)
   })
 
+  test('an heir that releases within the first quarter of its window never sends the claim, and hands the lock on', async () => {
+    const [holder, heir, next] = await Promise.all([processStore(), processStore(), processStore()])
+    const key = newKey()
+    const first = await heirInLine(key, holder, heir)
+    expect(await next.acquire(key, 'next', TTL, WAIT)).toMatchObject({ acquired: false, position: 1 })
+    expect(await holder.release(key, 'holder')).toBe(true)
+    const handed = handedOf(await heir.acquire(key, 'heir', TTL, WAIT))
+    expect(await heir.release(key, 'heir')).toBe(true)
+    expect(await handed.claimed).toBe(false)
+    const [[row]] = (await pool.query(`SELECT fencing_token, HEX(lock_owner) AS owner FROM \`${tableName}\` WHERE key_hash = ?`, [
+      keyHash(toBytes(key)),
+    ])) as unknown as [[{ fencing_token: number; owner: string }]]
+    // Handed on to `next`: the heir's grant was never claimed (its owner bytes never written).
+    expect(Number(row.fencing_token)).toBe(first + 2)
+    expect(row.owner.startsWith('FF')).toBe(true)
+    const taken = handedOf(await next.acquire(key, 'next', TTL, WAIT))
+    expect(taken.token).toBe(first + 2)
+    expect(await next.release(key, 'next')).toBe(true)
+  })
+
   test('a grant taken back by a force release before the heir claims it is never claimed', async () => {
     const [holder, heir] = await Promise.all([processStore(), processStore()])
     const key = newKey()
