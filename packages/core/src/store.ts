@@ -191,7 +191,8 @@ export interface HandOver {
   /**
    * Settles once the claim has run: `true` when the lease is now the requested ttl from the claim, on the
    * store's clock; `false` when the grant was gone by then (force released, or its claim window ended);
-   * rejected when the store failed.
+   * rejected when the store failed. A store may wait to claim (well within the window), so that a holder
+   * that releases sooner never sends the claim: it then settles `false` after that release has answered.
    */
   claimed: Promise<boolean>
 }

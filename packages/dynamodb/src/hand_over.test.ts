@@ -123,6 +123,23 @@ describe('DynamoDB hand-over', () => {
     expect(await next.release(key, 'next')).toBe(true)
   })
 
+  test('an heir that asked for a ttl shorter than its window claims at once, bringing the lease down to that ttl', async () => {
+    const key = uniqueKey()
+    const holder = processStore().locks
+    const heir = processStore().locks
+    await queueBehind(key, holder, heir)
+    expect(await holder.release(key, 'holder')).toBe(true)
+    const windowEnd = Number((await rawItem(key))?.expiresAt?.N)
+    const startedAt = Date.now()
+    const handed = handedOf(await heir.acquire(key, 'heir', 300, WAIT))
+    expect(await handed.claimed).toBe(true)
+    expect(Date.now() - startedAt).toBeLessThan(WAIT.lease * 0.25)
+    const claimedEnd = Number((await rawItem(key))?.expiresAt?.N)
+    expect(claimedEnd).toBeLessThan(windowEnd)
+    expect(claimedEnd).toBeLessThanOrEqual(Date.now() + 300)
+    expect(await heir.release(key, 'heir')).toBe(true)
+  })
+
   test('a waiter that gives up gives back a grant it never saw: the next in line gets the lock', async () => {
     const key = uniqueKey()
     const holder = processStore().locks

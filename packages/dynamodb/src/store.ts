@@ -515,7 +515,7 @@ export class DynamoDBStore implements LockStore {
     if (windowEnd === undefined || windowEnd <= now) return undefined
     const token = this.#token(item, key)
     this.#noteHeir(key, owner, item, now)
-    const claimed = this.#claimLater(key, owner, ttl, token, (windowEnd - now) * CLAIM_AFTER_WINDOW_SHARE)
+    const claimed = this.#claimLater(key, owner, ttl, token, claimDelay(ttl, windowEnd - now))
     // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
     claimed.catch(() => {})
     return { acquired: true, fencingToken: token, handedOver: { lease: windowEnd - now, claimed } }
@@ -905,6 +905,15 @@ export class DynamoDBStore implements LockStore {
     const detail = `${context === undefined ? '' : `${context}: `}${name}: ${message}${hint}`
     return errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: STORE_NAME, detail })
   }
+}
+
+/**
+ * When to claim a lock handed over with `window` ms left: a quarter into it, unless the ttl asked for is
+ * shorter than the window, which then holds the lock longer than asked (a holder that died would keep it
+ * that long): claimed at once, to bring the lease down to the ttl.
+ */
+function claimDelay(ttl: number | null, window: number): number {
+  return ttl !== null && ttl < window ? 0 : window * CLAIM_AFTER_WINDOW_SHARE
 }
 
 /** Creates a DynamoDB lock store. */

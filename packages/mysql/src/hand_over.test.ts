@@ -80,6 +80,22 @@ describe('MySQL hand-over', () => {
     expect(await next.release(key, 'next')).toBe(true)
   })
 
+  test('an heir that asked for a ttl shorter than its window claims at once, bringing the lease down to that ttl', async () => {
+    const [holder, heir] = await Promise.all([processStore(), processStore()])
+    const key = newKey()
+    await heirInLine(key, holder, heir)
+    expect(await holder.release(key, 'holder')).toBe(true)
+    const startedAt = performance.now()
+    const handed = handedOf(await heir.acquire(key, 'heir', 300, WAIT))
+    expect(await handed.claimed).toBe(true)
+    expect(performance.now() - startedAt).toBeLessThan(WAIT.lease * 0.25)
+    const [[row]] = (await pool.query(`SELECT expires_at - ${NOW_MS} AS left_ms FROM \`${tableName}\` WHERE key_hash = ?`, [
+      keyHash(toBytes(key)),
+    ])) as unknown as [[{ left_ms: number }]]
+    expect(Number(row.left_ms)).toBeLessThanOrEqual(300)
+    expect(await heir.release(key, 'heir')).toBe(true)
+  })
+
   test('a grant taken back by a force release before the heir claims it is never claimed', async () => {
     const [holder, heir] = await Promise.all([processStore(), processStore()])
     const key = newKey()

@@ -168,7 +168,7 @@ export class MysqlStore implements LockStore {
         if (peeked !== undefined && 'handedToken' in peeked) {
           this.#forget(key, owner)
           this.#rows.saw(key, startedAt)
-          const claimed = this.#claimLater(key, owner, peeked.windowLeft * CLAIM_AFTER_WINDOW_SHARE, () =>
+          const claimed = this.#claimLater(key, owner, claimDelay(ttl, peeked.windowLeft), () =>
             this.#claim(key, values, id, peeked.handedToken),
           )
           // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
@@ -486,6 +486,15 @@ interface PlaceHint {
   head: boolean
   /** The head statement found a dead place opening the queue during this wait. */
   behindDead: boolean
+}
+
+/**
+ * When to claim a lock handed over with `window` ms left: a quarter into it, unless the ttl asked for is
+ * shorter than the window, which then holds the lock longer than asked (a holder that died would keep it
+ * that long): claimed at once, to bring the lease down to the ttl.
+ */
+function claimDelay(ttl: number | null, window: number): number {
+  return ttl !== null && ttl < window ? 0 : window * CLAIM_AFTER_WINDOW_SHARE
 }
 
 /** A store that keeps locks in a MySQL or MariaDB table, through a `mysql2/promise` pool or connection. */
