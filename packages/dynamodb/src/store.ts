@@ -6,7 +6,15 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb'
-import { type AcquireResult, errors, type LockStore, type SharedLockStore, type WaitOptions } from '@verrou/core'
+import {
+  type AcquireResult,
+  claimDelay,
+  errors,
+  type LockStore,
+  PendingClaims,
+  type SharedLockStore,
+  type WaitOptions,
+} from '@verrou/core'
 import {
   conditionFailure,
   FENCING_TOKEN,
@@ -84,12 +92,6 @@ const MAX_CONTENDED_WRITES = 25
  * written again within a quarter plus a third of it.
  */
 const PEEKS_WITHIN = 4
-/**
- * A lock handed over is claimed once this share of its claim window has passed, not at once: a holder that
- * releases sooner (most, on a busy key) never needs the write, and the claim cannot queue behind or ahead
- * of that release on the item. The rest of the window leaves the claim ample time to land.
- */
-const CLAIM_AFTER_WINDOW_SHARE = 0.25
 
 const NAMES = {
   '#key': KEY_ATTRIBUTE,
@@ -123,8 +125,11 @@ export class DynamoDBStore implements LockStore {
   readonly #waiting = new PairHints<{ ahead: string | undefined; writtenAt: number }>()
   /** Per holding pair: the owner of the first live place behind it when it was granted, its heir at release. */
   readonly #heirs = new PairHints<string>()
-  /** Per holding pair: the claim of a lock handed to it, waiting its turn (see CLAIM_AFTER_WINDOW_SHARE). */
-  readonly #pendingClaims = new PairHints<() => void>()
+  /**
+   * Claims of locks handed over, put off until a quarter of the claim window (see `claimDelay`): a holder
+   * that releases sooner never sends the write, which would otherwise queue on the item beside that release.
+   */
+  readonly #claims = new PendingClaims()
   /** Semaphores and read-write locks, in the same table (see `DynamoDBSharedStore`). */
   readonly shared: SharedLockStore
 
@@ -515,28 +520,10 @@ export class DynamoDBStore implements LockStore {
     if (windowEnd === undefined || windowEnd <= now) return undefined
     const token = this.#token(item, key)
     this.#noteHeir(key, owner, item, now)
-    const claimed = this.#claimLater(key, owner, ttl, token, claimDelay(ttl, windowEnd - now))
+    const claimed = this.#claims.schedule(key, owner, claimDelay(ttl, windowEnd - now), () => this.#claim(key, owner, ttl, token))
     // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
     claimed.catch(() => {})
     return { acquired: true, fencingToken: token, handedOver: { lease: windowEnd - now, claimed } }
-  }
-
-  /**
-   * The claim, sent after `delay` ms unless `owner` releases first: then it is never sent and settles
-   * `false` (the grant is no longer the owner's to claim) once the release has answered.
-   */
-  #claimLater(key: string, owner: string, ttl: number | null, token: number, delay: number): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pendingClaims.delete(key, owner)
-        this.#claim(key, owner, ttl, token).then(resolve, reject)
-      }, delay)
-      // Settled a macrotask after the release answered, so that `Lock` has recorded the release by then.
-      this.#pendingClaims.set(key, owner, () => {
-        clearTimeout(timer)
-        setTimeout(() => resolve(false), 0)
-      })
-    })
   }
 
   /** Remembers who waits first behind `owner`, granted on `item`: the one its release hands the lock to. */
@@ -613,11 +600,7 @@ export class DynamoDBStore implements LockStore {
     const heir = this.#heirs.get(key, owner)
     this.#heirs.delete(key, owner)
     // A claim not sent yet never will be: the release ends (or hands on) the grant as it stands.
-    const cancelClaim = this.#pendingClaims.get(key, owner)
-    if (cancelClaim !== undefined) {
-      this.#pendingClaims.delete(key, owner)
-      cancelClaim()
-    }
+    this.#claims.cancel(key, owner)
     if (heir !== undefined && heir !== owner) {
       const handed = await this.#handOver(key, owner, heir, now)
       if (handed !== undefined) return handed
@@ -905,15 +888,6 @@ export class DynamoDBStore implements LockStore {
     const detail = `${context === undefined ? '' : `${context}: `}${name}: ${message}${hint}`
     return errors.E_LOCK_STORAGE_ERROR.from(error, { operation, key, store: STORE_NAME, detail })
   }
-}
-
-/**
- * When to claim a lock handed over with `window` ms left: a quarter into it, unless the ttl asked for is
- * shorter than the window, which then holds the lock longer than asked (a holder that died would keep it
- * that long): claimed at once, to bring the lease down to the ttl.
- */
-function claimDelay(ttl: number | null, window: number): number {
-  return ttl !== null && ttl < window ? 0 : window * CLAIM_AFTER_WINDOW_SHARE
 }
 
 /** Creates a DynamoDB lock store. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { type AcquireResult, errors, type LockStore, type WaitOptions } from '@verrou/core'
+import { type AcquireResult, claimDelay, errors, type LockStore, PendingClaims, type WaitOptions } from '@verrou/core'
 import { Housekeeping } from '@verrou/sql-housekeeping'
 import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { ConnectionGate } from './connection_gate.js'
@@ -60,12 +60,6 @@ const MAX_REMEMBERED_PLACES = 10_000
  * its lease (1.2 s of 2 s), well before it ends.
  */
 const PEEKS_WITHIN = 4
-/**
- * A lock handed over is claimed once this share of its claim window has passed, not at once: a holder that
- * releases sooner (most, on a busy key) never needs the write, whose row lock and flush its release would
- * otherwise wait behind. The rest of the window leaves the claim ample time to land.
- */
-const CLAIM_AFTER_WINDOW_SHARE = 0.25
 // A cap on the pages (and on the shared table's batches) per pruneExpired() call keeps one call's duration
 // bounded; the next call carries on.
 const MAX_PRUNE_PAGES = 50
@@ -97,8 +91,8 @@ export class MysqlStore implements LockStore {
   #pruneCursor: Buffer = Buffer.alloc(0)
   /** On a lone connection: keeps every statement out of a shared-lock transaction open on it. */
   readonly #gate: ConnectionGate | undefined
-  /** Per (key, owner): the claim of a lock handed to it, waiting its turn (see CLAIM_AFTER_WINDOW_SHARE). */
-  readonly #pendingClaims = new Map<string, () => void>()
+  /** Claims of locks handed over, put off until a quarter of the claim window (see `claimDelay`). */
+  readonly #claims = new PendingClaims()
   /** Semaphores and read-write locks, in `<tableName>_shared`. */
   readonly shared: MysqlSharedStore
 
@@ -168,7 +162,7 @@ export class MysqlStore implements LockStore {
         if (peeked !== undefined && 'handedToken' in peeked) {
           this.#forget(key, owner)
           this.#rows.saw(key, startedAt)
-          const claimed = this.#claimLater(key, owner, claimDelay(ttl, peeked.windowLeft), () =>
+          const claimed = this.#claims.schedule(key, owner, claimDelay(ttl, peeked.windowLeft), () =>
             this.#claim(key, values, id, peeked.handedToken),
           )
           // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
@@ -242,25 +236,6 @@ export class MysqlStore implements LockStore {
     })
   }
 
-  /**
-   * `claim`, run after `delay` ms unless `owner` releases first: then it never runs and settles `false`
-   * (the grant is no longer the owner's to claim) once the release has answered.
-   */
-  #claimLater(key: string, owner: string, delay: number, claim: () => Promise<boolean>): Promise<boolean> {
-    const pair = `${key.length}:${key}${owner}`
-    return new Promise<boolean>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pendingClaims.delete(pair)
-        claim().then(resolve, reject)
-      }, delay)
-      // Settled a macrotask after the release answered, so that `Lock` has recorded the release by then.
-      this.#pendingClaims.set(pair, () => {
-        clearTimeout(timer)
-        setTimeout(() => resolve(false), 0)
-      })
-    })
-  }
-
   /** One consistent read of what `ownerId`'s next attempt would meet (see `peekQueued`). */
   async #peek(key: string, id: Buffer): Promise<RowDataPacket[]> {
     const values = { keyHash: keyHash(toBytes(key)), ownerId: id }
@@ -304,12 +279,7 @@ export class MysqlStore implements LockStore {
 
   release(key: string, owner: string): Promise<boolean> {
     // A claim not sent yet never will be: the release ends (or hands on) the grant as it stands.
-    const pair = `${key.length}:${key}${owner}`
-    const cancelClaim = this.#pendingClaims.get(pair)
-    if (cancelClaim !== undefined) {
-      this.#pendingClaims.delete(pair)
-      cancelClaim()
-    }
+    this.#claims.cancel(key, owner)
     return this.#run('release', key, async () => {
       const sentAt = performance.now()
       const values = { keyHash: keyHash(toBytes(key)), owner: toBytes(owner) }
@@ -486,15 +456,6 @@ interface PlaceHint {
   head: boolean
   /** The head statement found a dead place opening the queue during this wait. */
   behindDead: boolean
-}
-
-/**
- * When to claim a lock handed over with `window` ms left: a quarter into it, unless the ttl asked for is
- * shorter than the window, which then holds the lock longer than asked (a holder that died would keep it
- * that long): claimed at once, to bring the lease down to the ttl.
- */
-function claimDelay(ttl: number | null, window: number): number {
-  return ttl !== null && ttl < window ? 0 : window * CLAIM_AFTER_WINDOW_SHARE
 }
 
 /** A store that keeps locks in a MySQL or MariaDB table, through a `mysql2/promise` pool or connection. */

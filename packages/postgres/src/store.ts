@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   type AcquireResult,
   errors,
+  HeardHandOvers,
   type LockStore,
   type SharedLockStore,
   type Unsubscribe,
@@ -19,7 +20,6 @@ import {
   type Queryable,
   toQueryable,
 } from './connection.js'
-import { HandOvers } from './hand_overs.js'
 import { type ReleaseHandler, ReleaseListener } from './release_listener.js'
 import { buildSharedStatements, type SharedStatements } from './shared_sql.js'
 import { PostgresSharedStore } from './shared_store.js'
@@ -105,7 +105,7 @@ export class PostgresStore implements LockStore {
   readonly #housekeeping: Housekeeping | undefined
   readonly #listener: ReleaseListener | undefined
   /** The places of this store's waiters, and the hand-overs heard for them (listening stores only). */
-  readonly #handOvers = new HandOvers()
+  readonly #handOvers = new HeardHandOvers()
   /** The NOTIFY channel this store's waiters are told on ('' when it does not listen). */
   readonly #inbox: string = ''
   readonly #sharedSql: SharedStatements
@@ -172,7 +172,12 @@ export class PostgresStore implements LockStore {
       const listener = new ReleaseListener(
         listenerClientFactory(connection),
         [this.#inbox, this.#names.channel],
-        (keyPayload, owner, handOver) => this.#handOvers.heard(keyPayload, owner, handOver),
+        (keyPayload, owner, handOver) => {
+          // A plain announcement comes after any hand-over before it (notifications arrive in commit order):
+          // one was a force release or a leave that took that grant away.
+          if (handOver === undefined) this.#handOvers.withdrawn(keyPayload, owner)
+          else this.#handOvers.heard(keyPayload, owner, handOver.mark, Number(handOver.token))
+        },
       )
       this.#listener = listener
       this.subscribeToReleases = (key, onRelease) => listener.subscribe(releasePayload(key), onRelease)
