@@ -8,6 +8,7 @@ export {
   type SharedLockKeys,
   sharedLockKeys,
 } from './keys.js'
+export { HEIR_INBOX_PREFIX } from './lua_helpers.js'
 export { type AcquireReply, parseAcquireReply } from './replies.js'
 export { ScriptedSharedLockStore, type SharedLockScript, type SharedSubscribe } from './scripted_shared_store.js'
 export {

@@ -109,11 +109,16 @@ local function keep_queue(order, leases, inboxes, now)
     redis.call('PEXPIRE', inboxes, left)
   end
 end
-local function take_place(order, leases, inboxes, owner, lease, inbox, now)
-  if not redis.call('ZSCORE', order, owner) then
+-- A place's number orders the queue and names the place: one past the last, and never below the clock in
+-- microseconds, so a number is not given to a place again once its queue has gone (see hand_over).
+-- Returns owner's 0-based rank among the live waiters and its place's number.
+local function take_place(order, leases, inboxes, owner, lease, inbox, now_micros)
+  local now = math.floor(now_micros / 1000)
+  local number = redis.call('ZSCORE', order, owner)
+  if not number then
     local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
-    local number = 1
-    if last[2] then number = tonumber(last[2]) + 1 end
+    number = now_micros
+    if last[2] then number = math.max(tonumber(last[2]) + 1, now_micros) end
     redis.call('ZADD', order, whole(number), owner)
   end
   redis.call('ZADD', leases, whole(now + lease), owner)
@@ -123,7 +128,7 @@ local function take_place(order, leases, inboxes, owner, lease, inbox, now)
     redis.call('HSET', inboxes, owner, inbox)
   end
   keep_queue(order, leases, inboxes, now)
-  return redis.call('ZRANK', order, owner)
+  return redis.call('ZRANK', order, owner), tonumber(number)
 end
 local function leave_place(order, leases, inboxes, owner, now)
   local removed = redis.call('ZREM', order, owner)
@@ -144,5 +149,54 @@ local function announce_next(order, leases, inboxes, channel, now)
   else
     redis.call('PUBLISH', channel, next)
   end
+end
+`
+
+/**
+ * What the lock key holds while a release has handed the lock to a waiter that has not claimed it yet:
+ * this byte, then the waiter's owner id. No UTF-8 string contains the byte 0xFF, so the value is never an
+ * owner's own: only that waiter's acquire, extend, release or leave recognises it.
+ */
+export const HANDED_MARK_LUA = "'\\255'"
+
+/**
+ * A store whose inbox (the channel it records with its waiters' places) begins with this reads a
+ * hand-over from the message it gets there. A waiter of any other store (an older version, or one with
+ * no inbox) is announced and takes the lock with its own acquire, as before.
+ */
+export const HEIR_INBOX_PREFIX = 'verrou:heir:'
+
+/**
+ * hand_over: instead of freeing the lock, make the first live waiter its holder, when that waiter's store
+ * reads hand-overs (see HEIR_INBOX_PREFIX). The lock then holds HANDED_MARK .. heir, expiring when the
+ * heir's place lease would have (its claim window: a dead heir holds up the next waiter no longer than its
+ * dead place would have), with the next fencing token; the heir's place leaves the queue; and the heir's
+ * inbox gets `<token>,<place number>,` before the usual announcement, so its store answers the heir's next
+ * acquire at once. The place number ties the grant to that very place: a message heard late, once the
+ * waiter has left and queued again, names a place it no longer has.
+ * `fence` is the counter as the caller read it, before its first write. Returns whether it handed over.
+ * Needs CLOCK_LUA, FENCE_LUA and QUEUE_LUA.
+ */
+export const HAND_OVER_LUA = `
+local function hand_over(lock, fence_key, order, leases, inboxes, channel, grace, fence, skip)
+  if channel == '' then return false end
+  local now = now_us()
+  local now_millis = math.floor(now / 1000)
+  drop_dead(order, leases, inboxes, now_millis)
+  local heir = first_waiter(order)
+  if not heir or heir == skip then return false end
+  local inbox = redis.call('HGET', inboxes, heir)
+  if not inbox or string.sub(inbox, 1, ${HEIR_INBOX_PREFIX.length}) ~= '${HEIR_INBOX_PREFIX}' then return false end
+  if fence >= 9007199254740991 then
+    error('the fencing counter ' .. fence_key .. ' is past the largest safe integer')
+  end
+  local token = math.max(fence + 1, now)
+  local window = math.max(1, tonumber(redis.call('ZSCORE', leases, heir)) - now_millis)
+  local place = tonumber(redis.call('ZSCORE', order, heir))
+  redis.call('SET', lock, ${HANDED_MARK_LUA} .. heir, 'PX', whole(window))
+  redis.call('SET', fence_key, whole(token), 'PX', fence_expiry(token, now, window, grace))
+  leave_place(order, leases, inboxes, heir, now_millis)
+  redis.call('PUBLISH', inbox, whole(token) .. ',' .. whole(place) .. ',' .. string.len(channel) .. ':' .. channel .. heir)
+  return true
 end
 `

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { parseAcquireReply } from './replies.js'
+import { parseAcquireReply, placeNumber } from './replies.js'
 
 describe('acquire replies', () => {
   test('grants, refusals with and without a place', () => {
@@ -8,6 +8,13 @@ describe('acquire replies', () => {
     expect(parseAcquireReply([900], false)).toEqual({ acquired: false, expiresIn: 900 })
     expect(parseAcquireReply([-1], false)).toEqual({ acquired: false })
     expect(parseAcquireReply([900, 3], true)).toEqual({ acquired: false, expiresIn: 900, position: 3 })
+    // The mutex script numbers the place too; the number is read apart (placeNumber), not reported.
+    expect(parseAcquireReply([900, 3, 1_764_000_000_000_000], true, true)).toEqual({
+      acquired: false,
+      expiresIn: 900,
+      position: 3,
+    })
+    expect(placeNumber([900, 3, 1_764_000_000_000_000])).toBe(1_764_000_000_000_000)
     // -2: the lock is free but a waiter goes first; no lease end to report.
     expect(parseAcquireReply([-2, 0], true)).toEqual({ acquired: false, position: 0 })
   })
@@ -38,5 +45,14 @@ describe('acquire replies', () => {
     [null, false, 'nothing'],
   ] as [unknown, boolean, string][])('%j (waiting: %s) is refused: %s', (reply, waiting) => {
     expect(() => parseAcquireReply(reply, waiting)).toThrow(/unexpected reply to the acquire script/)
+  })
+
+  test.each([
+    [[900, 1], 'a refusal without the place number'],
+    [[900, 1, 0], 'a place number of 0'],
+    [[900, 1, '17'], 'a place number as a string'],
+    [[900, 1, 2 ** 53], 'a place number past the largest safe integer'],
+  ] as [unknown, string][])('%j from the mutex script is refused: %s', (reply) => {
+    expect(() => parseAcquireReply(reply, true, true)).toThrow(/unexpected reply to the acquire script/)
   })
 })

@@ -11,15 +11,16 @@ export function ttlArgument(ttl: number | null): string {
 }
 
 /**
- * Reads the reply of ACQUIRE_SCRIPT: a grant is the fencing token alone (one integer, the cheapest reply
- * to send and read), a refusal an array. `waiting`: the call passed a place lease, so a refusal must carry
- * the caller's position; without one, it must not.
+ * Reads the reply of ACQUIRE_SCRIPT (and of the shared one): a grant is the fencing token alone (one
+ * integer, the cheapest reply to send and read), a refusal an array. `waiting`: the call passed a place
+ * lease, so a refusal must carry the caller's position; without one, it must not. `numbered`: a refusal
+ * with a position also carries the place's number (the mutex script: see `placeNumber`).
  */
-export function parseAcquireReply(reply: unknown, waiting: boolean): AcquireReply {
+export function parseAcquireReply(reply: unknown, waiting: boolean, numbered = false): AcquireReply {
   if (typeof reply === 'number') {
     if (Number.isSafeInteger(reply) && reply > 0) return { acquired: true, fencingToken: reply }
-  } else if (Array.isArray(reply) && reply.length === (waiting ? 2 : 1)) {
-    const [pttl, position] = reply as unknown[]
+  } else if (Array.isArray(reply) && reply.length === (waiting ? (numbered ? 3 : 2) : 1)) {
+    const [pttl, position, place] = reply as unknown[]
     if (Number.isInteger(pttl) && (pttl as number) >= -2) {
       // PTTL is -1 for a lease without expiry and -2 for a free lock a waiter goes first on: no end known.
       // A lease near Number.MAX_SAFE_INTEGER ms can reach JavaScript rounded up to 2^53 (ioredis 6 does so):
@@ -27,10 +28,17 @@ export function parseAcquireReply(reply: unknown, waiting: boolean): AcquireRepl
       const left = Math.min(pttl as number, Number.MAX_SAFE_INTEGER)
       const refused: AcquireReply = left >= 0 ? { acquired: false, expiresIn: left } : { acquired: false }
       if (!waiting) return refused
-      if (Number.isSafeInteger(position) && (position as number) >= 0) return { ...refused, position: position as number }
+      const placeOk = !numbered || (Number.isSafeInteger(place) && (place as number) > 0)
+      if (Number.isSafeInteger(position) && (position as number) >= 0 && placeOk)
+        return { ...refused, position: position as number }
     }
   }
   throw new Error(`unexpected reply to the acquire script: ${describeValue(reply)}`)
+}
+
+/** The place number of a refusal `parseAcquireReply(reply, true, true)` accepted. */
+export function placeNumber(reply: unknown): number {
+  return (reply as number[])[2] as number
 }
 
 /** Reads the 0/1 reply of RELEASE_SCRIPT, EXTEND_SCRIPT and LEAVE_QUEUE_SCRIPT. */

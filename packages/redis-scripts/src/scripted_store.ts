@@ -1,4 +1,14 @@
-import { errors, type LockStore, type Logger, type SharedLockStore, type WaitOptions } from '@verrou/core'
+import {
+  type AcquireResult,
+  claimDelay,
+  errors,
+  HeardHandOvers,
+  type LockStore,
+  type Logger,
+  PendingClaims,
+  type SharedLockStore,
+  type WaitOptions,
+} from '@verrou/core'
 import { consoleLogger, EVICTION_POLICY_ACTIONS, EvictionCheck, type EvictionPolicyAction } from './eviction.js'
 import {
   DEFAULT_PREFIX,
@@ -12,7 +22,8 @@ import {
   scriptKeys,
   sharedLockKeys,
 } from './keys.js'
-import { type AcquireReply, describeValue, parseAcquireReply, parseExistsReply, parseFlagReply, ttlArgument } from './replies.js'
+import { HEIR_INBOX_PREFIX } from './lua_helpers.js'
+import { describeValue, parseAcquireReply, parseExistsReply, parseFlagReply, placeNumber, ttlArgument } from './replies.js'
 import { ScriptedSharedLockStore, type SharedSubscribe } from './scripted_shared_store.js'
 import { ACQUIRE_SCRIPT, EXTEND_SCRIPT, FORCE_RELEASE_SCRIPT, LEAVE_QUEUE_SCRIPT, RELEASE_SCRIPT } from './scripts.js'
 import {
@@ -75,6 +86,10 @@ export abstract class ScriptedLockStore implements LockStore {
 
   /** How storage errors name this store, e.g. "Upstash lock store". */
   readonly #errorName: string
+  /** The places of this store's waiters, for the hand-overs its inbox hears (see `heardHandOver`). */
+  readonly #heirs = new HeardHandOvers()
+  /** Claims of locks handed over, put off until a quarter of the claim window (see `claimDelay`). */
+  readonly #claims = new PendingClaims()
 
   /**
    * Semaphores and read-write locks, through the same connection: keys under `<lock key>:shared:...`
@@ -146,10 +161,20 @@ export abstract class ScriptedLockStore implements LockStore {
 
   /**
    * The channel this store's process listens on for the waiters it queues (the next waiter is told there,
-   * and nobody else is woken), or '' to be told on each key's own channel.
+   * and nobody else is woken), or '' to be told on each key's own channel. A store whose inbox begins with
+   * `verrou:heir:` is handed locks (see hand_over in lua_helpers.ts): it passes what its inbox hears to
+   * `heardHandOver`.
    */
   protected inbox(): string {
     return ''
+  }
+
+  /**
+   * The inbox heard that a release handed the lock announced on `channel` to `owner`, for its place
+   * `place`, with `token`: the waiter's next attempt is answered at once, if it still holds that place.
+   */
+  protected heardHandOver(channel: string, owner: string, place: number, token: number): void {
+    this.#heirs.heard(channel, owner, String(place), token)
   }
 
   /** The channel the scripts announce the next waiter on: `channel`, or '' to announce nothing (a store nobody can subscribe through). */
@@ -169,21 +194,60 @@ export abstract class ScriptedLockStore implements LockStore {
    * Takes the lock if it is free and no live waiter is ahead of `owner`. With `wait`, a refusal also
    * joins the queue (or keeps `owner`'s place there) for `wait.lease` ms and reports the position.
    */
-  async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireReply> {
+  async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     const lease = wait === undefined ? '' : String(checkPlaceLease(wait))
     const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease, wait === undefined ? '' : this.inbox()]
+    // Only a waiter has a place a release can hand the lock to. Uncontended calls pay a size check.
+    if (wait !== undefined && this.#heirs.size > 0) {
+      const handed = this.#heirs.take(releaseChannel(lockKey(this.#prefix, key)), owner, performance.now())
+      if (handed !== undefined) return this.#answerHandOver(key, owner, ttl, handed.token, handed.lease)
+    }
     // Each operation awaits the script directly, no wrapper, and builds only the keys it sends: it runs on every call.
     try {
       const checking = this.#eviction.ensure()
       if (checking !== undefined) await checking
+      const sentAt = wait === undefined ? 0 : performance.now()
       const reply = await this.runScript('acquire', scriptKeys(lockKey(this.#prefix, key)), args)
-      return parseAcquireReply(reply, wait !== undefined)
+      const result = parseAcquireReply(reply, wait !== undefined, true)
+      if (wait !== undefined) this.#notePlace(key, owner, result.acquired ? undefined : placeNumber(reply), sentAt, wait.lease)
+      return result
     } catch (error) {
       throw this.#failure(error, 'acquire', key)
     }
   }
 
+  /** After an attempt with `wait`: `owner` holds the place `place` (undefined: none, it was granted). */
+  #notePlace(key: string, owner: string, place: number | undefined, sentAt: number, lease: number): void {
+    if (place === undefined) {
+      if (this.#heirs.size > 0) this.#heirs.forget(releaseChannel(lockKey(this.#prefix, key)), owner)
+    } else if (this.inbox().startsWith(HEIR_INBOX_PREFIX)) {
+      this.#heirs.placed(releaseChannel(lockKey(this.#prefix, key)), owner, sentAt, lease, String(place))
+    }
+  }
+
+  /** A lock handed to `owner` with `token`, heard by the inbox: granted now, claimed for `ttl` later. */
+  #answerHandOver(key: string, owner: string, ttl: number | null, token: number, lease: number): AcquireResult {
+    const claimed = this.#claims.schedule(key, owner, claimDelay(ttl, lease), () => this.#claim(key, owner, ttl, token))
+    // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
+    claimed.catch(() => {})
+    return { acquired: true, fencingToken: token, handedOver: { lease, claimed } }
+  }
+
+  /** The extend script with the hand-over's token: counts only while no grant has followed that hand-over. */
+  async #claim(key: string, owner: string, ttl: number | null, token: number): Promise<boolean> {
+    const keys = this.lockKeys(key)
+    try {
+      await this.#eviction.ensure()
+      const args = [owner, ttlArgument(ttl), this.#grace, String(token)]
+      return parseFlagReply(await this.runScript('extend', [keys.lock, keys.fence], args), 'claim')
+    } catch (error) {
+      throw this.#failure(error, 'claim', key)
+    }
+  }
+
   async release(key: string, owner: string): Promise<boolean> {
+    // A claim not sent yet never will be: the release ends (or hands on) the grant as it stands.
+    this.#claims.cancel(key, owner)
     const lock = lockKey(this.#prefix, key)
     const args = [checkOwner(owner), this.releaseChannel(releaseChannel(lock)), this.#grace]
     try {
@@ -197,7 +261,7 @@ export abstract class ScriptedLockStore implements LockStore {
 
   async extend(key: string, owner: string, ttl: number | null): Promise<boolean> {
     const keys = this.lockKeys(key)
-    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace]
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, '']
     try {
       const checking = this.#eviction.ensure()
       if (checking !== undefined) await checking
@@ -224,17 +288,15 @@ export abstract class ScriptedLockStore implements LockStore {
 
   /**
    * Removes `owner`'s place in the queue of `key` (nothing happens if it has none). If it was first and
-   * the lock is free, the next live waiter is announced.
+   * the lock is free, the next live waiter is announced. A lock handed to `owner`, unclaimed, is given back.
    */
   async leaveQueue(key: string, owner: string): Promise<void> {
     const keys = this.lockKeys(key)
-    const args = [checkOwner(owner), this.releaseChannel(keys.channel)]
+    const args = [checkOwner(owner), this.releaseChannel(keys.channel), this.#grace]
+    if (this.#heirs.size > 0) this.#heirs.forget(keys.channel, owner)
     try {
       await this.#eviction.ensure()
-      parseFlagReply(
-        await this.runScript('leave queue', [keys.lock, keys.queue, keys.queueLeases, keys.queueInboxes], args),
-        'leave queue',
-      )
+      parseFlagReply(await this.runScript('leave queue', scriptKeys(keys.lock), args), 'leave queue')
     } catch (error) {
       throw this.#failure(error, 'leave queue', key)
     }

@@ -11,7 +11,7 @@
  * fails the script (WRONGTYPE) with nothing changed.
  */
 
-import { CLOCK_LUA, FENCE_LUA, QUEUE_LUA, READ_FENCE_LUA } from './lua_helpers.js'
+import { CLOCK_LUA, FENCE_LUA, HAND_OVER_LUA, HANDED_MARK_LUA, QUEUE_LUA, READ_FENCE_LUA } from './lua_helpers.js'
 
 /*
  * Each script that touches the queue first asks, with one EXISTS, whether the key has one. With nobody
@@ -25,10 +25,12 @@ import { CLOCK_LUA, FENCE_LUA, QUEUE_LUA, READ_FENCE_LUA } from './lua_helpers.j
  * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: owner, ttl, grace, place lease ('' without
  * wait), inbox (the channel owner's process listens on, or '').
  * Grants only if the lock is free and no live waiter stands ahead of owner (owner's own place, if any, is
- * then removed). Otherwise, with a place lease, owner joins the queue at the tail or keeps its place, and
- * the place lease is renewed. Returns the fencing token (a positive integer) when granted; refused,
- * {pttl} without a place lease and {pttl, position} with one: pttl is the holder's (-1: never expires;
- * -2: the lock is free, but a waiter goes first), position owner's 0-based rank among the live waiters.
+ * then removed), or if a release handed the lock to owner (see hand_over): the grant is then claimed for
+ * ttl, with the token of the hand-over. Otherwise, with a place lease, owner joins the queue at the tail
+ * or keeps its place, and the place lease is renewed. Returns the fencing token (a positive integer) when
+ * granted; refused, {pttl} without a place lease and {pttl, position, place} with one: pttl is the
+ * holder's (-1: never expires; -2: the lock is free, but a waiter goes first), position owner's 0-based
+ * rank among the live waiters, place its place's number (see take_place).
  *
  * With no queue this is SET NX (PX) as a bare client would send it, plus the counter: read before any
  * write (so a foreign value there fails with nothing changed), written only once the lock is taken. SET
@@ -61,8 +63,10 @@ if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
     end
     return token
   end
-  redis.call('GET', KEYS[1])
-  if ARGV[4] == '' then return {redis.call('PTTL', KEYS[1])} end
+  -- A lock handed to owner goes on below, where it is claimed.
+  if ARGV[4] == '' and redis.call('GET', KEYS[1]) ~= ${HANDED_MARK_LUA} .. ARGV[1] then
+    return {redis.call('PTTL', KEYS[1])}
+  end
 end
 ${CLOCK_LUA}${FENCE_LUA}
 local owner = ARGV[1]
@@ -82,6 +86,17 @@ end
 ${QUEUE_LUA}
 local holder = redis.call('GET', KEYS[1])
 check_queue(KEYS[3], KEYS[4], KEYS[5])
+if holder == ${HANDED_MARK_LUA} .. owner then
+  -- Handed to owner by a release, not claimed yet: owner's now, for ttl, with the hand-over's token.
+  if ARGV[2] == '' then
+    redis.call('SET', KEYS[1], owner)
+    redis.call('PERSIST', KEYS[2])
+  else
+    redis.call('SET', KEYS[1], owner, 'PX', ARGV[2])
+    keep_fence(KEYS[2], fence, tonumber(ARGV[2]), tonumber(ARGV[3]))
+  end
+  return fence
+end
 local now = now_us()
 local now_millis = math.floor(now / 1000)
 drop_dead(KEYS[3], KEYS[4], KEYS[5], now_millis)
@@ -95,13 +110,16 @@ local pttl = redis.call('PTTL', KEYS[1])
 if ARGV[4] == '' then
   return {pttl}
 end
-return {pttl, take_place(KEYS[3], KEYS[4], KEYS[5], owner, tonumber(ARGV[4]), ARGV[5], now_millis)}
+local position, place = take_place(KEYS[3], KEYS[4], KEYS[5], owner, tonumber(ARGV[4]), ARGV[5], now)
+return {pttl, position, place}
 `
 
 /**
  * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: owner, channel, grace. Returns 1 if `owner`
- * held the lock and it is now released, else 0. The first live waiter, if any, is announced by its owner
- * id; with nobody waiting nothing is read of the queue and nothing is published.
+ * held the lock (or had it handed over, unclaimed) and it is now released, else 0. With nobody waiting
+ * nothing is read of the queue and nothing is published. Otherwise the lock goes straight to the first
+ * live waiter when its store reads hand-overs (see hand_over), or is freed and that waiter announced by
+ * its owner id.
  *
  * The counter is left as it is, unless the lease never expires: the acquire or extend that set this lease
  * gave the counter an expiry of the lease plus the grace, which already outlives this release by the
@@ -110,7 +128,8 @@ return {pttl, take_place(KEYS[3], KEYS[4], KEYS[5], owner, tonumber(ARGV[4]), AR
  * release cycle, paired: 17.1 -> 14.9 us).
  */
 export const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder ~= ARGV[1] and holder ~= ${HANDED_MARK_LUA} .. ARGV[1] then
   return 0
 end
 local endless = redis.call('PTTL', KEYS[1]) == -1
@@ -129,25 +148,34 @@ if redis.call('EXISTS', KEYS[3], KEYS[4]) == 0 then
   redis.call('DEL', KEYS[1])
   return 1
 end
-${CLOCK_LUA}${FENCE_LUA}${QUEUE_LUA}
+${CLOCK_LUA}${FENCE_LUA}${QUEUE_LUA}${HAND_OVER_LUA}
 check_queue(KEYS[3], KEYS[4], KEYS[5])
-local fence = 0
-if endless then fence = read_fence(KEYS[2]) end
+local fence = read_fence(KEYS[2])
+if hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], tonumber(ARGV[3]), fence, ARGV[1]) then
+  return 1
+end
 redis.call('DEL', KEYS[1])
-keep_fence(KEYS[2], fence, 0, tonumber(ARGV[3]))
+if endless then keep_fence(KEYS[2], fence, 0, tonumber(ARGV[3])) end
 announce_next(KEYS[3], KEYS[4], KEYS[5], ARGV[2], now_ms())
 return 1
 `
 
 /**
- * KEYS: lock, fence. ARGV: owner, ttl, grace. Returns 1 if `owner` held the lock and its lease is reset,
- * else 0. The counter's expiry follows the lease.
+ * KEYS: lock, fence. ARGV: owner, ttl, grace, token ('' for any). Returns 1 if `owner` held the lock (or
+ * had it handed over, unclaimed: it is now owner's own) and its lease is reset, else 0. The counter's
+ * expiry follows the lease. With a token, this is the claim of a lock handed over with that token: it
+ * counts only while the counter still holds it, that is while no grant has followed that hand-over.
  */
 export const EXTEND_SCRIPT = `${CLOCK_LUA}${FENCE_LUA}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder ~= ARGV[1] and holder ~= ${HANDED_MARK_LUA} .. ARGV[1] then
   return 0
 end
 local fence = read_fence(KEYS[2])
+if ARGV[4] ~= '' and fence ~= tonumber(ARGV[4]) then
+  return 0
+end
+if holder ~= ARGV[1] then redis.call('SET', KEYS[1], ARGV[1]) end
 if ARGV[2] == '' then
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
@@ -182,22 +210,33 @@ return 1
 `
 
 /**
- * KEYS: lock, queue, queue leases, queue inboxes. ARGV: owner, channel. Removes owner's place, if it has one. If it was
- * the first live waiter and the lock is free, nobody else would be told to try: the next live waiter is
- * announced. Returns 1 if a live place was removed, else 0.
+ * KEYS: lock, fence, queue, queue leases, queue inboxes. ARGV: owner, channel, grace. Removes owner's
+ * place, if it has one. If it was the first live waiter and the lock is free, nobody else would be told to
+ * try: the next live waiter is announced. A lock handed to owner and not claimed is given back: handed on
+ * or freed, as owner's release would. Returns 1 if a live place or a grant was given up, else 0.
  */
-export const LEAVE_QUEUE_SCRIPT = `${CLOCK_LUA}${QUEUE_LUA}
+export const LEAVE_QUEUE_SCRIPT = `${CLOCK_LUA}${FENCE_LUA}${QUEUE_LUA}${HAND_OVER_LUA}
 local owner = ARGV[1]
 local holder = redis.call('GET', KEYS[1])
-check_queue(KEYS[2], KEYS[3], KEYS[4])
+local fence = read_fence(KEYS[2])
+check_queue(KEYS[3], KEYS[4], KEYS[5])
 local now = now_ms()
-drop_dead(KEYS[2], KEYS[3], KEYS[4], now)
-local was_first = first_waiter(KEYS[2]) == owner
-if leave_place(KEYS[2], KEYS[3], KEYS[4], owner, now) == 0 then
+drop_dead(KEYS[3], KEYS[4], KEYS[5], now)
+if holder == ${HANDED_MARK_LUA} .. owner then
+  leave_place(KEYS[3], KEYS[4], KEYS[5], owner, now)
+  if not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], tonumber(ARGV[3]), fence, owner) then
+    -- The counter already outlives this lock by the grace: hand_over gave it the window's expiry.
+    redis.call('DEL', KEYS[1])
+    announce_next(KEYS[3], KEYS[4], KEYS[5], ARGV[2], now)
+  end
+  return 1
+end
+local was_first = first_waiter(KEYS[3]) == owner
+if leave_place(KEYS[3], KEYS[4], KEYS[5], owner, now) == 0 then
   return 0
 end
 if was_first and not holder then
-  announce_next(KEYS[2], KEYS[3], KEYS[4], ARGV[2], now)
+  announce_next(KEYS[3], KEYS[4], KEYS[5], ARGV[2], now)
 end
 return 1
 `

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { errors, UnheardAnnouncements, type Unsubscribe } from '@verrou/core'
 import {
+  HEIR_INBOX_PREFIX,
   LOCK_SCRIPTS,
   type LockScript,
   ScriptedLockStore,
@@ -53,9 +54,10 @@ export class RedisStore extends ScriptedLockStore {
   #idleTimer: ReturnType<typeof setTimeout> | undefined
   /**
    * The channel this store's waiters are told on: the scripts record it with each place in a queue and
-   * publish the next waiter there, so a release wakes the process of that waiter only.
+   * publish the next waiter there, so a release wakes the process of that waiter only. Its prefix tells
+   * the scripts that this store reads hand-overs: a release makes the waiter the holder and says so here.
    */
-  readonly #inbox = `verrou:inbox:${randomUUID()}`
+  readonly #inbox = `${HEIR_INBOX_PREFIX}${randomUUID()}`
   readonly #inboxBytes = Buffer.from(this.#inbox)
   /** The inbox's SUBSCRIBE on the current subscriber connection. */
   #inboxReady: Promise<unknown> | undefined
@@ -209,6 +211,10 @@ export class RedisStore extends ScriptedLockStore {
       if (!channel.equals(this.#inboxBytes)) return
       const told = readInboxMessage(message)
       if (told === undefined) return
+      // Recorded before the waiter is woken, so that its attempt finds the grant.
+      if (told.handOver !== undefined) {
+        this.heardHandOver(told.channel, told.owner, told.handOver.place, told.handOver.token)
+      }
       const entry = this.#channels.get(told.channel)
       if (entry === undefined) {
         if (this.#subscriber === subscriber) this.#unheard.keep(told.channel, told.owner)
@@ -258,14 +264,44 @@ export class RedisStore extends ScriptedLockStore {
   }
 }
 
-/** `<channel length in bytes>:<channel><owner>`, as the scripts publish on an inbox; undefined if malformed. */
-function readInboxMessage(message: Buffer): { channel: string; owner: string } | undefined {
-  const colon = message.indexOf(0x3a)
-  if (colon <= 0) return undefined
-  const length = Number(message.toString('latin1', 0, colon))
+interface InboxMessage {
+  channel: string
+  owner: string
+  /** Set when a release handed the lock to `owner` (see hand_over in the scripts). */
+  handOver?: { token: number; place: number }
+}
+
+/**
+ * `<channel length in bytes>:<channel><owner>`, as the scripts publish on an inbox, after
+ * `<token>,<place number>,` for a hand-over; undefined if malformed.
+ */
+function readInboxMessage(message: Buffer): InboxMessage | undefined {
+  let start = 0
+  let handOver: InboxMessage['handOver']
+  const firstComma = message.indexOf(0x2c)
+  const firstColon = message.indexOf(0x3a)
+  if (firstComma > 0 && (firstColon < 0 || firstComma < firstColon)) {
+    const secondComma = message.indexOf(0x2c, firstComma + 1)
+    if (secondComma < 0) return undefined
+    const token = Number(message.toString('latin1', 0, firstComma))
+    const place = Number(message.toString('latin1', firstComma + 1, secondComma))
+    if (!isWholePositive(token) || !isWholePositive(place)) return undefined
+    handOver = { token, place }
+    start = secondComma + 1
+  }
+  const colon = message.indexOf(0x3a, start)
+  if (colon <= start) return undefined
+  const lengthText = message.toString('latin1', start, colon)
+  const length = Number(lengthText)
   const end = colon + 1 + length
-  if (!Number.isSafeInteger(length) || end >= message.length) return undefined
-  return { channel: message.toString('utf8', colon + 1, end), owner: message.toString('utf8', end) }
+  if (!/^\d+$/.test(lengthText) || !Number.isSafeInteger(length) || end >= message.length) return undefined
+  const told: InboxMessage = { channel: message.toString('utf8', colon + 1, end), owner: message.toString('utf8', end) }
+  if (handOver !== undefined) told.handOver = handOver
+  return told
+}
+
+function isWholePositive(value: number): boolean {
+  return Number.isSafeInteger(value) && value > 0
 }
 
 function isNoScript(error: unknown): boolean {

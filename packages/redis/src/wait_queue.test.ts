@@ -46,13 +46,16 @@ describe('FIFO wait queue (store level, four connections)', () => {
     expect(!renewed.acquired && renewed.expiresIn).toBeGreaterThan(9_000)
 
     expect(await holder.release(key, 'h')).toBe(true)
-    // The later waiters ask first, and are refused: a is next. The lock is free, so no lease end is known.
-    expect(await c.acquire(key, 'c', 10_000, wait)).toEqual({ acquired: false, position: 2 })
-    expect(await b.acquire(key, 'b', 10_000, wait)).toEqual({ acquired: false, position: 1 })
+    // The release handed the lock to a, which left the queue: the later waiters ask first, and are
+    // refused, one place further up. a holds the lock for its claim window (its place lease) until it asks.
+    const refusedC = await c.acquire(key, 'c', 10_000, wait)
+    expect(refusedC).toMatchObject({ acquired: false, position: 1 })
+    expect(!refusedC.acquired && refusedC.expiresIn).toBeLessThanOrEqual(wait.lease)
+    expect(await b.acquire(key, 'b', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
     tokens.push(await token(a, key, 'a', wait.lease))
     expect(await b.acquire(key, 'b', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
     expect(await a.release(key, 'a')).toBe(true)
-    expect(await c.acquire(key, 'c', 10_000, wait)).toEqual({ acquired: false, position: 1 })
+    expect(await c.acquire(key, 'c', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
     tokens.push(await token(b, key, 'b', wait.lease))
     expect(await b.release(key, 'b')).toBe(true)
     tokens.push(await token(c, key, 'c', wait.lease))
@@ -69,11 +72,15 @@ describe('FIFO wait queue (store level, four connections)', () => {
     await token(holder, key, 'h')
     expect(await a.acquire(key, 'a', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
     expect(await holder.release(key, 'h')).toBe(true)
-    expect(await holder.acquire(key, 'h', 10_000)).toEqual({ acquired: false })
-    expect(await newcomer.acquire(key, 'n', 10_000)).toEqual({ acquired: false })
-    expect(await newcomer.acquire(key, 'n', null)).toEqual({ acquired: false })
-    expect(await holder.acquire(key, 'h', 10_000, wait)).toEqual({ acquired: false, position: 1 })
-    expect(await holder.isLocked(key)).toBe(false)
+    // The lock went straight to a: it is held, and nobody else's acquire claims it.
+    expect(await holder.acquire(key, 'h', 10_000)).toMatchObject({ acquired: false })
+    expect(await newcomer.acquire(key, 'n', 10_000)).toMatchObject({ acquired: false })
+    expect(await newcomer.acquire(key, 'n', null)).toMatchObject({ acquired: false })
+    expect(await holder.acquire(key, 'h', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
+    expect(await holder.isLocked(key)).toBe(true)
+    // The former holder is a stale owner now: it can neither release nor extend what it handed on.
+    expect(await holder.release(key, 'h')).toBe(false)
+    expect(await holder.extend(key, 'h', 10_000)).toBe(false)
     await token(a, key, 'a')
     await a.release(key, 'a')
     await token(holder, key, 'h', wait.lease)
@@ -102,8 +109,11 @@ describe('FIFO wait queue (store level, four connections)', () => {
     await token(holder, key, 'h')
     expect(await dying.acquire(key, 'dying', 10_000, { lease: 300 })).toMatchObject({ position: 0 })
     expect(await b.acquire(key, 'b', 10_000, wait)).toMatchObject({ position: 1 })
+    // Handed to the dying waiter, the lock is held for what is left of its place lease, not the ttl.
     expect(await holder.release(key, 'h')).toBe(true)
-    expect(await b.acquire(key, 'b', 10_000, wait)).toEqual({ acquired: false, position: 1 })
+    const refused = await b.acquire(key, 'b', 10_000, wait)
+    expect(refused).toMatchObject({ acquired: false, position: 0 })
+    expect(!refused.acquired && refused.expiresIn).toBeLessThanOrEqual(300)
     const refusedAt = performance.now()
     await sleep(350)
     // A waiter that joined behind the dead one is now second, not third.
@@ -137,10 +147,11 @@ describe('FIFO wait queue (store level, four connections)', () => {
       await a.acquire(key, 'a', 10_000, wait)
       await sleep(100)
       expect(heard).toEqual({ a: [], b: [], listening: [] })
-      // The lock is freed and b (first now) is told; b gives up: a is told next and gets it.
+      // The lock is handed to b (first now), and b is told; b gives up before claiming it: the grant goes
+      // on to a, which is told next and gets it.
       await holder.release(key, 'h')
       await until(() => heard.b.length === 1)
-      expect(await a.acquire(key, 'a', 10_000, wait)).toEqual({ acquired: false, position: 1 })
+      expect(await a.acquire(key, 'a', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
       await b.leaveQueue(key, 'b')
       await b.leaveQueue(key, 'b')
       await until(() => heard.a.length === 1)
@@ -172,7 +183,8 @@ describe('FIFO wait queue (store level, four connections)', () => {
       await b.acquire(key, 'b', 10_000, wait)
       await holder.release(key, 'h')
       await until(() => heardA.length === 1)
-      // a never claims: after its place lease b is first, and a newcomer still cannot barge.
+      // a never claims the lock handed to it: after its place lease b is first, and a newcomer still
+      // cannot barge.
       await sleep(350)
       expect(await holder.acquire(key, 'x', 10_000)).toEqual({ acquired: false })
       await token(b, key, 'b', wait.lease)
@@ -201,7 +213,7 @@ describe('FIFO wait queue (store level, four connections)', () => {
     expect(await admin.hlen(queueInboxes)).toBe(0)
     // Renewed through our store, the place records its inbox; renewed again without one, it forgets it.
     expect(await a.acquire(key, 'w', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
-    expect(await admin.hget(queueInboxes, 'w')).toMatch(/^verrou:inbox:/)
+    expect(await admin.hget(queueInboxes, 'w')).toMatch(/^verrou:heir:/)
     await joinWithoutInbox()
     expect(await admin.hlen(queueInboxes)).toBe(0)
     const listener = connect()
