@@ -1,4 +1,5 @@
 export { type EvictionPolicyAction, type MemoryPolicy, mayEvict, parseMemoryInfo } from './eviction.js'
+export { type InboxMessage, readInboxMessage } from './inbox_message.js'
 export {
   DEFAULT_PREFIX,
   invalidOwnerReason,

@@ -160,12 +160,13 @@ export abstract class ScriptedLockStore implements LockStore {
   protected abstract readMemoryInfo(): Promise<unknown[]>
 
   /**
-   * The channel this store's process listens on for the waiters it queues (the next waiter is told there,
-   * and nobody else is woken), or '' to be told on each key's own channel. A store whose inbox begins with
+   * The channel this store's process listens on for its waiters on the key whose releases go to
+   * `channel` (as `releaseChannel` gave it): the next waiter is told there (see `readInboxMessage`), and
+   * nobody else is woken. '' to be told on the key's channel. A store whose inbox begins with
    * `verrou:heir:` is handed locks (see hand_over in lua_helpers.ts): it passes what its inbox hears to
    * `heardHandOver`.
    */
-  protected inbox(): string {
+  protected inbox(_channel: string): string {
     return ''
   }
 
@@ -196,10 +197,14 @@ export abstract class ScriptedLockStore implements LockStore {
    */
   async acquire(key: string, owner: string, ttl: number | null, wait?: WaitOptions): Promise<AcquireResult> {
     const lease = wait === undefined ? '' : String(checkPlaceLease(wait))
-    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease, wait === undefined ? '' : this.inbox()]
-    // Only a waiter has a place a release can hand the lock to. Uncontended calls pay a size check.
-    if (wait !== undefined && this.#heirs.size > 0) {
-      const handed = this.#heirs.take(releaseChannel(lockKey(this.#prefix, key)), owner, performance.now())
+    const lock = lockKey(this.#prefix, key)
+    // Only a waiter has a place a release can hand the lock to, and an inbox. `channel`: where the scripts
+    // announce this key's releases, as they are given it.
+    const channel = wait === undefined ? '' : this.releaseChannel(releaseChannel(lock))
+    const inbox = wait === undefined ? '' : this.inbox(channel)
+    const args = [checkOwner(owner), ttlArgument(checkTtl(ttl)), this.#grace, lease, inbox]
+    if (this.#heirs.size > 0 && wait !== undefined) {
+      const handed = this.#heirs.take(channel, owner, performance.now())
       if (handed !== undefined) return this.#answerHandOver(key, owner, ttl, handed.token, handed.lease)
     }
     // Each operation awaits the script directly, no wrapper, and builds only the keys it sends: it runs on every call.
@@ -207,21 +212,17 @@ export abstract class ScriptedLockStore implements LockStore {
       const checking = this.#eviction.ensure()
       if (checking !== undefined) await checking
       const sentAt = wait === undefined ? 0 : performance.now()
-      const reply = await this.runScript('acquire', scriptKeys(lockKey(this.#prefix, key)), args)
+      const reply = await this.runScript('acquire', scriptKeys(lock), args)
       const result = parseAcquireReply(reply, wait !== undefined, true)
-      if (wait !== undefined) this.#notePlace(key, owner, result.acquired ? undefined : placeNumber(reply), sentAt, wait.lease)
+      if (wait === undefined) return result
+      if (!result.acquired && inbox.startsWith(HEIR_INBOX_PREFIX)) {
+        this.#heirs.placed(channel, owner, sentAt, wait.lease, String(placeNumber(reply)))
+      } else if (this.#heirs.size > 0) {
+        this.#heirs.forget(channel, owner)
+      }
       return result
     } catch (error) {
       throw this.#failure(error, 'acquire', key)
-    }
-  }
-
-  /** After an attempt with `wait`: `owner` holds the place `place` (undefined: none, it was granted). */
-  #notePlace(key: string, owner: string, place: number | undefined, sentAt: number, lease: number): void {
-    if (place === undefined) {
-      if (this.#heirs.size > 0) this.#heirs.forget(releaseChannel(lockKey(this.#prefix, key)), owner)
-    } else if (this.inbox().startsWith(HEIR_INBOX_PREFIX)) {
-      this.#heirs.placed(releaseChannel(lockKey(this.#prefix, key)), owner, sentAt, lease, String(place))
     }
   }
 
@@ -293,7 +294,7 @@ export abstract class ScriptedLockStore implements LockStore {
   async leaveQueue(key: string, owner: string): Promise<void> {
     const keys = this.lockKeys(key)
     const args = [checkOwner(owner), this.releaseChannel(keys.channel), this.#grace]
-    if (this.#heirs.size > 0) this.#heirs.forget(keys.channel, owner)
+    if (this.#heirs.size > 0) this.#heirs.forget(this.releaseChannel(keys.channel), owner)
     try {
       await this.#eviction.ensure()
       parseFlagReply(await this.runScript('leave queue', scriptKeys(keys.lock), args), 'leave queue')

@@ -4,6 +4,7 @@ import {
   HEIR_INBOX_PREFIX,
   LOCK_SCRIPTS,
   type LockScript,
+  readInboxMessage,
   ScriptedLockStore,
   type ScriptedStoreOptions,
   type SharedSubscribe,
@@ -94,7 +95,7 @@ export class RedisStore extends ScriptedLockStore {
     return this.#subscribe(this.lockKeys(key).channel, key, listener, true)
   }
 
-  protected override inbox(): string {
+  protected override inbox(_channel: string): string {
     return this.#inbox
   }
 
@@ -262,46 +263,6 @@ export class RedisStore extends ScriptedLockStore {
     if (connection.nodes('master').length === 0) await connection.info('memory')
     return Promise.all(connection.nodes('master').map((master) => master.info('memory')))
   }
-}
-
-interface InboxMessage {
-  channel: string
-  owner: string
-  /** Set when a release handed the lock to `owner` (see hand_over in the scripts). */
-  handOver?: { token: number; place: number }
-}
-
-/**
- * `<channel length in bytes>:<channel><owner>`, as the scripts publish on an inbox, after
- * `<token>,<place number>,` for a hand-over; undefined if malformed.
- */
-function readInboxMessage(message: Buffer): InboxMessage | undefined {
-  let start = 0
-  let handOver: InboxMessage['handOver']
-  const firstComma = message.indexOf(0x2c)
-  const firstColon = message.indexOf(0x3a)
-  if (firstComma > 0 && (firstColon < 0 || firstComma < firstColon)) {
-    const secondComma = message.indexOf(0x2c, firstComma + 1)
-    if (secondComma < 0) return undefined
-    const token = Number(message.toString('latin1', 0, firstComma))
-    const place = Number(message.toString('latin1', firstComma + 1, secondComma))
-    if (!isWholePositive(token) || !isWholePositive(place)) return undefined
-    handOver = { token, place }
-    start = secondComma + 1
-  }
-  const colon = message.indexOf(0x3a, start)
-  if (colon <= start) return undefined
-  const lengthText = message.toString('latin1', start, colon)
-  const length = Number(lengthText)
-  const end = colon + 1 + length
-  if (!/^\d+$/.test(lengthText) || !Number.isSafeInteger(length) || end >= message.length) return undefined
-  const told: InboxMessage = { channel: message.toString('utf8', colon + 1, end), owner: message.toString('utf8', end) }
-  if (handOver !== undefined) told.handOver = handOver
-  return told
-}
-
-function isWholePositive(value: number): boolean {
-  return Number.isSafeInteger(value) && value > 0
 }
 
 function isNoScript(error: unknown): boolean {

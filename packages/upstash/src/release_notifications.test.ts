@@ -1,10 +1,10 @@
 import { LockFactory } from '@verrou/core'
 import { lockKeys } from '@verrou/redis-scripts'
-import { commandCalls, type PrivateRedis, startPrivateRedis } from '@verrou/test-utils/redis-server'
+import { commandCalls, type PrivateRedis } from '@verrou/test-utils/redis-server'
 import { startUpstashRestServer, type UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import type { Redis as IORedis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { client, uniqueKey } from '../test/setup.js'
+import { client, type PrivateRestServer, startPrivateRestServer, uniqueKey } from '../test/setup.js'
 import { announcedOwner } from './release_subscriptions.js'
 import { type UpstashConnection, UpstashStore } from './store.js'
 import { streamChannel } from './stream_channel.js'
@@ -25,6 +25,7 @@ const slowRetry = { retry: { delay: '5s', timeout: '20s' } } as const
  */
 const WAKE_BOUND_MS = 300
 
+let env: PrivateRestServer
 let redis: PrivateRedis
 let server: UpstashRestServer
 let admin: IORedis
@@ -50,16 +51,13 @@ function stateAfter(promise: Promise<unknown>, ms: number): Promise<unknown> {
 }
 
 beforeAll(async () => {
-  redis = await startPrivateRedis()
-  server = await startUpstashRestServer({ redisUrl: redis.url, token: 'notifications-token' })
-  admin = redis.connect()
+  env = await startPrivateRestServer('notifications-token')
+  ;({ redis, server, admin } = env)
 })
 
 afterAll(async () => {
   for (const store of stores) await store.close()
-  admin?.disconnect()
-  await server?.close()
-  await redis?.dispose()
+  await env?.close()
 })
 
 describe('release notifications over event streams', () => {

@@ -20,6 +20,12 @@ export type SubscribeToChannels = (channels: string[]) => UpstashSubscriber
  */
 const SUBSCRIBE_TIMEOUT_MS = 2_000
 
+/**
+ * Reads a message heard on `heard` (a stream opened on `channel`): the owner it names, if any. A reader may
+ * also take note of what else the message says (a hand-over).
+ */
+export type MessageReader = (channel: string, heard: string, message: unknown) => string | undefined
+
 interface ChannelSubscription {
   subscriber: UpstashSubscriber
   listeners: Set<(next?: string) => void>
@@ -40,11 +46,19 @@ export class ReleaseSubscriptions {
     this.#subscribe = subscribe
   }
 
-  /** Calls `listener(next)` for each announcement on `channel`; `next` names the waiter it is for. */
-  async listen(channel: string, key: string, listener: (next?: string) => void): Promise<Unsubscribe> {
+  /**
+   * Calls `listener(next)` for each announcement on `channel`; `next` names the waiter it is for, as `read`
+   * finds it in the message (by default, the message is the owner id).
+   */
+  async listen(
+    channel: string,
+    key: string,
+    listener: (next?: string) => void,
+    read: MessageReader = announcedOwner,
+  ): Promise<Unsubscribe> {
     let entry = this.#channels.get(channel)
     if (entry === undefined) {
-      entry = this.#open(channel)
+      entry = this.#open(channel, read)
       this.#channels.set(channel, entry)
     }
     const subscription = entry
@@ -74,7 +88,7 @@ export class ReleaseSubscriptions {
     for (const subscription of open) subscription.subscriber.unsubscribe().catch(() => {})
   }
 
-  #open(channel: string): ChannelSubscription {
+  #open(channel: string, read: MessageReader): ChannelSubscription {
     const subscriber = this.#subscribe([channel])
     if (subscriber === null || typeof subscriber !== 'object' || typeof subscriber.on !== 'function') {
       const failed = Promise.reject(new Error('connection.subscribe() did not return an @upstash/redis subscriber'))
@@ -89,7 +103,7 @@ export class ReleaseSubscriptions {
     // Settled (or timed out) by `listen`; an error after that must not be an unhandled rejection.
     ready.catch(() => {})
     subscriber.on('message', ({ channel: heard, message }) => {
-      const next = announcedOwner(channel, heard, message)
+      const next = read(channel, heard, message)
       for (const listener of [...listeners]) listener(next)
     })
     return { subscriber, listeners, ready }

@@ -2,8 +2,10 @@ import type { Redis } from '@upstash/redis'
 import { errors, type Unsubscribe } from '@verrou/core'
 // One source of truth for both Redis stores, a private workspace package that tsup bundles into dist.
 import {
+  HEIR_INBOX_PREFIX,
   LOCK_SCRIPTS,
   type LockScript,
+  readInboxMessage,
   ScriptedLockStore,
   type ScriptedStoreOptions,
   type SharedSubscribe,
@@ -71,7 +73,9 @@ export class UpstashStore extends ScriptedLockStore {
   /**
    * Present when releases are announced: calls `listener(next)` whenever `key` is released or
    * force-released while a live waiter is queued (`next`: that waiter's owner id), or when the first
-   * waiter leaves the queue of a free lock. One event stream per key and process, shared by its listeners.
+   * waiter leaves the queue of a free lock. One event stream per key and process, shared by its listeners:
+   * on the key's inbox, which this store's waiters record with their places, so that a release can hand
+   * the lock straight to them (see `inbox`).
    */
   declare readonly subscribeToReleases?: (key: string, listener: (next?: string) => void) => Promise<Unsubscribe>
 
@@ -88,7 +92,10 @@ export class UpstashStore extends ScriptedLockStore {
     if (announces(options)) {
       const subscriptions = new ReleaseSubscriptions((channels) => connection.subscribe!(channels) as UpstashSubscriber)
       this.#subscriptions = subscriptions
-      this.subscribeToReleases = (key, listener) => subscriptions.listen(streamChannel(this.lockKeys(key).channel), key, listener)
+      this.subscribeToReleases = (key, listener) => {
+        const inbox = this.inbox(streamChannel(this.lockKeys(key).channel))
+        return subscriptions.listen(inbox, key, listener, (channel, heard, message) => this.#readInbox(channel, heard, message))
+      }
     }
   }
 
@@ -98,6 +105,28 @@ export class UpstashStore extends ScriptedLockStore {
    */
   protected override releaseChannel(channel: string): string {
     return this.#subscriptions === undefined ? '' : streamChannel(channel)
+  }
+
+  /**
+   * A key's inbox, where the scripts tell this store's waiters on that key (one event stream per key, as
+   * before): `verrou:heir:` and the key's channel. Its prefix tells the scripts that this store reads
+   * hand-overs. None without announcements: nobody would hear it.
+   */
+  protected override inbox(channel: string): string {
+    return channel === '' ? '' : `${HEIR_INBOX_PREFIX}${channel}`
+  }
+
+  /**
+   * Reads what a key's inbox heard: an announcement or a hand-over (taken note of before the waiter is
+   * woken, so that its attempt finds it), naming the waiter it is for. The client may have decoded a
+   * message as JSON, but these never read as JSON: they begin with digits and a `:` or `,`.
+   */
+  #readInbox(channel: string, heard: string, message: unknown): string | undefined {
+    if (heard !== channel || typeof message !== 'string') return undefined
+    const told = readInboxMessage(new TextEncoder().encode(message))
+    if (told === undefined) return undefined
+    if (told.handOver !== undefined) this.heardHandOver(told.channel, told.owner, told.handOver.place, told.handOver.token)
+    return told.owner
   }
 
   /** Called by the base constructor, before `#subscriptions` exists: decides from the options alone. */

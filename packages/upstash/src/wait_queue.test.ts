@@ -1,10 +1,10 @@
 import { errors } from '@verrou/core'
 import { lockKeys } from '@verrou/redis-scripts'
-import { commandCalls, type PrivateRedis, startPrivateRedis } from '@verrou/test-utils/redis-server'
-import { startUpstashRestServer, type UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
+import { commandCalls } from '@verrou/test-utils/redis-server'
+import type { UpstashRestServer } from '@verrou/test-utils/upstash-rest-server'
 import type { Redis as IORedis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { client, uniqueKey } from '../test/setup.js'
+import { client, type PrivateRestServer, startPrivateRestServer, uniqueKey } from '../test/setup.js'
 import { UpstashStore } from './store.js'
 
 /**
@@ -15,24 +15,21 @@ const prefix = 'verrou-test:'
 const wait = { lease: 10_000 }
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-let redis: PrivateRedis
+let env: PrivateRestServer
 let server: UpstashRestServer
 let admin: IORedis
 let stores: UpstashStore[] = []
 
 beforeAll(async () => {
-  redis = await startPrivateRedis()
-  server = await startUpstashRestServer({ redisUrl: redis.url, token: 'wait-queue-token' })
-  admin = redis.connect()
+  env = await startPrivateRestServer('wait-queue-token')
+  ;({ server, admin } = env)
   stores = [false, true, false, true].map(
     (enableAutoPipelining) => new UpstashStore({ connection: client(server, { enableAutoPipelining }), prefix }),
   )
 })
 
 afterAll(async () => {
-  admin?.disconnect()
-  await server?.close()
-  await redis?.dispose()
+  await env?.close()
 })
 
 async function token(store: UpstashStore, key: string, owner: string, lease?: number): Promise<number> {
@@ -50,9 +47,11 @@ describe('FIFO wait queue over REST', () => {
     expect(await a.acquire(key, 'a', 10_000, wait)).toMatchObject({ acquired: false, position: 0 })
     expect(await b.acquire(key, 'b', 10_000, wait)).toMatchObject({ acquired: false, position: 1 })
     expect(await c.acquire(key, 'c', 10_000, wait)).toMatchObject({ acquired: false, position: 2 })
+    // The release hands the lock to a (its store announces, so its place names an inbox): a leaves the
+    // queue, and holds the lock until it asks. Nobody else gets it, the releaser included.
     expect(await holder.release(key, 'h')).toBe(true)
-    expect(await holder.acquire(key, 'h', 10_000)).toEqual({ acquired: false })
-    expect(await c.acquire(key, 'c', 10_000, wait)).toEqual({ acquired: false, position: 2 })
+    expect(await holder.acquire(key, 'h', 10_000)).toMatchObject({ acquired: false })
+    expect(await c.acquire(key, 'c', 10_000, wait)).toMatchObject({ acquired: false, position: 1 })
     tokens.push(await token(a, key, 'a', wait.lease))
     await a.release(key, 'a')
     tokens.push(await token(b, key, 'b', wait.lease))
@@ -73,8 +72,11 @@ describe('FIFO wait queue over REST', () => {
     await dying.acquire(key, 'dying', 10_000, { lease: 300 })
     await b.acquire(key, 'b', 10_000, wait)
     await c.acquire(key, 'c', 10_000, wait)
+    // Handed to the dying waiter: held for what is left of its place lease, then free.
     await holder.release(key, 'h')
-    expect(await b.acquire(key, 'b', 10_000, wait)).toEqual({ acquired: false, position: 1 })
+    const refused = await b.acquire(key, 'b', 10_000, wait)
+    expect(refused).toMatchObject({ acquired: false, position: 0 })
+    expect(!refused.acquired && refused.expiresIn).toBeLessThanOrEqual(300)
     await sleep(350)
     expect(await c.acquire(key, 'c', 10_000, wait)).toEqual({ acquired: false, position: 1 })
     await b.leaveQueue(key, 'b')
