@@ -120,3 +120,29 @@ test('without release notifications a waiter keeps no inbox: the lock is freed f
   expect(await waiter.store.acquire(key, 'w', 10_000, { lease: 10_000 })).toMatchObject({ acquired: true })
   await waiter.store.release(key, 'w')
 })
+
+test('an owner id that reads as JSON ("0042") is heard as itself, in every listening invocation; only its own store answers it', async () => {
+  const key = uniqueKey('json-owner')
+  const [holder, heir, other] = [invocation(), invocation(), invocation()]
+  await holder.store.acquire(key, 'h', 10_000)
+  // Every invocation waiting on the key listens on its inbox; the message names the one it is for.
+  const heard: Record<string, (string | undefined)[]> = { heir: [], other: [] }
+  const offs = [
+    await heir.store.subscribeToReleases!(key, (next) => heard.heir!.push(next)),
+    await other.store.subscribeToReleases!(key, (next) => heard.other!.push(next)),
+  ]
+  await heir.store.acquire(key, '0042', 30_000, { lease: 10_000 })
+  await other.store.acquire(key, '42', 30_000, { lease: 10_000 })
+  await holder.store.release(key, 'h')
+  await waitFor(() => heard.heir!.length > 0 && heard.other!.length > 0, 'the announcement')
+  expect(heard).toEqual({ heir: ['0042'], other: ['0042'] })
+  const [heirBefore, otherBefore] = [heir.counted.scripts, other.counted.scripts]
+  expect(await heir.store.acquire(key, '0042', 30_000, { lease: 10_000 })).toMatchObject({ acquired: true, handedOver: {} })
+  expect(heir.counted.scripts).toBe(heirBefore)
+  // The other store heard the same message, but holds no place for that owner: it asks Redis, and waits.
+  expect(await other.store.acquire(key, '42', 30_000, { lease: 10_000 })).toMatchObject({ acquired: false, position: 0 })
+  expect(other.counted.scripts).toBe(otherBefore + 1)
+  await heir.store.release(key, '0042')
+  await other.store.leaveQueue(key, '42')
+  for (const off of offs) await off()
+})
