@@ -77,7 +77,8 @@ export const MIN_FENCING_COUNTER_GRACE = 1_000
  * is a storage error: never "not acquired" or "not owned".
  *
  * A queueing store: each key has a FIFO queue of waiters on the server, kept by the same scripts (see
- * scripts.ts), so the lock goes to the longest live waiter across processes and nobody barges in.
+ * scripts.ts), so the lock goes to the longest live waiter across processes and nobody barges in. A store
+ * with an inbox is handed locks: its waiter is told it holds the lock, and answered without a round trip.
  */
 export abstract class ScriptedLockStore implements LockStore {
   readonly #prefix: string

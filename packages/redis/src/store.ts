@@ -44,7 +44,8 @@ interface ChannelSubscription {
 /**
  * Locks in Redis through ioredis: every operation is one atomic script (sent by SHA, by source the first
  * time a server lacks it) or one EXISTS, so Redis's clock alone decides expiry and the order of waiters.
- * Waiters queue FIFO on the server, and a release is announced (pub/sub) to the first live waiter only.
+ * Waiters queue FIFO on the server, and a release hands the lock to the first live waiter and tells its
+ * process only (pub/sub), whose `acquire()` then resolves without asking again.
  * Works on a single server and on Redis Cluster (a lock, its fencing counter and its queue share a hash slot).
  */
 export class RedisStore extends ScriptedLockStore {
