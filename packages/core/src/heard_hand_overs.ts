@@ -1,3 +1,5 @@
+import { pairId } from './pair_id.js'
+
 /** A waiter's place as the last attempt that refused it left it. */
 interface Place {
   /** performance.now() just before that attempt was sent. */
@@ -30,7 +32,7 @@ export class HeardHandOvers {
   /** An attempt sent at `sentAt` was refused and left `owner` holding `place`, for `lease` ms. */
   placed(key: string, owner: string, sentAt: number, lease: number, place: string): void {
     if (this.#places.size >= SWEEP_ABOVE) this.#sweep(sentAt)
-    const id = pairOf(key, owner)
+    const id = pairId(key, owner)
     const known = this.#places.get(id)
     // A hand-over heard while this attempt was out stays, when it was for this same place.
     const handedToken = known?.place === place ? known.handedToken : undefined
@@ -39,19 +41,19 @@ export class HeardHandOvers {
 
   /** `owner` holds no place any more (granted, or leaving the queue). */
   forget(key: string, owner: string): void {
-    this.#places.delete(pairOf(key, owner))
+    this.#places.delete(pairId(key, owner))
   }
 
   /** A hand-over of `place` to `owner`, with `token`, was heard. */
   heard(key: string, owner: string, place: string, token: number): void {
-    const known = this.#places.get(pairOf(key, owner))
+    const known = this.#places.get(pairId(key, owner))
     if (known === undefined || known.place !== place || !Number.isSafeInteger(token)) return
     known.handedToken = token
   }
 
   /** Something heard since took any hand-over to `owner` back (a force release, a leave): it is dropped. */
   withdrawn(key: string, owner: string): void {
-    const known = this.#places.get(pairOf(key, owner))
+    const known = this.#places.get(pairId(key, owner))
     if (known !== undefined) known.handedToken = undefined
   }
 
@@ -62,7 +64,7 @@ export class HeardHandOvers {
    * grant still there).
    */
   take(key: string, owner: string, now: number): { token: number; lease: number } | undefined {
-    const id = pairOf(key, owner)
+    const id = pairId(key, owner)
     const known = this.#places.get(id)
     if (known?.handedToken === undefined) return undefined
     this.#places.delete(id)
@@ -73,9 +75,4 @@ export class HeardHandOvers {
   #sweep(now: number): void {
     for (const [id, known] of this.#places) if (known.sentAt + known.lease < now) this.#places.delete(id)
   }
-}
-
-/** One string per (key, owner): the key's length first, so no two pairs join to the same string. */
-function pairOf(key: string, owner: string): string {
-  return `${key.length}:${key}${owner}`
 }

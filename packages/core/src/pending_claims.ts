@@ -1,3 +1,5 @@
+import { pairId } from './pair_id.js'
+
 /**
  * For a store that answers a handed-over lock without a round trip (see `HandOver`): the share of the claim
  * window to wait before claiming. A holder that releases sooner (most, on a busy key) never sends the
@@ -26,7 +28,7 @@ export class PendingClaims {
    * does; `false` when called off.
    */
   schedule(key: string, owner: string, delay: number, claim: () => Promise<boolean>): Promise<boolean> {
-    const pair = pairOf(key, owner)
+    const pair = pairId(key, owner)
     return new Promise<boolean>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#cancels.delete(pair)
@@ -44,15 +46,10 @@ export class PendingClaims {
   /** Calls off `owner`'s claim of `key` not sent yet, if any: it settles `false`. For the store's release. */
   cancel(key: string, owner: string): void {
     if (this.#cancels.size === 0) return
-    const pair = pairOf(key, owner)
+    const pair = pairId(key, owner)
     const cancel = this.#cancels.get(pair)
     if (cancel === undefined) return
     this.#cancels.delete(pair)
     cancel()
   }
-}
-
-/** One string per (key, owner): the key's length first, so no two pairs join to the same string. */
-function pairOf(key: string, owner: string): string {
-  return `${key.length}:${key}${owner}`
 }

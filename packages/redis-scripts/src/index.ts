@@ -1,5 +1,5 @@
 export { type EvictionPolicyAction, type MemoryPolicy, mayEvict, parseMemoryInfo } from './eviction.js'
-export { type InboxMessage, readInboxMessage } from './inbox_message.js'
+export type { InboxMessage } from './inbox_message.js'
 export {
   DEFAULT_PREFIX,
   invalidOwnerReason,

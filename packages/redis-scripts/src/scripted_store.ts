@@ -10,6 +10,7 @@ import {
   type WaitOptions,
 } from '@verrou/core'
 import { consoleLogger, EVICTION_POLICY_ACTIONS, EvictionCheck, type EvictionPolicyAction } from './eviction.js'
+import { type InboxMessage, readInboxMessage } from './inbox_message.js'
 import {
   DEFAULT_PREFIX,
   invalidOwnerReason,
@@ -87,7 +88,7 @@ export abstract class ScriptedLockStore implements LockStore {
 
   /** How storage errors name this store, e.g. "Upstash lock store". */
   readonly #errorName: string
-  /** The places of this store's waiters, for the hand-overs its inbox hears (see `heardHandOver`). */
+  /** The places of this store's waiters, for the hand-overs its inbox hears (see `readInbox`). */
   readonly #heirs = new HeardHandOvers()
   /** Claims of locks handed over, put off until a quarter of the claim window (see `claimDelay`). */
   readonly #claims = new PendingClaims()
@@ -165,18 +166,22 @@ export abstract class ScriptedLockStore implements LockStore {
    * `channel` (as `releaseChannel` gave it): the next waiter is told there (see `readInboxMessage`), and
    * nobody else is woken. '' to be told on the key's channel. A store whose inbox begins with
    * `verrou:heir:` is handed locks (see hand_over in lua_helpers.ts): it passes what its inbox hears to
-   * `heardHandOver`.
+   * `readInbox`.
    */
   protected inbox(_channel: string): string {
     return ''
   }
 
   /**
-   * The inbox heard that a release handed the lock announced on `channel` to `owner`, for its place
-   * `place`, with `token`: the waiter's next attempt is answered at once, if it still holds that place.
+   * Reads what an inbox heard (see `readInboxMessage`): undefined if malformed. A hand-over is noted first,
+   * so that the waiter's next attempt, woken by this message, is answered at once if it still holds the
+   * place the message names.
    */
-  protected heardHandOver(channel: string, owner: string, place: number, token: number): void {
-    this.#heirs.heard(channel, owner, String(place), token)
+  protected readInbox(message: Uint8Array): InboxMessage | undefined {
+    const told = readInboxMessage(message)
+    if (told?.handOver !== undefined)
+      this.#heirs.heard(told.channel, told.owner, String(told.handOver.place), told.handOver.token)
+    return told
   }
 
   /** The channel the scripts announce the next waiter on: `channel`, or '' to announce nothing (a store nobody can subscribe through). */

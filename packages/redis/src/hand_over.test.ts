@@ -284,3 +284,44 @@ test('an heir that died holds the next waiter up for its place lease at most, an
   expect(waiting.fencingToken).toBeGreaterThan(holderToken + 1)
   await waiting.release()
 })
+
+test('a waiter queued by an older store (an inbox without the heir prefix) is announced and takes the lock itself, as before', async () => {
+  const key = uniqueKey('older-store')
+  const holder = processStore()
+  const keys = lockKeys(prefix, key)
+  await holder.store.acquire(key, 'h', 10_000)
+  // The acquire script as an older store sends it: its inbox is `verrou:inbox:<id>`.
+  const olderInbox = `verrou:inbox:${key}`
+  const join = () =>
+    admin.evalsha(
+      createHash('sha1').update(LOCK_SCRIPTS.acquire).digest('hex'),
+      5,
+      keys.lock,
+      keys.fence,
+      keys.queue,
+      keys.queueLeases,
+      keys.queueInboxes,
+      'old',
+      '10000',
+      '3600000',
+      '10000',
+      olderInbox,
+    )
+  await join()
+  const listener = connect()
+  const heard: string[] = []
+  listener.on('message', (_channel: string, message: string) => heard.push(message))
+  await listener.subscribe(olderInbox)
+  try {
+    expect(await holder.store.release(key, 'h')).toBe(true)
+    // Freed, not handed: the plain message, and the waiter's own attempt takes the lock.
+    expect(await admin.exists(keys.lock)).toBe(0)
+    await waitFor(() => heard.length === 1, 'the older store to be told')
+    expect(heard).toEqual([`${Buffer.byteLength(keys.channel)}:${keys.channel}old`])
+    expect(await join()).toBeGreaterThan(0)
+    expect((await holderOf(key))?.toString()).toBe('old')
+  } finally {
+    await listener.quit()
+    await admin.del(keys.lock)
+  }
+})

@@ -4,7 +4,6 @@ import {
   HEIR_INBOX_PREFIX,
   LOCK_SCRIPTS,
   type LockScript,
-  readInboxMessage,
   ScriptedLockStore,
   type ScriptedStoreOptions,
   type SharedSubscribe,
@@ -211,12 +210,8 @@ export class RedisStore extends ScriptedLockStore {
     })
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (!channel.equals(this.#inboxBytes)) return
-      const told = readInboxMessage(message)
+      const told = this.readInbox(message)
       if (told === undefined) return
-      // Recorded before the waiter is woken, so that its attempt finds the grant.
-      if (told.handOver !== undefined) {
-        this.heardHandOver(told.channel, told.owner, told.handOver.place, told.handOver.token)
-      }
       const entry = this.#channels.get(told.channel)
       if (entry === undefined) {
         if (this.#subscriber === subscriber) this.#unheard.keep(told.channel, told.owner)

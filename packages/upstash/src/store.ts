@@ -5,7 +5,6 @@ import {
   HEIR_INBOX_PREFIX,
   LOCK_SCRIPTS,
   type LockScript,
-  readInboxMessage,
   ScriptedLockStore,
   type ScriptedStoreOptions,
   type SharedSubscribe,
@@ -94,7 +93,9 @@ export class UpstashStore extends ScriptedLockStore {
       this.#subscriptions = subscriptions
       this.subscribeToReleases = (key, listener) => {
         const inbox = this.inbox(streamChannel(this.lockKeys(key).channel))
-        return subscriptions.listen(inbox, key, listener, (channel, heard, message) => this.#readInbox(channel, heard, message))
+        return subscriptions.listen(inbox, key, listener, (channel, heard, message) =>
+          this.#ownerFromEvent(channel, heard, message),
+        )
       }
     }
   }
@@ -121,12 +122,9 @@ export class UpstashStore extends ScriptedLockStore {
    * woken, so that its attempt finds it), naming the waiter it is for. The client may have decoded a
    * message as JSON, but these never read as JSON: they begin with digits and a `:` or `,`.
    */
-  #readInbox(channel: string, heard: string, message: unknown): string | undefined {
+  #ownerFromEvent(channel: string, heard: string, message: unknown): string | undefined {
     if (heard !== channel || typeof message !== 'string') return undefined
-    const told = readInboxMessage(new TextEncoder().encode(message))
-    if (told === undefined) return undefined
-    if (told.handOver !== undefined) this.heardHandOver(told.channel, told.owner, told.handOver.place, told.handOver.token)
-    return told.owner
+    return this.readInbox(new TextEncoder().encode(message))?.owner
   }
 
   /** Called by the base constructor, before `#subscriptions` exists: decides from the options alone. */
