@@ -2,6 +2,7 @@ import { describeStore, describeValue, quoteKey } from './describe_value.js'
 import { E_LOCK_STORAGE_ERROR, isVerrouError, type VerrouError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { AcquireResult, HandOver, LockStore, WaitOptions } from './store.js'
+import { TimeoutWatch } from './timeout_watch.js'
 import { type CancelTimer, monotonicNow, startTimer } from './timer.js'
 
 /** What bounds one call besides the operation timeout: an abort signal, a deadline on the monotonic clock. */
@@ -25,10 +26,12 @@ export interface StoreContext {
   readonly operationTimeout: number
   /** The store's name in error messages. */
   readonly storeName: string
+  /** Times every call out after `operationTimeout`, on one timer. */
+  readonly timeouts: TimeoutWatch
 }
 
 export function storeContext(store: LockStore, logger: Logger, operationTimeout: number): StoreContext {
-  return { store, logger, operationTimeout, storeName: describeStore(store) }
+  return { store, logger, operationTimeout, storeName: describeStore(store), timeouts: new TimeoutWatch(operationTimeout) }
 }
 
 /** Whether a `Lock` holds its lock as far as it knows. */
@@ -112,6 +115,7 @@ export class StoreCalls {
   readonly #owner: string
   readonly #logger: Logger
   readonly #timeout: number
+  readonly #timeouts: TimeoutWatch
   readonly #storeName: string
   readonly #holder: Holder
   /**
@@ -132,6 +136,7 @@ export class StoreCalls {
     this.#owner = owner
     this.#logger = context.logger
     this.#timeout = context.operationTimeout
+    this.#timeouts = context.timeouts
     this.#storeName = context.storeName
     this.#holder = holder
   }
@@ -284,8 +289,8 @@ export class StoreCalls {
 
   /**
    * One store call, already sent: `pending` is what the store returned. On the hot path of every operation.
-   * The operation timeout (and the deadline) are armed one microtask later, and only if the call has not
-   * settled by then: a store that answers at once (a reply already resolved) costs no timer at all. The
+   * The operation timeout (on the factory's one timer, see TimeoutWatch) and the deadline are armed one
+   * microtask later, and only if the call has not settled by then: a store that answers at once costs nothing. The
    * microtask runs before any timer could fire, so the bound is as tight as arming at once; the abort
    * listener is attached at once. `grants`: a reply not acted on is given back (acquire).
    */
@@ -355,7 +360,7 @@ export class StoreCalls {
         RESOLVED.then(() => {
           if (settled) return
           if (timed) {
-            cancelTimeout = startTimer(this.#timeout, () => {
+            cancelTimeout = this.#timeouts.watch(() => {
               if (settled) return
               abandon()
               const message = `${this.#storeName} did not answer ${operation} of lock ${quoteKey(this.#key)} within ${this.#timeout} ms`
