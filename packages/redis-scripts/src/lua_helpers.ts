@@ -25,9 +25,11 @@ end
  * may expire once its key has been unused for the grace: a counter created anew starts from the clock,
  * above every token the old one gave out.
  *
- * The counter's expiry is the grace after the lock's own (none while a lease that never expires is
- * held), plus however far the counter has run ahead of the clock: an expired counter's last token is
- * then always below the clock that the next one starts from.
+ * The counter's expiry is the grace after the lock's own, plus however far the counter has run ahead of
+ * the clock: an expired counter's last token is then always below the clock that the next one starts
+ * from. For a lease that never expires it is the grace after the grant (or the extend): the counter may
+ * then expire while the lock is held, but nobody else can take a token until it is released, and by
+ * then the clock has passed the last token by the grace, as after any other lease.
  *
  * read_fence reads the counter (0 when there is none) and fails on anything but a whole number: scripts
  * call it before their first write, so a foreign value there changes nothing.

@@ -161,23 +161,43 @@ describe('fencing counter', () => {
     await own.forceRelease(key)
   })
 
-  test('a lease that never expires keeps its counter; extend and release move the counter with the lock', async () => {
+  test('a lease that never expires: its counter expires the grace after the grant or extend, and release leaves it', async () => {
     const own = graceful()
     const key = uniqueKey('fence-null')
     const { fence } = lockKeys(prefix, key)
     await take(own, key, null)
-    expect(await redis.pttl(fence)).toBe(-1)
+    expect(await redis.pttl(fence)).toBeGreaterThan(grace - 200)
+    expect(await redis.pttl(fence)).toBeLessThanOrEqual(grace)
     expect(await own.extend(key, 'o', 5_000)).toBe(true)
-    expect(await redis.pttl(fence)).toBeGreaterThan(5_000)
+    expect(await redis.pttl(fence)).toBeGreaterThan(5_000 + grace - 200)
     expect(await redis.pttl(fence)).toBeLessThanOrEqual(5_000 + grace)
     expect(await own.extend(key, 'o', null)).toBe(true)
-    expect(await redis.pttl(fence)).toBe(-1)
+    expect(await redis.pttl(fence)).toBeGreaterThan(grace - 200)
+    expect(await redis.pttl(fence)).toBeLessThanOrEqual(grace)
     expect(await own.release(key, 'o')).toBe(true)
+    expect(await redis.pttl(fence)).toBeGreaterThan(0)
     expect(await redis.pttl(fence)).toBeLessThanOrEqual(grace)
     await take(own, key, null)
     await own.forceRelease(key)
     expect(await redis.pttl(fence)).toBeGreaterThan(0)
     expect(await redis.pttl(fence)).toBeLessThanOrEqual(grace)
+  })
+
+  test('a counter that expired while a lease that never expires was held: nobody else gets a token meanwhile, and the next one is still higher', async () => {
+    const own = graceful()
+    const key = uniqueKey('fence-null-held')
+    const { lock, fence } = lockKeys(prefix, key)
+    const first = await take(own, key, null)
+    await sleep(grace + 200)
+    expect(await redis.exists(fence)).toBe(0)
+    expect(await redis.get(lock)).toBe('o')
+    expect(await own.acquire(key, 'other', 10_000)).toMatchObject({ acquired: false })
+    expect(await own.extend(key, 'o', null)).toBe(true)
+    expect(await own.release(key, 'o')).toBe(true)
+    const next = await own.acquire(key, 'other', 10_000)
+    expect(next.acquired).toBe(true)
+    expect(next.acquired && next.fencingToken).toBeGreaterThan(first)
+    await own.forceRelease(key)
   })
 
   test('a stale owner changes nothing about the counter', async () => {
@@ -229,31 +249,20 @@ describe('fencing counter', () => {
     await redis.del(fence)
   })
 
-  test('a foreign value in the counter fails the release of an endless lease, which would write it; the holder keeps the lock and the counter as they were', async () => {
+  test('a release never reads the counter, whatever the lease: a foreign value there is left for the next acquire to report', async () => {
     const key = uniqueKey('fence-corrupt-release')
     const { lock, fence } = lockKeys(prefix, key)
-    for (const write of [() => redis.set(fence, 'not a number'), () => redis.sadd(fence, 'x')]) {
+    for (const ttl of [10_000, null]) {
+      if (ttl === null) await redis.set(lock, 'o')
+      else await redis.set(lock, 'o', 'PX', ttl)
+      await redis.sadd(fence, 'x')
+      expect(await store.release(key, 'o')).toBe(true)
+      expect(await redis.exists(lock)).toBe(0)
+      expect(await redis.smembers(fence)).toEqual(['x'])
+      await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
+      expect(await store.isLocked(key)).toBe(false)
       await redis.del(fence)
-      await redis.set(lock, 'o')
-      await write()
-      await expect(store.release(key, 'o')).rejects.toSatisfy(expectStorageError('release'))
-      expect(await redis.get(lock)).toBe('o')
-      expect(await redis.pttl(fence)).toBe(-1)
     }
-    await redis.del(lock, fence)
-  })
-
-  test('the release of a lease that ends never reads the counter: a foreign value there is left for the next acquire to report', async () => {
-    const key = uniqueKey('fence-corrupt-finite-release')
-    const { lock, fence } = lockKeys(prefix, key)
-    await redis.set(lock, 'o', 'PX', 10_000)
-    await redis.sadd(fence, 'x')
-    expect(await store.release(key, 'o')).toBe(true)
-    expect(await redis.exists(lock)).toBe(0)
-    expect(await redis.smembers(fence)).toEqual(['x'])
-    await expect(store.acquire(key, 'o', 10_000)).rejects.toSatisfy(expectStorageError('acquire'))
-    expect(await store.isLocked(key)).toBe(false)
-    await redis.del(fence)
   })
 
   test('a token past the largest safe integer is a storage error, and the lock stays free', async () => {
