@@ -58,6 +58,28 @@ async function runClaim(key: string, owner: string, token: number): Promise<numb
 }
 
 describe('MySQL hand-over', () => {
+  test('a holder whose store never saw the queue still hands the lock over: its light release finds the queue, and the full one hands over', async () => {
+    const connection = await createTestConnection()
+    connections.push(connection)
+    const holder = mysqlStore({ connection, tableName, pruneInterval: false })
+    const heir = await processStore()
+    const key = newKey()
+    const first = await heirInLine(key, holder, heir)
+    const executes = async () => {
+      const [[row]] = (await connection.query("SHOW SESSION STATUS LIKE 'Com_stmt_execute'")) as unknown as [[{ Value: string }]]
+      return Number(row.Value)
+    }
+    const before = await executes()
+    expect(await holder.release(key, 'holder')).toBe(true)
+    expect((await executes()) - before).toBe(2)
+    const handed = handedOf(await heir.acquire(key, 'heir', TTL, WAIT))
+    expect(handed.token).toBe(first + 1)
+    // The former holder is a stale owner: both statements refuse it.
+    expect(await holder.release(key, 'holder')).toBe(false)
+    expect(await holder.extend(key, 'holder', TTL)).toBe(false)
+    expect(await heir.release(key, 'heir')).toBe(true)
+  })
+
   test('a waiter that gives up gives back a grant it never saw: the next in line gets the lock at once', async () => {
     const [holder, heir, next] = await Promise.all([processStore(), processStore(), processStore()])
     const key = newKey()

@@ -132,6 +132,11 @@ export interface LockStatements {
    */
   release: Statement
   /**
+   * `release` for a key without a queue: ends the caller's lease only if nobody waits, writing two columns
+   * and evaluating no hand-over. No affected row: not the caller's, or a queue stands (`release` decides).
+   */
+  releaseUnqueued: Statement
+  /**
    * Turns a lock handed to `ownerId` (with `token`, still live) into an ordinary lease of `ttl` for `owner`,
    * and drops any place of the caller's (one it took while the hand-over was under way). `insertId` is the
    * token when claimed, 0 otherwise.
@@ -351,6 +356,9 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
         `wait_queue = IF(${handOverLast}, NULLIF(SUBSTRING(wait_queue, ${PLACE_BYTES + 1}), ''), wait_queue)`,
         `WHERE key_hash = {keyHash} AND ${ownsLease}`,
       ].join(' '),
+    ),
+    releaseUnqueued: statement(
+      `UPDATE ${locks} SET lock_owner = NULL, expires_at = ${NOW_MS} WHERE key_hash = {keyHash} AND ${ownsLease} AND wait_queue IS NULL`,
     ),
     // Conditions only in WHERE, so assignment order does not matter. The same grant already claimed by an
     // extend that overtook the claim (on another connection of a pool) still counts, and gets the ttl again:

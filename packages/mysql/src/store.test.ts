@@ -93,6 +93,8 @@ describe('MysqlStore', () => {
     const store = mysqlStore({ connection: db, tableName, pruneInterval: false })
     // Another process on the same connection: it has not seen the queue `store` made.
     const elsewhere = mysqlStore({ connection: db, tableName, pruneInterval: false })
+    // And one that never meets a queue: its releases try the light statement first.
+    const unqueued = mysqlStore({ connection: db, tableName, pruneInterval: false })
     const statusOf = async () => {
       const [rows] = await db.query<RowDataPacket[]>(
         "SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_stmt_prepare', 'Com_stmt_execute')",
@@ -114,8 +116,13 @@ describe('MysqlStore', () => {
       ['acquire, the queue gone, by the store that saw it lately', 1, (key) => elsewhere.acquire(key, 'third', 10_000)],
       ['extend', 1, (key) => store.extend(key, 'o', 10_000)],
       ['isLocked', 1, (key) => store.isLocked(key)],
+      // `store` saw the queue lately: the full statement at once.
       ['release', 1, (key) => store.release(key, 'o')],
       ['forceRelease', 1, (key) => store.forceRelease(key)],
+      ['acquire by a store that saw no queue', 1, (key) => unqueued.acquire(key, 'fourth', 10_000)],
+      // The light statement refuses a lease not ours, and the full one decides.
+      ['release of a lease not ours', 2, (key) => unqueued.release(key, 'stranger')],
+      ['release with no queue: the light statement alone', 1, (key) => unqueued.release(key, 'fourth')],
     ]
     // Warm up: mysql2 prepares each statement once per connection and caches it.
     const warmKey = newKey()
