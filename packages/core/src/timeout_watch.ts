@@ -1,7 +1,4 @@
-import { type CancelTimer, monotonicNow, startTimer } from './timer.js'
-
-/** The longest delay one setTimeout takes; longer timeouts get a timer of their own (see `watch`). */
-const MAX_TIMER_MS = 2 ** 31 - 1
+import { type CancelTimer, MAX_TIMER_MS, monotonicNow, startTimer } from './timer.js'
 
 interface Watched {
   readonly due: number
@@ -31,6 +28,7 @@ export class TimeoutWatch {
 
   /** Calls `onTimeout` once `ms` have passed, unless the returned function is called first. */
   watch(onTimeout: () => void): CancelTimer {
+    // Longer than one setTimeout takes: a timer of its own, which startTimer chains.
     if (this.#ms > MAX_TIMER_MS) return startTimer(this.#ms, onTimeout)
     const watched: Watched = { due: monotonicNow() + this.#ms, onTimeout }
     this.#watched.add(watched)

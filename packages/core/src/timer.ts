@@ -1,5 +1,5 @@
 /** The longest delay setTimeout honours; a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
+export const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** A monotonic clock for every local deadline and lease estimate: wall-clock steps must not move them. */
 export const monotonicNow = (): number => performance.now()
