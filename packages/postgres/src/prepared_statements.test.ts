@@ -60,9 +60,10 @@ describe('named prepared statements', () => {
       const store = new PostgresStore({ connection: client, tableName, listen: false, pruneInterval: false })
       await exercise(store, 10)
       const prepared = await preparedOn(client)
-      expect(prepared).toHaveLength(6)
-      for (const operation of ['acquire', 'release', 'extend', 'force_release', 'is_locked', 'leave_queue']) {
-        const names = prepared.filter((name) => name.startsWith(`verrou_${operation}_`))
+      const operations = ['acquire', 'acquire_waiting', 'release', 'extend', 'force_release', 'is_locked', 'leave_queue']
+      expect(prepared).toHaveLength(operations.length)
+      for (const operation of operations) {
+        const names = prepared.filter((name) => new RegExp(`^verrou_${operation}_[0-9a-f]{16}$`).test(name))
         expect(names, operation).toHaveLength(1)
         expect(parses.get(names[0]!), operation).toBe(1)
       }
@@ -75,7 +76,7 @@ describe('named prepared statements', () => {
       const otherTable = new PostgresStore({ connection: client, tableName: otherTableName, listen: false, pruneInterval: false })
       try {
         await exercise(otherTable, 2)
-        expect(await preparedOn(client)).toHaveLength(12)
+        expect(await preparedOn(client)).toHaveLength(2 * operations.length)
         for (const name of await preparedOn(client)) expect(parses.get(name)).toBe(1)
       } finally {
         await dropTable(client, otherTableName)

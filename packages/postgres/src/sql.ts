@@ -29,6 +29,7 @@ export interface Statements {
   queueColumns: string
   addQueueColumns: string
   acquire: HotStatement
+  acquireWaiting: HotStatement
   release: HotStatement
   claim: HotStatement
   redraw: HotStatement
@@ -209,46 +210,30 @@ export function buildStatements(names: TableNames): Statements {
       AND ${isHanded('held', 'array_position(held.waiters, $2::bytea)')}
       AND held.waiter_leases[array_position(held.waiters, $2::bytea)] > clock.at) IS TRUE`
 
-  return {
-    createTable: createTableSql(names, { guarded: true }),
-
-    // to_regclass parses its argument as a (quoted) name, so it finds exactly the objects we would create.
-    tableExists: 'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present',
-
-    // How many of the queue's columns the table has; $1 the quoted table name.
-    queueColumns: `SELECT count(*)::int AS present FROM pg_attribute
-WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_COLUMNS.map((c) => `'${c}'`).join(', ')})`,
-
-    addQueueColumns: addQueueColumnsSql(names, { guarded: true }),
-
-    // $4: the place lease in ms when the caller will wait, else NULL. $5: whether a refusal that wrote the
-    // row may commit without waiting for the WAL flush (see relaxedRefusal). $6: the caller's inbox ('' for
-    // none), recorded with its place.
-    //
-    // Without a place lease, the `holder` snapshot spares pollers a write (and a burnt token) while the
-    // lock is visibly held or a live waiter stands first (the first stored place: writes drop dead places,
-    // so it is nearly always the first live one, and a dead one only sends the call on to the exact check
-    // below), and gives the holder's remaining lease for free; refusing on that snapshot is right as of the
-    // statement's start. It scans no queue: every subquery in a statement costs its set-up on every call,
-    // executed or not, and this one would be on the uncontended path. Every other decision is ON CONFLICT's
-    // SET and WHERE, evaluated on the latest row version under its row lock: of any number of racing
-    // acquirers and joiners, each sees the others' effects in turn. With a place lease the row is always
-    // written: granted (place removed), or the place appended or renewed, dead places dropped either way.
-    // A reply is a grant exactly when $2 holds the row and has no place in it; a refusal with a place gives
-    // its 0-based position.
-    acquire: hot(
-      'acquire',
-      `WITH clock AS (SELECT clock_timestamp() AS at),
-holder AS (
+  // The fragments only a caller that will not wait sends (acquire; see its comment): the holder snapshot,
+  // the insert skipped when it refuses, the conflict written only when the lock is free, and the refusal
+  // read from the snapshot.
+  const holderSnapshot = `holder AS (
   SELECT CASE WHEN held.owner IS NOT NULL AND held.expires_at > clock.at THEN held.expires_at - clock.at END AS remaining
   FROM ${table} AS held, clock
   WHERE ${keyMatches} AND $4::float8 IS NULL
     AND (${heldAt('clock.at')} OR (held.waiter_leases[1] > clock.at AND held.waiters[1] <> $2::bytea))
-), acquired AS (
+), `
+  const unlessHeld = `  WHERE NOT EXISTS (SELECT 1 FROM holder)
+`
+  const onlyFreeWritten = `    -- Without a place lease, only a free lock is worth writing; the SET decides whether it is granted.
+    WHERE $4::float8 IS NOT NULL OR held.owner IS NULL OR held.expires_at <= (SELECT clock.at FROM clock)
+`
+  const refusedOnSnapshot = `
+UNION ALL
+SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL, NULL, NULL, NULL
+FROM holder
+WHERE NOT EXISTS (SELECT 1 FROM acquired)`
+  const acquireSql = (waiting: boolean) => `WITH clock AS (SELECT clock_timestamp() AS at),
+${waiting ? '' : holderSnapshot}acquired AS (
   INSERT INTO ${table} AS held (key_hash, key, owner, expires_at, fencing_token)
   SELECT sha256($1::bytea), $1::bytea, $2::bytea, clock.at + ${ms('$3')}, ${nextToken} FROM clock
-  WHERE NOT EXISTS (SELECT 1 FROM holder)
-  ON CONFLICT (key_hash) DO UPDATE
+${waiting ? '' : unlessHeld}  ON CONFLICT (key_hash) DO UPDATE
     SET (owner, expires_at, fencing_token, waiters, waiter_leases, waiter_inboxes) = (
       SELECT
         -- A lease that ended belongs to nobody: writing so makes a refusal never look like a grant below.
@@ -277,9 +262,7 @@ holder AS (
         END
       FROM (${decisionFor('held')} OFFSET 0) AS decision
     )
-    -- Without a place lease, only a free lock is worth writing; the SET decides whether it is granted.
-    WHERE $4::float8 IS NOT NULL OR held.owner IS NULL OR held.expires_at <= (SELECT clock.at FROM clock)
-  RETURNING
+${waiting ? '' : onlyFreeWritten}  RETURNING
     CASE WHEN held.owner = $2::bytea AND $2::bytea <> ALL (held.waiters) THEN held.fencing_token END AS token,
     -- xmax is 0 on a version this statement inserted and our xid on one it updated (ON CONFLICT locks first).
     held.xmax = '0'::xid AS inserted,
@@ -296,12 +279,43 @@ SELECT token::text AS fencing_token,
   -- See "redraw": a token drawn by the insert is sound only if nobody drew one after it. The function is
   -- what pg_sequences reads; unlike SELECT from the sequence it needs only USAGE. NULL (unknown): redraw.
   inserted AND token IS NOT NULL AND (token >= pg_sequence_last_value('${sequence}'::regclass)) IS NOT TRUE AS redraw
-FROM acquired
-UNION ALL
-SELECT NULL, CASE WHEN remaining IS NOT NULL THEN GREATEST(ceil(extract(epoch FROM remaining) * 1000), 1) END::float8, NULL, NULL, NULL, NULL
-FROM holder
-WHERE NOT EXISTS (SELECT 1 FROM acquired)`,
-    ),
+FROM acquired${waiting ? '' : refusedOnSnapshot}`
+
+  return {
+    createTable: createTableSql(names, { guarded: true }),
+
+    // to_regclass parses its argument as a (quoted) name, so it finds exactly the objects we would create.
+    tableExists: 'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present',
+
+    // How many of the queue's columns the table has; $1 the quoted table name.
+    queueColumns: `SELECT count(*)::int AS present FROM pg_attribute
+WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_COLUMNS.map((c) => `'${c}'`).join(', ')})`,
+
+    addQueueColumns: addQueueColumnsSql(names, { guarded: true }),
+
+    // $4: the place lease in ms when the caller will wait, else NULL. $5: whether a refusal that wrote the
+    // row may commit without waiting for the WAL flush (see relaxedRefusal). $6: the caller's inbox ('' for
+    // none), recorded with its place.
+    //
+    // Without a place lease, the `holder` snapshot spares pollers a write (and a burnt token) while the
+    // lock is visibly held or a live waiter stands first (the first stored place: writes drop dead places,
+    // so it is nearly always the first live one, and a dead one only sends the call on to the exact check
+    // below), and gives the holder's remaining lease for free; refusing on that snapshot is right as of the
+    // statement's start. It scans no queue: every subquery in a statement costs its set-up on every call,
+    // executed or not, and this one would be on the uncontended path. Every other decision is ON CONFLICT's
+    // SET and WHERE, evaluated on the latest row version under its row lock: of any number of racing
+    // acquirers and joiners, each sees the others' effects in turn. With a place lease the row is always
+    // written: granted (place removed), or the place appended or renewed, dead places dropped either way.
+    // A reply is a grant exactly when $2 holds the row and has no place in it; a refusal with a place gives
+    // its 0-based position.
+    //
+    // A caller that will wait sends acquireWaiting: the same statement without the snapshot's parts. With a
+    // place lease the snapshot reads nothing, but sent anyway it was set up on every call, the waiting
+    // path being also the first attempt of every `acquire()` that may wait.
+    // $4 NULL: the caller will not wait.
+    acquire: hot('acquire', acquireSql(false)),
+    // $4 a place lease: the caller waits if refused.
+    acquireWaiting: hot('acquire_waiting', acquireSql(true)),
 
     // An insert draws its token when it builds the row, before it looks for the key's row. If it stalls in
     // between (waiting for a racer's transaction, or off the CPU) while the key is granted with a later

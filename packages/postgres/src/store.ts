@@ -219,7 +219,7 @@ export class PostgresStore implements LockStore {
     const result = await this.#run(
       'acquire',
       key,
-      this.#hot(this.#sql.acquire, [
+      this.#hot(placeLease === null ? this.#sql.acquire : this.#sql.acquireWaiting, [
         toStoredBytes(key),
         toStoredBytes(owner),
         ttl,
