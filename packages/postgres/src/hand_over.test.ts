@@ -113,6 +113,56 @@ test('a release hands the lock to the waiting Lock of another process: no acquir
   await listening()
 })
 
+test('a holder whose store never saw the queue still hands over: the light release changes nothing, the full one hands over', async () => {
+  const key = uniqueKey('unseen')
+  const holder = processStore()
+  const heir = processStore()
+  expect((await holder.store.acquire(key, 'holder', 10_000)).acquired).toBe(true)
+  const listening = await heir.store.subscribeToReleases!(key, () => {})
+  const waiting = new LockFactory(heir.store).createLock(key, '30s', { owner: 'heir' })
+  const acquired = waiting.acquire({ retry: { timeout: 10_000 } })
+  await waitFor(async () => (await rowOf(key)).waiters.length === 1, 'the waiter to queue')
+  const before = holder.sent.length
+
+  expect(await holder.store.release(key, 'holder')).toBe(true)
+  expect(holder.sent.slice(before).map((name) => name.replace(/_[0-9a-f]{16}$/, ''))).toEqual([
+    'verrou_release_unqueued',
+    'verrou_release',
+  ])
+  expect(await acquired).toBe(true)
+  expect((await rowOf(key)).owner).toBe('heir')
+  // The former holder is a stale owner now: both statements refuse it, and the heir keeps the lock.
+  expect(await holder.store.release(key, 'holder')).toBe(false)
+  expect(await holder.store.extend(key, 'holder', 10_000)).toBe(false)
+  expect((await rowOf(key)).owner).toBe('heir')
+  await waiting.release()
+  await listening()
+})
+
+test('a holder whose store saw the queue (it waited in it) releases with the full statement alone', async () => {
+  const key = uniqueKey('seen')
+  const first = processStore()
+  const second = processStore()
+  const third = processStore()
+  const holding = new LockFactory(first.store).createLock(key, '10s')
+  expect(await holding.acquire()).toBe(true)
+  const queued = new LockFactory(second.store).createLock(key, '10s', { owner: 'second' })
+  const secondAcquired = queued.acquire({ retry: { timeout: 10_000 } })
+  await waitFor(async () => (await rowOf(key)).waiters.length === 1, 'the second to queue')
+  const last = new LockFactory(third.store).createLock(key, '10s', { owner: 'third' })
+  const thirdAcquired = last.acquire({ retry: { timeout: 10_000 } })
+  await waitFor(async () => (await rowOf(key)).waiters.length === 2, 'the third to queue')
+  await holding.release()
+  expect(await secondAcquired).toBe(true)
+  const before = second.sent.length
+
+  await queued.release()
+  expect(second.sent.slice(before).map((name) => name.replace(/_[0-9a-f]{16}$/, ''))).toEqual(['verrou_release'])
+  expect(await thirdAcquired).toBe(true)
+  expect(last.fencingToken).toBeGreaterThan(queued.fencingToken!)
+  await last.release()
+})
+
 test('the heir holds the lock unclaimed until its place lease ends, its inbox marked, and nobody else gets in', async () => {
   const key = uniqueKey('window')
   const holder = processStore()

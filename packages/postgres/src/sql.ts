@@ -31,6 +31,7 @@ export interface Statements {
   acquire: HotStatement
   acquireWaiting: HotStatement
   release: HotStatement
+  releaseUnqueued: HotStatement
   claim: HotStatement
   redraw: HotStatement
   extend: HotStatement
@@ -388,6 +389,18 @@ SELECT CASE
   WHEN next IS NOT NULL THEN ${notifyNamed('$3', '$4')}
 END AS announced
 FROM released`,
+    ),
+
+    // The release of a key with no queue, which is all the full release would do there: the lease ends,
+    // nothing is announced. Each subquery of the full release is set up on every call, run or not; this
+    // statement has none. It changes nothing when the key has a queue (its WHERE is re-checked on the
+    // latest row version, so a place committed before it counts) or the lease is not $2's: the store then
+    // sends the full release. $3 as $5 of release.
+    releaseUnqueued: hot(
+      'release_unqueued',
+      `UPDATE ${table} AS held SET owner = NULL, expires_at = ${releasedNow('held', '$3')}
+WHERE ${keyMatches} AND held.owner = $2::bytea AND (held.expires_at IS NULL OR held.expires_at > clock_timestamp())
+  AND cardinality(held.waiters) = 0`,
     ),
 
     // Claims a lock a release handed to $2 (see release), for $3 ms from now: only while that very grant

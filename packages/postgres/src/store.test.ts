@@ -164,7 +164,7 @@ describe('round trips', () => {
       'verrou_acquire',
       'verrou_extend',
       'verrou_is_locked',
-      'verrou_release',
+      'verrou_release_unqueued',
       'verrou_acquire',
       'verrou_force_release',
     ])

@@ -20,6 +20,7 @@ import {
   type Queryable,
   toQueryable,
 } from './connection.js'
+import { RecentQueues } from './recent_queues.js'
 import { type ReleaseHandler, ReleaseListener } from './release_listener.js'
 import { buildSharedStatements, type SharedStatements } from './shared_sql.js'
 import { PostgresSharedStore } from './shared_store.js'
@@ -106,6 +107,8 @@ export class PostgresStore implements LockStore {
   readonly #listener: ReleaseListener | undefined
   /** The places of this store's waiters, and the hand-overs heard for them (listening stores only). */
   readonly #handOvers = new HeardHandOvers()
+  /** Keys with a queue lately: their releases skip the light statement, which would change nothing. */
+  readonly #queues = new RecentQueues()
   /** The NOTIFY channel this store's waiters are told on ('' when it does not listen). */
   readonly #inbox: string = ''
   readonly #sharedSql: SharedStatements
@@ -210,6 +213,7 @@ export class PostgresStore implements LockStore {
     if (payload !== undefined) {
       const handed = this.#handOvers.take(payload, owner, sentAt)
       if (handed !== undefined) {
+        this.#queues.saw(key, sentAt)
         const claimed = this.#claim(key, owner, ttl, handed.token)
         // `Lock` always follows the claim; a caller of the store that does not must not crash the process.
         claimed.catch(() => {})
@@ -229,6 +233,7 @@ export class PostgresStore implements LockStore {
       ]),
     )
     const row = result.rows[0] as AcquireRow | undefined
+    if (row?.queue_position !== null && row?.queue_position !== undefined) this.#queues.saw(key, sentAt)
     if (payload !== undefined) {
       if (row?.fencing_token === null && row.place_mark !== null) {
         this.#handOvers.placed(payload, owner, sentAt, placeLease as number, row.place_mark)
@@ -253,6 +258,13 @@ export class PostgresStore implements LockStore {
   }
 
   async release(key: string, owner: string): Promise<boolean> {
+    const sentAt = performance.now()
+    // No queue seen lately: the light statement ends the lease if nobody waits. A queue, or a lease not
+    // owner's, is left to the full release.
+    if (!this.#queues.has(key, sentAt)) {
+      const light = this.#hot(this.#sql.releaseUnqueued, [toStoredBytes(key), toStoredBytes(owner), this.#ownTransactions])
+      if ((await this.#run('release', key, light)).rowCount === 1) return true
+    }
     const result = await this.#run(
       'release',
       key,
@@ -264,6 +276,8 @@ export class PostgresStore implements LockStore {
         this.#ownTransactions,
       ]),
     )
+    // Released by this statement: the key has a queue (the light one changed nothing), or had one lately.
+    if (result.rowCount === 1) this.#queues.saw(key, sentAt)
     return result.rowCount === 1
   }
 
