@@ -1,13 +1,13 @@
-/** How long a queue seen on a key sends that key's releases straight to the full release statement. */
+/** How long a queue seen on a key sends that key's acquires and releases straight to the full statements. */
 const QUEUE_HINT_MS = 1_000
 
-/** Bounds what the store remembers; a forgotten key costs at most one light release that changes nothing. */
+/** Bounds what the store remembers; a forgotten key costs at most one light statement that changes nothing. */
 const MAX_REMEMBERED_KEYS = 10_000
 
 /**
  * The keys this store saw with a wait queue lately (it took a place in one, or was handed the lock),
- * each with when (monotonic ms). Only a hint for release: the light statement changes nothing on a key
- * with a queue, and the full one then decides; the hint spares that first statement.
+ * each with when (monotonic ms). Only a hint: the light acquire and release change nothing on a key with
+ * a queue, and the full statements then decide; the hint spares that first statement.
  */
 export class RecentQueues {
   readonly #seenAt = new Map<string, number>()

@@ -20,14 +20,18 @@ afterAll(async () => {
   await admin.end()
 })
 
-/** Records the `relaxed` column of every acquire reply sent through `connection`. */
+/**
+ * Records the `relaxed` column of every reply to the acquire statements that may write a refusal (not
+ * acquire_free, which writes only a grant and has no such column), sent through `connection`.
+ */
 function recordRelaxed(connection: pg.Pool | pg.Client): (string | null)[] {
   const seen: (string | null)[] = []
   const query = connection.query.bind(connection) as (config: unknown) => Promise<pg.QueryResult>
   Object.assign(connection, {
     query: async (config: { name?: string }) => {
       const result = await query(config)
-      if (config.name?.startsWith('verrou_acquire_')) seen.push((result.rows[0] as { relaxed: string | null }).relaxed)
+      if (/^verrou_acquire(_waiting)?_[0-9a-f]{16}$/.test(config.name ?? ''))
+        seen.push((result.rows[0] as { relaxed: string | null }).relaxed)
       return result
     },
   })

@@ -30,6 +30,7 @@ export interface Statements {
   addQueueColumns: string
   acquire: HotStatement
   acquireWaiting: HotStatement
+  acquireFree: HotStatement
   release: HotStatement
   releaseUnqueued: HotStatement
   claim: HotStatement
@@ -317,6 +318,25 @@ WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_CO
     acquire: hot('acquire', acquireSql(false)),
     // $4 a place lease: the caller waits if refused.
     acquireWaiting: hot('acquire_waiting', acquireSql(true)),
+
+    // The grant of a free key with no queue, which is all acquireWaiting would do there: none of its
+    // subqueries, which PostgreSQL sets up on every call, run or not. Returns a row only when granted; on
+    // a held key or one with a queue (ON CONFLICT's WHERE is evaluated on the latest row version, under
+    // its lock) it writes nothing, and the store sends acquireWaiting. `redraw` as in acquire.
+    acquireFree: hot(
+      'acquire_free',
+      `WITH acquired AS (
+  INSERT INTO ${table} AS held (key_hash, key, owner, expires_at, fencing_token)
+  VALUES (sha256($1::bytea), $1::bytea, $2::bytea, clock_timestamp() + ${ms('$3')}, ${nextToken})
+  ON CONFLICT (key_hash) DO UPDATE
+    SET owner = $2::bytea, expires_at = clock_timestamp() + ${ms('$3')}, fencing_token = ${nextToken}
+    WHERE (held.owner IS NULL OR held.expires_at <= clock_timestamp()) AND cardinality(held.waiters) = 0
+  RETURNING held.fencing_token AS token, held.xmax = '0'::xid AS inserted
+)
+SELECT token::text AS fencing_token,
+  inserted AND (token >= pg_sequence_last_value('${sequence}'::regclass)) IS NOT TRUE AS redraw
+FROM acquired`,
+    ),
 
     // An insert draws its token when it builds the row, before it looks for the key's row. If it stalls in
     // between (waiting for a racer's transaction, or off the CPU) while the key is granted with a later

@@ -107,7 +107,7 @@ export class PostgresStore implements LockStore {
   readonly #listener: ReleaseListener | undefined
   /** The places of this store's waiters, and the hand-overs heard for them (listening stores only). */
   readonly #handOvers = new HeardHandOvers()
-  /** Keys with a queue lately: their releases skip the light statement, which would change nothing. */
+  /** Keys with a queue lately: their acquires and releases skip the light statements, which would change nothing. */
   readonly #queues = new RecentQueues()
   /** The NOTIFY channel this store's waiters are told on ('' when it does not listen). */
   readonly #inbox: string = ''
@@ -220,6 +220,20 @@ export class PostgresStore implements LockStore {
         return { acquired: true, fencingToken: handed.token, handedOver: { lease: handed.lease, claimed } }
       }
     }
+    // A caller that would wait, on a key with no queue seen lately: the light statement takes a free key
+    // that nobody waits for. Held, or with a queue, it changes nothing and the full statement decides.
+    if (placeLease !== null && !this.#queues.has(key, sentAt)) {
+      const free = await this.#run(
+        'acquire',
+        key,
+        this.#hot(this.#sql.acquireFree, [toStoredBytes(key), toStoredBytes(owner), ttl]),
+      )
+      const granted = free.rows[0] as Pick<AcquireRow, 'fencing_token' | 'redraw'> | undefined
+      if (granted !== undefined) {
+        if (payload !== undefined) this.#handOvers.forget(payload, owner)
+        return this.#granted(key, owner, granted)
+      }
+    }
     const result = await this.#run(
       'acquire',
       key,
@@ -242,12 +256,18 @@ export class PostgresStore implements LockStore {
       }
     }
     if (row === undefined) return { acquired: false }
+    if (row.redraw === true) return this.#granted(key, owner, row)
+    return toAcquireResult({ token: row.fencing_token, expiresIn: row.expires_in, position: row.queue_position }, key, STORE_NAME)
+  }
+
+  /** The result of a grant, its token drawn again first when the statement says so (see `redraw` in sql.ts). */
+  async #granted(key: string, owner: string, row: Pick<AcquireRow, 'fencing_token' | 'redraw'>): Promise<AcquireResult> {
+    let token = row.fencing_token
     if (row.redraw === true) {
       const redrawn = await this.#run('acquire', key, this.#hot(this.#sql.redraw, [toStoredBytes(key), toStoredBytes(owner)]))
-      const token = (redrawn.rows[0] as { fencing_token: string } | undefined)?.fencing_token ?? null
-      return toAcquireResult({ token, expiresIn: null, position: null }, key, STORE_NAME)
+      token = (redrawn.rows[0] as { fencing_token: string } | undefined)?.fencing_token ?? null
     }
-    return toAcquireResult({ token: row.fencing_token, expiresIn: row.expires_in, position: row.queue_position }, key, STORE_NAME)
+    return toAcquireResult({ token, expiresIn: null, position: null }, key, STORE_NAME)
   }
 
   /** Claims a lock handed to `owner` with `token` for `ttl` (see claim in sql.ts): whether it was still ours to claim. */

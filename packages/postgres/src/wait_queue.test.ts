@@ -291,6 +291,68 @@ test('a dead head is skipped once its place lease ends on the server clock, not 
   await store.release(key, 'next')
 })
 
+test('a caller that would wait takes a free key with no queue in one light statement; a held key or a queue goes on to the full one', async () => {
+  const recorded = createPool({ max: 2 })
+  const sent: string[] = []
+  const query = recorded.query.bind(recorded) as (...args: unknown[]) => unknown
+  Object.assign(recorded, {
+    query: (config: { name?: string }, ...rest: unknown[]) => {
+      if (config.name !== undefined) sent.push(config.name.replace(/_[0-9a-f]{16}$/, ''))
+      return query(config, ...rest)
+    },
+  })
+  const light = new PostgresStore({ connection: recorded, tableName, listen: false, pruneInterval: false })
+  const waitFor = { lease: 60_000 }
+  try {
+    // Free (a new key, then a released one): granted by the light statement alone, tokens increasing.
+    const key = uniqueKey('light')
+    const first = tokenOf(await light.acquire(key, 'a', 60_000, waitFor))
+    expect(await light.release(key, 'a')).toBe(true)
+    const second = tokenOf(await light.acquire(key, 'a', 60_000, waitFor))
+    expect(second).toBeGreaterThan(first)
+    expect(sent).toEqual(['verrou_acquire_free', 'verrou_release_unqueued', 'verrou_acquire_free'])
+
+    // Held by another store: the light statement writes nothing, the full one queues the caller.
+    const held = uniqueKey('light-held')
+    tokenOf(await store.acquire(held, 'holder', 60_000))
+    sent.length = 0
+    expect(await light.acquire(held, 'b', 60_000, waitFor)).toMatchObject({ acquired: false, position: 0 })
+    expect(sent).toEqual(['verrou_acquire_free', 'verrou_acquire_waiting'])
+    // Its queue seen, this store's next attempt goes straight to the full statement.
+    sent.length = 0
+    expect(await light.acquire(held, 'b', 60_000, waitFor)).toMatchObject({ acquired: false, position: 0 })
+    expect(sent).toEqual(['verrou_acquire_waiting'])
+    await store.release(held, 'holder')
+    await light.leaveQueue(held, 'b')
+
+    // Free, with a live waiter queued through another store: no barging past it.
+    const queued = uniqueKey('light-queued')
+    tokenOf(await store.acquire(queued, 'holder', 60_000))
+    expect(await store.acquire(queued, 'waiter', 60_000, waitFor)).toMatchObject({ acquired: false, position: 0 })
+    expect(await store.release(queued, 'holder')).toBe(true)
+    expect(await store.isLocked(queued)).toBe(false)
+    sent.length = 0
+    expect(await light.acquire(queued, 'newcomer', 60_000, waitFor)).toMatchObject({ acquired: false, position: 1 })
+    expect(sent).toEqual(['verrou_acquire_free', 'verrou_acquire_waiting'])
+    expect((await storedQueue(queued)).map((place) => place.waiter)).toEqual(['waiter', 'newcomer'])
+    await store.leaveQueue(queued, 'waiter')
+    await light.leaveQueue(queued, 'newcomer')
+
+    // A lease that ended, nobody waiting: the light statement takes it over with a higher token.
+    const expired = uniqueKey('light-expired')
+    const old = tokenOf(await store.acquire(expired, 'holder', 100))
+    await sleep(200)
+    sent.length = 0
+    expect(tokenOf(await light.acquire(expired, 'c', 60_000, waitFor))).toBeGreaterThan(old)
+    expect(sent).toEqual(['verrou_acquire_free'])
+    expect(await store.release(expired, 'holder')).toBe(false)
+    expect(await light.release(expired, 'c')).toBe(true)
+  } finally {
+    await light.close()
+    await recorded.end()
+  }
+})
+
 test('a dead place stored first does not let a newcomer past the live waiter behind it', async () => {
   const key = uniqueKey('dead-first')
   tokenOf(await store.acquire(key, 'holder', 60_000))
