@@ -40,6 +40,25 @@ describe('TimeoutWatch: every call of a factory timed out on one timer', () => {
     expect(firstFired).toBe(false)
   })
 
+  test('calls cancelled from the middle, the front and the back leave the others timed out in order', async () => {
+    const watch = new TimeoutWatch(40)
+    const calls = Array.from({ length: 5 }, () => timedOut(watch))
+    const told: number[] = []
+    for (const [index, call] of calls.entries()) call.at.then(() => told.push(index))
+    calls[2]!.cancel()
+    calls[0]!.cancel()
+    calls[4]!.cancel()
+    // Cancelling twice changes nothing.
+    calls[2]!.cancel()
+    await Promise.all([calls[1]!.at, calls[3]!.at])
+    await sleep(20)
+    expect(told).toEqual([1, 3])
+    // Told calls are gone: cancelling them afterwards is harmless, and a new call is timed out as usual.
+    calls[1]!.cancel()
+    const startedAt = performance.now()
+    expect(await timedOut(watch).at).toBeGreaterThanOrEqual(startedAt + 40)
+  })
+
   test('a call started by a timeout does not hold up older calls, and adds no timer', async () => {
     const before = timeouts()
     const watch = new TimeoutWatch(50)
