@@ -1,10 +1,11 @@
+import { type Expiring, ExpiryLists } from './expiry_lists.js'
 import { MemorySharedStore } from './memory_shared_store.js'
 import { ReleaseListeners } from './release_listeners.js'
 import type { AcquireResult, LockStore, SharedLockStore, Unsubscribe, WaitOptions } from './store.js'
-import { type CancelTimer, startTimer } from './timer.js'
 import { WaitQueues } from './wait_queue.js'
 
-interface Lease {
+interface Lease extends Expiring {
+  readonly key: string
   owner: string
   /** On the monotonic clock; `null` never expires. */
   expiresAt: number | null
@@ -13,8 +14,6 @@ interface Lease {
    * rival is never told more than the lease.
    */
   ttl: number | null
-  /** Frees the entry when the lease ends, so memory does not grow with every key ever used. */
-  cancelExpiry: CancelTimer | undefined
 }
 
 /**
@@ -26,6 +25,10 @@ interface Lease {
  */
 export class MemoryStore implements LockStore {
   readonly #leases = new Map<string, Lease>()
+  /** Frees a lease that expired untouched, so memory does not grow with every key ever used. */
+  readonly #expiries = new ExpiryLists<Lease>((lease) => {
+    if (this.#leases.get(lease.key) === lease) this.#live(lease.key, performance.now())
+  })
   readonly #listeners = new ReleaseListeners()
   readonly #queues = new WaitQueues((key) => {
     if (this.#live(key, performance.now()) === undefined) this.#announce(key)
@@ -58,9 +61,17 @@ export class MemoryStore implements LockStore {
       return refused
     }
     if (head !== undefined) this.#queues.remove(key, owner, now)
-    const lease: Lease = { owner, expiresAt: ttl === null ? null : now + ttl, ttl, cancelExpiry: undefined }
+    const lease: Lease = {
+      key,
+      owner,
+      expiresAt: ttl === null ? null : now + ttl,
+      ttl,
+      expiryPrevious: undefined,
+      expiryNext: undefined,
+      expiryList: undefined,
+    }
     this.#leases.set(key, lease)
-    this.#scheduleExpiry(key, lease, ttl)
+    this.#scheduleExpiry(lease, ttl)
     this.#lastToken += 1
     return { acquired: true, fencingToken: this.#lastToken }
   }
@@ -78,7 +89,7 @@ export class MemoryStore implements LockStore {
     if (!current || current.owner !== owner) return false
     current.expiresAt = ttl === null ? null : now + ttl
     current.ttl = ttl
-    this.#scheduleExpiry(key, current, ttl)
+    this.#scheduleExpiry(current, ttl)
     return true
   }
 
@@ -126,7 +137,7 @@ export class MemoryStore implements LockStore {
   }
 
   #end(key: string, lease: Lease): void {
-    lease.cancelExpiry?.()
+    this.#expiries.remove(lease)
     if (this.#leases.get(key) === lease) this.#leases.delete(key)
     this.#announce(key)
   }
@@ -137,18 +148,10 @@ export class MemoryStore implements LockStore {
     if (next !== undefined) this.#listeners.announce(key, next)
   }
 
-  #scheduleExpiry(key: string, lease: Lease, ttl: number | null): void {
-    lease.cancelExpiry?.()
-    lease.cancelExpiry = undefined
-    if (ttl === null || lease.expiresAt === null) return
-    // Timers here must never keep the process alive; startTimer chains past setTimeout's cap.
-    const expire = () => {
-      if (this.#leases.get(key) !== lease || lease.expiresAt === null) return
-      // A timer may fire a fraction early: a lease still live is checked again when it really ends.
-      const now = performance.now()
-      if (this.#live(key, now)) this.#scheduleExpiry(key, lease, lease.expiresAt - now)
-    }
-    lease.cancelExpiry = startTimer(ttl, expire, { unref: true })
+  /** Puts the lease in line to be freed once `ttl` has passed (its `expiresAt` is now + `ttl`). */
+  #scheduleExpiry(lease: Lease, ttl: number | null): void {
+    this.#expiries.remove(lease)
+    if (ttl !== null && lease.expiresAt !== null) this.#expiries.add(lease, ttl)
   }
 }
 
