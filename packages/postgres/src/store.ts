@@ -247,7 +247,8 @@ export class PostgresStore implements LockStore {
       ]),
     )
     const row = result.rows[0] as AcquireRow | undefined
-    if (row?.queue_position !== null && row?.queue_position !== undefined) this.#queues.saw(key, sentAt)
+    // A refusal with a position: this caller holds a place in the key's queue, for its place lease.
+    if (typeof row?.queue_position === 'number') this.#queues.saw(key, sentAt, placeLease ?? undefined)
     if (payload !== undefined) {
       if (row?.fencing_token === null && row.place_mark !== null) {
         this.#handOvers.placed(payload, owner, sentAt, placeLease as number, row.place_mark)

@@ -318,10 +318,13 @@ test('a caller that would wait takes a free key with no queue in one light state
     sent.length = 0
     expect(await light.acquire(held, 'b', 60_000, waitFor)).toMatchObject({ acquired: false, position: 0 })
     expect(sent).toEqual(['verrou_acquire_free', 'verrou_acquire_waiting'])
-    // Its queue seen, this store's next attempt goes straight to the full statement.
+    // Its queue seen, this store's next attempt goes straight to the full statement, and so does every
+    // renewal within the place lease, even past the one-second hint.
     sent.length = 0
     expect(await light.acquire(held, 'b', 60_000, waitFor)).toMatchObject({ acquired: false, position: 0 })
-    expect(sent).toEqual(['verrou_acquire_waiting'])
+    await sleep(1_200)
+    expect(await light.acquire(held, 'b', 60_000, waitFor)).toMatchObject({ acquired: false, position: 0 })
+    expect(sent).toEqual(['verrou_acquire_waiting', 'verrou_acquire_waiting'])
     await store.release(held, 'holder')
     await light.leaveQueue(held, 'b')
 
