@@ -74,6 +74,11 @@ export class ChildServer {
     }
   }
 
+  /** The running process's id, if one was started. */
+  get pid(): number | undefined {
+    return this.#child?.pid
+  }
+
   pause(): void {
     this.#signal('SIGSTOP')
   }

@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { ChildServer } from './child_server.js'
-import { freePort } from './free_port.js'
+import type { ChildServer } from './child_server.js'
+import { startRedisProcess } from './redis_process.js'
 
 export interface PrivateRedis {
   server: ChildServer
@@ -27,13 +26,21 @@ export interface PrivateRedisOptions {
 
 /** A `redis-server` of our own on a free port. */
 export async function startPrivateRedis({ persistent = false, args = [] }: PrivateRedisOptions = {}): Promise<PrivateRedis> {
-  const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'verrou-redis-'))
   const persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
-  const serverArgs = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...persistence, ...args]
-  const server = new ChildServer('redis-server', port, () => spawn('redis-server', serverArgs, { stdio: 'pipe' }))
-  await server.start()
-  const url = `redis://127.0.0.1:${port}`
+  const server = await startRedisProcess('redis-server', (port) => [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--dir',
+    dir,
+    ...persistence,
+    ...args,
+  ])
+  const url = `redis://127.0.0.1:${server.port}`
   return {
     server,
     url,
