@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -29,28 +29,33 @@ export async function startRedisCluster(): Promise<RedisCluster> {
 
   try {
     for (let i = 0; i < 3; i++) {
+      // A directory per node: it is how each node is recognised on its port (see startRedisProcess).
+      const nodeDir = join(dir, `node-${i}`)
+      await mkdir(nodeDir)
       servers.push(
-        await startRedisProcess('redis-server (cluster node)', async (port) => [
-          '--port',
-          String(port),
-          // The bus port defaults to port + 10000, which may not exist for a high ephemeral port: pick one.
-          '--cluster-port',
-          String(await freePortOtherThan(port)),
-          '--bind',
-          '127.0.0.1',
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout',
-          '5000',
-          '--dir',
-          dir,
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-        ]),
+        await startRedisProcess({
+          name: 'redis-server (cluster node)',
+          dir: nodeDir,
+          args: async (port) => [
+            '--port',
+            String(port),
+            // The bus port defaults to port + 10000, which may not exist for a high ephemeral port: pick one.
+            '--cluster-port',
+            String(await freePortOtherThan(port)),
+            '--bind',
+            '127.0.0.1',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(nodeDir, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            '5000',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+          ],
+        }),
       )
     }
     const nodes = servers.map((server) => ({ host: '127.0.0.1', port: server.port }))

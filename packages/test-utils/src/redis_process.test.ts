@@ -1,10 +1,13 @@
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { afterEach, expect, test } from 'vitest'
 import type { ChildServer } from './child_server.js'
 import { freePort } from './free_port.js'
 import { startRedisProcess } from './redis_process.js'
-import { startPrivateRedis } from './redis_server.js'
+import { commandCalls, startPrivateRedis } from './redis_server.js'
 
 const cleanups: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -18,15 +21,19 @@ function firstThenFree(first: number): () => Promise<number> {
 }
 
 async function start(pickPort: () => Promise<number>): Promise<ChildServer> {
-  const server = await startRedisProcess(
-    'redis-server',
-    (port) => ['--port', String(port), '--bind', '127.0.0.1', '--save', ''],
+  const dir = await mkdtemp(join(tmpdir(), 'verrou-redis-process-test-'))
+  cleanups.push(() => rm(dir, { recursive: true, force: true }))
+  const server = await startRedisProcess({
+    name: 'redis-server',
+    dir,
+    args: (port) => ['--port', String(port), '--bind', '127.0.0.1', '--save', ''],
     pickPort,
-  )
-  cleanups.push(() => server.kill())
+  })
+  cleanups.unshift(() => server.kill())
   return server
 }
 
+/** The pid of the redis-server answering on `port`, by its own account. */
 async function answeringPid(port: number): Promise<number> {
   const redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 })
   try {
@@ -56,7 +63,6 @@ async function squat(): Promise<number> {
 
 test('a port taken by another listener before redis-server binds it: started again on another port', async () => {
   const taken = await squat()
-
   const server = await start(firstThenFree(taken))
   expect(server.port).not.toBe(taken)
   expect(await answeringPid(server.port)).toBe(server.pid)
@@ -65,7 +71,6 @@ test('a port taken by another listener before redis-server binds it: started aga
 test('a port answered by another redis-server is not mistaken for ours', async () => {
   const other = await startPrivateRedis()
   cleanups.push(() => other.dispose())
-
   const server = await start(firstThenFree(other.server.port))
   expect(server.port).not.toBe(other.server.port)
   expect(await answeringPid(server.port)).toBe(server.pid)
@@ -82,3 +87,14 @@ test('gives up after four ports that all fail, with the last failure', async () 
   await expect(start(pickTaken)).rejects.toThrow(/exited|is answered by another process/)
   expect(picks).toBe(4)
 }, 60_000)
+
+test('recognising the server sends no INFO: tests count INFO calls, and managed services rename INFO away', async () => {
+  const redis = await startPrivateRedis({ args: ['--rename-command', 'INFO', 'verrou-test-info'] })
+  cleanups.push(() => redis.dispose())
+  const connection = redis.connect()
+  try {
+    expect(await commandCalls(connection, 'info', 'verrou-test-info')).toBe(0)
+  } finally {
+    connection.disconnect()
+  }
+})

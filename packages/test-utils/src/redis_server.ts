@@ -28,18 +28,11 @@ export interface PrivateRedisOptions {
 export async function startPrivateRedis({ persistent = false, args = [] }: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'verrou-redis-'))
   const persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
-  const server = await startRedisProcess('redis-server', (port) => [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--dir',
+  const server = await startRedisProcess({
+    name: 'redis-server',
     dir,
-    ...persistence,
-    ...args,
-  ])
+    args: (port) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...args],
+  })
   const url = `redis://127.0.0.1:${server.port}`
   return {
     server,
