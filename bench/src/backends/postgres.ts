@@ -61,7 +61,7 @@ export const postgresBackend: Backend = {
       shared: {},
       async stop() {
         await admin.query(
-          `DROP TABLE IF EXISTS ${tables.ours}, ${tables.floor}, ${tables.v0}; DROP SEQUENCE IF EXISTS ${tables.ours}_fencing_seq`,
+          `DROP TABLE IF EXISTS ${tables.ours}, ${tables.floor}, ${tables.v0}; DROP SEQUENCE IF EXISTS ${tables.ours}_fencing_seq, ${tables.ours}_prune_seq`,
         )
         await admin.end()
       },

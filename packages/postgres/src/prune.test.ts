@@ -159,6 +159,58 @@ describe('housekeeping', () => {
     }
   })
 
+  test('fresh keys granted side by side while no prune runs never draw their token twice', async () => {
+    const tableName = freshTable()
+    // Eight sessions, so that tokens are drawn by other grants while each insert runs: comparing with the
+    // token sequence, as before the prune mark, sent a second statement for about one in ten of them.
+    const own = createPool({ max: 8 })
+    const send = own.query.bind(own) as (query: unknown) => Promise<unknown>
+    const sent: string[] = []
+    ;(own as unknown as { query: typeof send }).query = (query) => {
+      sent.push((query as { name?: string }).name ?? 'unnamed')
+      return send(query)
+    }
+    const store = new PostgresStore({ connection: own, tableName, pruneInterval: false, listen: false })
+    try {
+      const tokens: number[] = []
+      for (let wave = 0; wave < 25; wave++) {
+        const keys = Array.from({ length: 16 }, () => uniqueKey('side'))
+        tokens.push(...(await Promise.all(keys.map(async (key) => tokenOf(await store.acquire(key, 'a', 60_000))))))
+      }
+      expect(new Set(tokens).size).toBe(400)
+      expect(sent.filter((name) => name.startsWith('verrou_redraw_'))).toEqual([])
+    } finally {
+      await own.end()
+    }
+  })
+
+  test('a prune raises the mark to at least the token of every row it deletes, and the mark never goes down', async () => {
+    const tableName = freshTable()
+    const store = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
+    const mark = async () =>
+      Number((await pool.query(`SELECT pg_sequence_last_value('"${tableName}_prune_seq"'::regclass) AS v`)).rows[0].v ?? 0)
+    const key = uniqueKey()
+    await store.acquire(uniqueKey(), 'first', 60_000) // creates the table
+    expect(await mark()).toBe(0)
+    const token = tokenOf(await store.acquire(key, 'a', 60_000))
+    await store.release(key, 'a')
+    await sleep(5)
+    expect(await store.pruneExpired()).toBe(1)
+    const raised = await mark()
+    expect(raised).toBeGreaterThanOrEqual(token)
+    // A later prune with nothing to delete leaves it where it was; one that deletes raises it again.
+    expect(await store.pruneExpired()).toBe(0)
+    expect(await mark()).toBe(raised)
+    const later = uniqueKey()
+    const laterToken = tokenOf(await store.acquire(later, 'a', 60_000))
+    await store.release(later, 'a')
+    await sleep(5)
+    expect(await store.pruneExpired()).toBe(1)
+    expect(await mark()).toBeGreaterThanOrEqual(laterToken)
+    // A new key's first grant is above the mark, so it takes no second statement and its token still rises.
+    expect(tokenOf(await store.acquire(uniqueKey(), 'b', 60_000))).toBeGreaterThan(await mark())
+  })
+
   test('each call deletes at most pruneBatchSize rows', async () => {
     const tableName = freshTable()
     const store = new PostgresStore({

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { ddlLockKeys, type TableNames } from './table_name.js'
+import { ddlLockKeys, pruneLockKeys, type TableNames } from './table_name.js'
 
 /**
  * Every statement the store sends, built once per store from validated, quoted names. Values are always
@@ -27,7 +27,7 @@ export interface Statements {
   createTable: string
   tableExists: string
   queueColumns: string
-  addQueueColumns: string
+  upgradeTable: string
   acquire: HotStatement
   acquireWaiting: HotStatement
   acquireFree: HotStatement
@@ -198,7 +198,7 @@ const decisionFor = (row: string) => `SELECT queue.*, array_position(queue.live,
   ) AS queue`
 
 export function buildStatements(names: TableNames): Statements {
-  const { table, sequence } = names
+  const { table, sequence, pruneMark } = names
   const keyMatches = 'held.key_hash = sha256($1::bytea)'
   const ms = (value: string) => `${value}::float8 * interval '1 millisecond'`
   const nextToken = `nextval('${sequence}'::regclass)`
@@ -278,9 +278,9 @@ SELECT token::text AS fencing_token,
   CASE WHEN token IS NULL THEN place_index END AS queue_position,
   CASE WHEN token IS NULL THEN place_mark END AS place_mark,
   ${relaxedRefusal('token IS NULL AND $5::boolean')} AS relaxed,
-  -- See "redraw": a token drawn by the insert is sound only if nobody drew one after it. The function is
-  -- what pg_sequences reads; unlike SELECT from the sequence it needs only USAGE. NULL (unknown): redraw.
-  inserted AND token IS NOT NULL AND (token >= pg_sequence_last_value('${sequence}'::regclass)) IS NOT TRUE AS redraw
+  -- See "redraw": a token drawn by the insert is sound only if it is above the prune mark. The function
+  -- is what pg_sequences reads (it needs USAGE); NULL, a mark never raised, is no prune at all.
+  inserted AND token IS NOT NULL AND (token > COALESCE(pg_sequence_last_value('${pruneMark}'::regclass), 0)) IS NOT TRUE AS redraw
 FROM acquired${waiting ? '' : refusedOnSnapshot}`
 
   return {
@@ -289,11 +289,12 @@ FROM acquired${waiting ? '' : refusedOnSnapshot}`
     // to_regclass parses its argument as a (quoted) name, so it finds exactly the objects we would create.
     tableExists: 'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present',
 
-    // How many of the queue's columns the table has; $1 the quoted table name.
-    queueColumns: `SELECT count(*)::int AS present FROM pg_attribute
+    // How many of the queue's columns the table has, and whether the prune mark exists; $1 the quoted
+    // table name, $2 the quoted prune mark.
+    queueColumns: `SELECT count(*)::int AS present, to_regclass($2) IS NOT NULL AS marked FROM pg_attribute
 WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_COLUMNS.map((c) => `'${c}'`).join(', ')})`,
 
-    addQueueColumns: addQueueColumnsSql(names, { guarded: true }),
+    upgradeTable: upgradeTableSql(names, { guarded: true }),
 
     // $4: the place lease in ms when the caller will wait, else NULL. $5: whether a refusal that wrote the
     // row may commit without waiting for the WAL flush (see relaxedRefusal). $6: the caller's inbox ('' for
@@ -334,17 +335,19 @@ WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_CO
   RETURNING held.fencing_token AS token, held.xmax = '0'::xid AS inserted
 )
 SELECT token::text AS fencing_token,
-  inserted AND (token >= pg_sequence_last_value('${sequence}'::regclass)) IS NOT TRUE AS redraw
+  inserted AND (token > COALESCE(pg_sequence_last_value('${pruneMark}'::regclass), 0)) IS NOT TRUE AS redraw
 FROM acquired`,
     ),
 
     // An insert draws its token when it builds the row, before it looks for the key's row. If it stalls in
     // between (waiting for a racer's transaction, or off the CPU) while the key is granted with a later
     // token, released and pruned, it finds no row and would hold the key with a token below that grant's.
-    // Acquire cannot tell whether that happened, only that some token was drawn after its own (the
-    // sequence's last value is above it), and then reports `redraw`: the store sends this statement,
-    // which draws a new token under the row's lock, as every update-path grant does. Only a grant that
-    // created the row (a new or pruned key) while other tokens were being drawn pays this second trip.
+    // Only pruning deletes rows, and a prune first raises the prune mark to at least the token of every
+    // row it deletes (see `prune`), so an insert whose token is not above the mark reports `redraw`: the
+    // store sends this statement, which draws a new token under the row's lock, as every update-path grant
+    // does. Only a grant that created the row while a prune ran after its token was drawn pays this second
+    // trip: not the grants of other keys, which drew tokens meanwhile (comparing with the token sequence's
+    // own last value sent about one concurrent fresh-key grant in ten here).
     // A caller that no longer owns the row (force released, or expired and taken) gets nothing back.
     redraw: hot(
       'redraw',
@@ -488,11 +491,28 @@ ${notifyNext('$3', '$4')} FROM left_queue`,
     // $1 grace in ms, $2 batch size. A row goes once its lease and every place in its queue ended more
     // than the grace ago. Rows are locked with SKIP LOCKED and re-checked under the lock, so a row being
     // taken over or joined right now is left alone.
-    prune: `DELETE FROM ${table} AS held WHERE held.key_hash IN (
-  SELECT key_hash FROM ${table} AS held
-  WHERE ${prunable}
-  LIMIT $2::int FOR UPDATE SKIP LOCKED
-) AND ${prunable}`,
+    //
+    // Before it deletes anything, the prune raises the prune mark to the token sequence's last value, and
+    // deletes only rows whose token is at or below that mark: the mark covers every deleted token before
+    // the deletion commits (setval takes effect at once, transaction or not), which is what an insert that
+    // finds no row relies on (see `redraw`). Prunes of one table take turns (a transaction-scoped advisory
+    // lock), so the mark never goes down. With no candidate row the mark is left alone.
+    prune: `WITH turn AS MATERIALIZED (
+  SELECT pg_advisory_xact_lock(${pruneLockKeys(names).join(', ')})
+), mark AS MATERIALIZED (
+  SELECT setval('${pruneMark}'::regclass, GREATEST(
+    COALESCE(pg_sequence_last_value('${pruneMark}'::regclass), 1),
+    COALESCE(pg_sequence_last_value('${sequence}'::regclass), 1)
+  )) AS up_to FROM turn
+), deleted AS (
+  DELETE FROM ${table} AS held WHERE held.key_hash IN (
+    SELECT key_hash FROM ${table} AS held
+    WHERE ${prunable}
+    LIMIT $2::int FOR UPDATE SKIP LOCKED
+  ) AND ${prunable} AND held.fencing_token <= (SELECT up_to FROM mark)
+  RETURNING 1
+)
+SELECT count(*)::int AS pruned FROM deleted`,
   }
 }
 
@@ -512,19 +532,21 @@ export function createTableSql(names: TableNames, options: { guarded: boolean })
   waiter_leases timestamptz[] NOT NULL DEFAULT '{}',
   waiter_inboxes text[] NOT NULL DEFAULT '{}'
 );
-CREATE SEQUENCE IF NOT EXISTS ${names.sequence};`
+CREATE SEQUENCE IF NOT EXISTS ${names.sequence};
+CREATE SEQUENCE IF NOT EXISTS ${names.pruneMark};`
 }
 
 /**
- * Brings a table created by a release without the wait queue up to date. The constant defaults make it a
- * catalog change only (no table rewrite, PostgreSQL 11+), but ALTER TABLE still takes an exclusive lock
- * for a moment, so the store runs it only when a column is missing.
+ * Brings a table created by an earlier release up to date: the wait queue's columns and the prune mark.
+ * The constant defaults make the columns a catalog change only (no table rewrite, PostgreSQL 11+), but
+ * ALTER TABLE still takes an exclusive lock for a moment, so the store runs it only when something is missing.
  */
-export function addQueueColumnsSql(names: TableNames, options: { guarded: boolean }): string {
+export function upgradeTableSql(names: TableNames, options: { guarded: boolean }): string {
   return `${ddlGuard(names, options)}ALTER TABLE ${names.table}
   ADD COLUMN IF NOT EXISTS waiters bytea[] NOT NULL DEFAULT '{}',
   ADD COLUMN IF NOT EXISTS waiter_leases timestamptz[] NOT NULL DEFAULT '{}',
-  ADD COLUMN IF NOT EXISTS waiter_inboxes text[] NOT NULL DEFAULT '{}';`
+  ADD COLUMN IF NOT EXISTS waiter_inboxes text[] NOT NULL DEFAULT '{}';
+CREATE SEQUENCE IF NOT EXISTS ${names.pruneMark};`
 }
 
 function ddlGuard(names: TableNames, options: { guarded: boolean }): string {

@@ -24,15 +24,8 @@ import { RecentQueues } from './recent_queues.js'
 import { type ReleaseHandler, ReleaseListener } from './release_listener.js'
 import { buildSharedStatements, type SharedStatements } from './shared_sql.js'
 import { PostgresSharedStore } from './shared_store.js'
-import {
-  addQueueColumnsSql,
-  buildStatements,
-  HEIR_INBOX_PREFIX,
-  type HotStatement,
-  QUEUE_COLUMNS,
-  type Statements,
-} from './sql.js'
-import { resolveTableNames, type TableNames } from './table_name.js'
+import { buildStatements, HEIR_INBOX_PREFIX, type HotStatement, QUEUE_COLUMNS, type Statements, upgradeTableSql } from './sql.js'
+import { PRUNE_MARK_SUFFIX, resolveTableNames, type TableNames } from './table_name.js'
 import { releasePayload, toStoredBytes } from './text_bytes.js'
 import { retryingConflicts } from './transient_conflicts.js'
 
@@ -338,10 +331,11 @@ export class PostgresStore implements LockStore {
   async pruneExpired(): Promise<number> {
     const values = [this.#pruneAfter, this.#pruneBatchSize]
     const result = await this.#run('prune', undefined, { text: this.#sql.prune, values })
-    if (!this.#sharedInUse) return result.rowCount ?? 0
+    const pruned = (result.rows[0] as { pruned: number } | undefined)?.pruned ?? 0
+    if (!this.#sharedInUse) return pruned
     // Shared rows are deleted as they empty; these are the ones whose holders and waiters all died.
     const shared = await this.#run('prune', undefined, { text: this.#sharedSql.prune, values }, () => this.#ensureSharedTable())
-    return (result.rowCount ?? 0) + (shared.rowCount ?? 0)
+    return pruned + (shared.rowCount ?? 0)
   }
 
   /** Stops housekeeping and listening for releases. Never ends the connection you passed in. */
@@ -368,7 +362,7 @@ export class PostgresStore implements LockStore {
     } catch (error) {
       if (error instanceof errors.VerrouError) throw error
       const what = key === undefined ? `${operation} table ${this.#names.display}` : operation
-      const detail = isMissingQueueColumn(error) ? this.#upgradeAdvice(error) : undefined
+      const detail = isMissingQueueColumn(error) || isMissingPruneMark(error) ? this.#upgradeAdvice(error) : undefined
       throw errors.E_LOCK_STORAGE_ERROR.from(error, { operation: what, key, store: STORE_NAME, ...(detail && { detail }) })
     }
   }
@@ -423,15 +417,16 @@ export class PostgresStore implements LockStore {
   }
 
   /**
-   * A table created by a release without the wait queue lacks its columns: they are added (once, and only
-   * when missing, as ALTER TABLE locks the table for a moment). A role that may not alter the table gets an
-   * error naming the statement to run.
+   * A table created by an earlier release lacks the wait queue's columns or the prune mark: they are added
+   * (once, and only when missing, as ALTER TABLE locks the table for a moment). A role that may not alter
+   * the table gets an error naming the statement to run.
    */
   async #upgradeTable(): Promise<void> {
-    const result = await this.#db.query({ text: this.#sql.queueColumns, values: [this.#names.table] })
-    if ((result.rows[0] as { present: number } | undefined)?.present === QUEUE_COLUMNS.length) return
+    const result = await this.#db.query({ text: this.#sql.queueColumns, values: [this.#names.table, this.#names.pruneMark] })
+    const found = result.rows[0] as { present: number; marked: boolean } | undefined
+    if (found?.present === QUEUE_COLUMNS.length && found.marked) return
     try {
-      await this.#db.query({ text: this.#sql.addQueueColumns })
+      await this.#db.query({ text: this.#sql.upgradeTable })
     } catch (error) {
       throw errors.E_LOCK_STORAGE_ERROR.from(error, {
         operation: `upgrade table ${this.#names.display}`,
@@ -443,7 +438,7 @@ export class PostgresStore implements LockStore {
 
   #upgradeAdvice(error: unknown): string {
     const message = error instanceof Error ? error.message : String(error)
-    return `${message}. The table lacks the wait queue's columns (it was created by an earlier release of @verrou/postgres); run as its owner:\n${addQueueColumnsSql(this.#names, { guarded: false })}`
+    return `${message}. The table lacks the wait queue's columns or the prune mark sequence (it was created by an earlier release of @verrou/postgres); run as its owner:\n${upgradeTableSql(this.#names, { guarded: false })}`
   }
 
   async #tableExists(): Promise<boolean> {
@@ -461,6 +456,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 function isMissingQueueColumn(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
   return code === '42703' && typeof message === 'string' && QUEUE_COLUMNS.some((column) => message.includes(column))
+}
+
+/** 42P01 undefined_table naming the prune mark: the table predates it. */
+function isMissingPruneMark(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  return code === '42P01' && typeof message === 'string' && message.includes(PRUNE_MARK_SUFFIX)
 }
 
 function booleanOption(value: unknown, name: string, fallback: boolean): boolean {

@@ -110,7 +110,8 @@ describe('autoCreateTable', () => {
     await pool.query(createTableSql(resolveTableNames(tableName), { guarded: false }))
     await pool.query(`CREATE ROLE "${role}" LOGIN; REVOKE CREATE ON SCHEMA public FROM "${role}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON "${tableName}" TO "${role}";
-      GRANT USAGE ON SEQUENCE "${tableName}_fencing_seq" TO "${role}"`)
+      GRANT USAGE ON SEQUENCE "${tableName}_fencing_seq" TO "${role}";
+      GRANT USAGE, UPDATE ON SEQUENCE "${tableName}_prune_seq" TO "${role}"`)
     const restricted = createPool({ user: role, connectionString: undefined })
     try {
       // The role really cannot create: the store must cope with being refused the DDL.

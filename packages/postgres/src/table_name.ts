@@ -3,8 +3,10 @@ import { errors } from '@verrou/core'
 
 /** PostgreSQL truncates identifiers and channel names longer than this many bytes (NAMEDATALEN - 1). */
 const MAX_IDENTIFIER_BYTES = 63
-/** Appended to the table name to name its fencing-token sequence. */
+/** Appended to the table name to name its fencing-token sequence: the longest suffix of all. */
 const SEQUENCE_SUFFIX = '_fencing_seq'
+/** Appended to the table name to name its prune mark (see `pruneMark`). */
+export const PRUNE_MARK_SUFFIX = '_prune_seq'
 /** Appended to the table name for the shared locks' table and function: both shorter than SEQUENCE_SUFFIX. */
 const SHARED_TABLE_SUFFIX = '_shared'
 const SHARED_FUNCTION_SUFFIX = '_shared_v1'
@@ -18,6 +20,12 @@ export interface TableNames {
   readonly table: string
   /** Quoted fencing-token sequence, in the table's schema: `"app"."locks_fencing_seq"`. */
   readonly sequence: string
+  /**
+   * Quoted sequence, in the table's schema, that housekeeping raises to at least the token of every row it
+   * deletes, before the deletion commits: `"app"."locks_prune_seq"`. An insert compares its token with it
+   * (see `redraw` in sql.ts).
+   */
+  readonly pruneMark: string
   /** NOTIFY channel of this table's releases (a plain string: pg_notify takes it as a value). */
   readonly channel: string
   /** Quoted table of the semaphores and read-write locks: `"app"."locks_shared"`. */
@@ -56,6 +64,7 @@ export function resolveTableNames(tableName: unknown): TableNames {
     display: tableName,
     table: `${schema}${quoteIdentifier(table)}`,
     sequence: `${schema}${quoteIdentifier(`${table}${SEQUENCE_SUFFIX}`)}`,
+    pruneMark: `${schema}${quoteIdentifier(`${table}${PRUNE_MARK_SUFFIX}`)}`,
     channel: channelFor(tableName),
     sharedTable: `${schema}${quoteIdentifier(`${table}${SHARED_TABLE_SUFFIX}`)}`,
     sharedFunction: `${schema}${quoteIdentifier(`${table}${SHARED_FUNCTION_SUFFIX}`)}`,
@@ -82,4 +91,13 @@ export function ddlLockKeys(names: TableNames): [number, number] {
   const digest = createHash('sha256').update(names.table).digest()
   // The first key is fixed ('verr' in ASCII) to mark the lock as Verrou's.
   return [0x76657272, digest.readInt32BE(0)]
+}
+
+/**
+ * The advisory lock that serialises the prunes of one table (see `prune` in sql.ts): the DDL lock's pair
+ * with the second key's bits flipped, so the two never wait on each other.
+ */
+export function pruneLockKeys(names: TableNames): [number, number] {
+  const [classId, objectId] = ddlLockKeys(names)
+  return [classId, ~objectId]
 }

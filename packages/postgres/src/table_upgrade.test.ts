@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { errors } from '@verrou/core'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createClient, createPool, dropTable, uniqueKey, uniqueTableName } from '../test/postgres.js'
-import { addQueueColumnsSql } from './sql.js'
+import { upgradeTableSql } from './sql.js'
 import { PostgresStore } from './store.js'
 import { resolveTableNames } from './table_name.js'
 import { toStoredBytes } from './text_bytes.js'
@@ -123,7 +123,7 @@ describe('a table created by the previous release', () => {
   test('with autoCreateTable: false, every operation is a storage error that gives the statement to run; after it, all works', async () => {
     const tableName = await previousReleaseTable()
     const store = new PostgresStore({ connection: pool, tableName, autoCreateTable: false, listen: false, pruneInterval: false })
-    const ddl = addQueueColumnsSql(resolveTableNames(tableName), { guarded: false })
+    const ddl = upgradeTableSql(resolveTableNames(tableName), { guarded: false })
     const key = uniqueKey()
     for (const operation of [
       () => store.acquire(key, 'a', 60_000),
@@ -163,11 +163,13 @@ describe('a table created by the previous release', () => {
       )
       expect(error).toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
       expect(error).toMatchObject({ cause: { code: '42501' } })
-      expect((error as Error).message).toContain(addQueueColumnsSql(resolveTableNames(tableName), { guarded: false }))
+      expect((error as Error).message).toContain(upgradeTableSql(resolveTableNames(tableName), { guarded: false }))
       expect(await queueColumns(tableName)).toEqual([])
 
-      // Once the owner has run it, the same store works: the failed upgrade was not remembered.
-      await pool.query(addQueueColumnsSql(resolveTableNames(tableName), { guarded: false }))
+      // Once the owner has run it and granted the new sequence, the same store works: the failed upgrade
+      // was not remembered.
+      await pool.query(upgradeTableSql(resolveTableNames(tableName), { guarded: false }))
+      await pool.query(`GRANT USAGE, UPDATE ON SEQUENCE "${tableName}_prune_seq" TO "${role}"`)
       const key = uniqueKey()
       expect((await store.acquire(key, 'a', 60_000)).acquired).toBe(true)
       expect(await store.release(key, 'a')).toBe(true)
@@ -180,6 +182,6 @@ describe('a table created by the previous release', () => {
   test('the upgrade statement printed in the README is the one the store runs', async () => {
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
     const blocks = [...readme.matchAll(/```sql\n([\s\S]*?)```/g)].map((match) => match[1]!.trim())
-    expect(blocks).toContain(addQueueColumnsSql(resolveTableNames('verrou_locks'), { guarded: false }))
+    expect(blocks).toContain(upgradeTableSql(resolveTableNames('verrou_locks'), { guarded: false }))
   })
 })

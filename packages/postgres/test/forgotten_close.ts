@@ -8,5 +8,7 @@ const pool = new pg.Pool({ ...connectionConfig(), allowExitOnIdle: true })
 const tableName = uniqueTableName('verrou_forgotten')
 const store = new PostgresStore({ connection: pool, tableName })
 await store.subscribeToReleases!('key', () => undefined)
-await pool.query(`DROP TABLE IF EXISTS "${tableName}"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq"`)
+await pool.query(
+  `DROP TABLE IF EXISTS "${tableName}"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq", "${tableName}_prune_seq"`,
+)
 process.stdout.write('subscribed\n')

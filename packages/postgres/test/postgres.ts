@@ -32,11 +32,11 @@ export function uniqueKey(label = 'key'): string {
   return `${label}:${randomBytes(8).toString('hex')}`
 }
 
-/** Drops a test table and its sequence, and the shared locks' table and function if they were created. */
+/** Drops a test table and its sequences, and the shared locks' table and function if they were created. */
 export async function dropTable(admin: pg.Client | pg.Pool, tableName: string): Promise<void> {
   const [schema, table] = tableName.includes('.') ? tableName.split('.') : [undefined, tableName]
   const prefix = schema ? `"${schema}".` : ''
-  await admin.query(`DROP TABLE IF EXISTS ${prefix}"${table}"; DROP SEQUENCE IF EXISTS ${prefix}"${table}_fencing_seq";
+  await admin.query(`DROP TABLE IF EXISTS ${prefix}"${table}"; DROP SEQUENCE IF EXISTS ${prefix}"${table}_fencing_seq", ${prefix}"${table}_prune_seq";
     DROP TABLE IF EXISTS ${prefix}"${table}_shared"; DROP FUNCTION IF EXISTS ${prefix}"${table}_shared_v1"`)
 }
 

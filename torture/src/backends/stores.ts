@@ -138,7 +138,9 @@ export async function prepareBackend(kind: StoreKind): Promise<Backend> {
         dispose: async () => {
           const client = new pg.Client(postgresConfig())
           await client.connect()
-          await client.query(`DROP TABLE IF EXISTS "${tableName}"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq"`)
+          await client.query(
+            `DROP TABLE IF EXISTS "${tableName}"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq", "${tableName}_prune_seq"`,
+          )
           await client.end()
         },
       }

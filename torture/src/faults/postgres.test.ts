@@ -37,7 +37,7 @@ describe('postgres: the store sessions blocked and killed from the server side',
     await store?.close()
     await pool?.end()
     await blocker?.end()
-    await admin?.query(`DROP TABLE IF EXISTS "${tableName}", "${tableName}_shared"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq";
+    await admin?.query(`DROP TABLE IF EXISTS "${tableName}", "${tableName}_shared"; DROP SEQUENCE IF EXISTS "${tableName}_fencing_seq", "${tableName}_prune_seq";
       DROP FUNCTION IF EXISTS "${tableName}_shared_v1"`)
     await admin?.end()
     guard.dispose()
