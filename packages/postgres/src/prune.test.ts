@@ -2,6 +2,7 @@ import type { AcquireResult } from '@verrou/core'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createPool, dropTable, sleep, uniqueKey, uniqueTableName } from '../test/postgres.js'
 import { PostgresStore } from './store.js'
+import { pruneLockKeys, resolveTableNames } from './table_name.js'
 
 const pool = createPool()
 const tables: string[] = []
@@ -184,7 +185,7 @@ describe('housekeeping', () => {
     }
   })
 
-  test('a prune raises the mark to at least the token of every row it deletes, and the mark never goes down', async () => {
+  test('a prune raises the mark to at least the token of every row it deletes, and one with nothing to delete leaves it', async () => {
     const tableName = freshTable()
     const store = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
     const mark = async () =>
@@ -209,6 +210,35 @@ describe('housekeeping', () => {
     expect(await mark()).toBeGreaterThanOrEqual(laterToken)
     // A new key's first grant is above the mark, so it takes no second statement and its token still rises.
     expect(tokenOf(await store.acquire(uniqueKey(), 'b', 60_000))).toBeGreaterThan(await mark())
+  })
+
+  test('prunes of a table take turns: one waits while another holds the prune lock of the table', async () => {
+    const tableName = freshTable()
+    const store = new PostgresStore({ connection: pool, tableName, pruneAfter: 0, pruneInterval: false, listen: false })
+    const key = uniqueKey()
+    await store.acquire(key, 'a', 60_000)
+    await store.release(key, 'a')
+    await sleep(5)
+    // Another prune in the middle of its transaction, as seen by this one: the lock it would hold.
+    const other = createPool({ max: 1 })
+    const client = await other.connect()
+    try {
+      const [classId, objectId] = pruneLockKeys(resolveTableNames(tableName))
+      await client.query('BEGIN')
+      await client.query('SELECT pg_advisory_xact_lock($1, $2)', [classId, objectId])
+      let settled = false
+      const pruning = store.pruneExpired().finally(() => {
+        settled = true
+      })
+      await sleep(300)
+      expect(settled).toBe(false)
+      expect(await rowCount(tableName)).toBe(1)
+      await client.query('COMMIT')
+      expect(await pruning).toBe(1)
+    } finally {
+      client.release()
+      await other.end()
+    }
   })
 
   test('each call deletes at most pruneBatchSize rows', async () => {

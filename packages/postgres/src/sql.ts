@@ -26,7 +26,7 @@ import { ddlLockKeys, pruneLockKeys, type TableNames } from './table_name.js'
 export interface Statements {
   createTable: string
   tableExists: string
-  queueColumns: string
+  upgradeCheck: string
   upgradeTable: string
   acquire: HotStatement
   acquireWaiting: HotStatement
@@ -291,7 +291,7 @@ FROM acquired${waiting ? '' : refusedOnSnapshot}`
 
     // How many of the queue's columns the table has, and whether the prune mark exists; $1 the quoted
     // table name, $2 the quoted prune mark.
-    queueColumns: `SELECT count(*)::int AS present, to_regclass($2) IS NOT NULL AS marked FROM pg_attribute
+    upgradeCheck: `SELECT count(*)::int AS present, to_regclass($2) IS NOT NULL AS marked FROM pg_attribute
 WHERE attrelid = to_regclass($1) AND NOT attisdropped AND attname IN (${QUEUE_COLUMNS.map((c) => `'${c}'`).join(', ')})`,
 
     upgradeTable: upgradeTableSql(names, { guarded: true }),

@@ -422,7 +422,7 @@ export class PostgresStore implements LockStore {
    * the table gets an error naming the statement to run.
    */
   async #upgradeTable(): Promise<void> {
-    const result = await this.#db.query({ text: this.#sql.queueColumns, values: [this.#names.table, this.#names.pruneMark] })
+    const result = await this.#db.query({ text: this.#sql.upgradeCheck, values: [this.#names.table, this.#names.pruneMark] })
     const found = result.rows[0] as { present: number; marked: boolean } | undefined
     if (found?.present === QUEUE_COLUMNS.length && found.marked) return
     try {

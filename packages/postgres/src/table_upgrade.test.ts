@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { errors } from '@verrou/core'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createClient, createPool, dropTable, uniqueKey, uniqueTableName } from '../test/postgres.js'
-import { upgradeTableSql } from './sql.js'
+import { createTableSql, upgradeTableSql } from './sql.js'
 import { PostgresStore } from './store.js'
 import { resolveTableNames } from './table_name.js'
 import { toStoredBytes } from './text_bytes.js'
@@ -177,6 +177,28 @@ describe('a table created by the previous release', () => {
       await restricted.end()
       await pool.query(`DROP OWNED BY "${role}"; DROP ROLE "${role}"`)
     }
+  })
+
+  test('a table without the prune mark gets it from a store that may create it; with autoCreateTable: false, acquire says what to run', async () => {
+    const tableName = uniqueTableName('verrou_unmarked')
+    tables.push(tableName)
+    const names = resolveTableNames(tableName)
+    await pool.query(createTableSql(names, { guarded: false }))
+    await pool.query(`DROP SEQUENCE "${tableName}_prune_seq"`)
+    const manual = new PostgresStore({ connection: pool, tableName, autoCreateTable: false, listen: false, pruneInterval: false })
+    const error = await manual.acquire(uniqueKey(), 'a', 60_000).then(
+      () => undefined,
+      (reason: unknown) => reason,
+    )
+    expect(error).toBeInstanceOf(errors.E_LOCK_STORAGE_ERROR)
+    expect(error).toMatchObject({ cause: { code: '42P01' } })
+    expect((error as Error).message).toContain(upgradeTableSql(names, { guarded: false }))
+
+    const automatic = new PostgresStore({ connection: pool, tableName, listen: false, pruneInterval: false })
+    expect((await automatic.acquire(uniqueKey(), 'a', 60_000)).acquired).toBe(true)
+    const { rows } = await pool.query('SELECT to_regclass($1) IS NOT NULL AS present', [names.pruneMark])
+    expect(rows[0].present).toBe(true)
+    expect((await manual.acquire(uniqueKey(), 'a', 60_000)).acquired).toBe(true)
   })
 
   test('the upgrade statement printed in the README is the one the store runs', async () => {
