@@ -9,13 +9,18 @@ import { verrouSubjects } from '../subjects/verrou.js'
 import { verrouV0Subject } from '../subjects/verrou_v0.js'
 import type { Backend } from './backend.js'
 
-/** A pool (of one connection unless asked for more) whose every statement is counted as a round trip. */
+/**
+ * A pool (of one connection unless asked for more) whose every statement is counted as a round trip. Counted
+ * on the callback pool inside the promise wrapper, which every statement reaches: our store sends through it
+ * directly (see the MySQL store's StatementSender), the floor through the wrapper.
+ */
 function countedPool(counters: Counters, { poolSize = 1 }: ConnectOptions = {}, options: PoolOptions = {}): Pool {
   const pool = mysql.createPool({ ...mysqlConfig, connectionLimit: poolSize, ...options })
+  const core = pool.pool
   for (const method of ['execute', 'query'] as const) {
-    const original = pool[method]
-    Object.assign(pool, {
-      [method](this: Pool, ...args: unknown[]) {
+    const original = core[method]
+    Object.assign(core, {
+      [method](this: typeof core, ...args: unknown[]) {
         counters.roundTrips += 1
         return Reflect.apply(original, this, args)
       },

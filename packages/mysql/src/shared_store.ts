@@ -18,6 +18,7 @@ import {
   stateEndsAt,
 } from './shared_state.js'
 import { PRUNE_BATCH } from './sql.js'
+import type { StatementSender } from './statement_sender.js'
 import { SHARED_SUFFIX } from './table_name.js'
 
 /** What the shared store borrows from the `MysqlStore` it belongs to. */
@@ -25,6 +26,8 @@ export interface SharedContext {
   db: Pool | Connection
   /** Set on a lone connection: everything the store sends on it goes through it. */
   gate: ConnectionGate | undefined
+  /** Sends prepared statements outside any transaction, through `gate`. */
+  statements: StatementSender
   /** The quoted shared table, `undefined` when the configured name leaves no room for its suffix. */
   table: string | undefined
   floor: string
@@ -99,7 +102,7 @@ export class MysqlSharedStore implements SharedLockStore {
   /** One plain read: nothing to write, so no transaction. */
   isLocked(key: string, mode: SharedMode): Promise<boolean> {
     return this.#guard('check', key, async (sql) => {
-      const [rows] = await this.#send((db) => db.execute<RowDataPacket[]>(sql.selectPlain, [keyHash(toBytes(key))]))
+      const rows = await this.#statements.execute<RowDataPacket[]>(sql.selectPlain, [keyHash(toBytes(key))])
       const row = rows[0]
       if (row === undefined || Number(row.found) === 0) return false
       return isLockedIn(decodeState(row.state as Buffer), mode, Number(row.now_ms))
@@ -116,15 +119,15 @@ export class MysqlSharedStore implements SharedLockStore {
     let deleted = 0
     try {
       for (let batch = 0; batch < maxBatches; batch++) {
-        const [rows] = await retryingDeadlocks(() => this.#send((db) => db.execute<RowDataPacket[]>(sql.selectEnded)))
+        const rows = await retryingDeadlocks(() => this.#statements.execute<RowDataPacket[]>(sql.selectEnded, []))
         if (rows.length === 0) break
         const hashes = rows.map((row) => row.key_hash as Buffer)
         const highest = rows.reduce((max, row) => Math.max(max, Number(row.fencing_token)), 0)
         // The floor covers the rows before they go, as for mutex rows.
-        await retryingDeadlocks(() => this.#send((db) => db.execute(this.#context.raiseFloor, [highest, highest])))
+        await retryingDeadlocks(() => this.#statements.execute(this.#context.raiseFloor, [highest, highest]))
         const padded = Array.from({ length: PRUNE_BATCH }, (_, i) => hashes[i] ?? hashes[0]!)
-        const [header] = await retryingDeadlocks(() =>
-          this.#send((db) => db.execute<ResultSetHeader>(sql.deleteEnded, [...padded, highest])),
+        const header = await retryingDeadlocks(() =>
+          this.#statements.execute<ResultSetHeader>(sql.deleteEnded, [...padded, highest]),
         )
         deleted += header.affectedRows
         if (rows.length < PRUNE_BATCH) break
@@ -145,7 +148,7 @@ export class MysqlSharedStore implements SharedLockStore {
     return this.#guard(operation, key, async (sql) => {
       const keyBytes = toBytes(key)
       const hash = keyHash(keyBytes)
-      const [rows] = await this.#send((db) => db.execute<RowDataPacket[]>(sql.selectPlain, [hash]))
+      const rows = await this.#statements.execute<RowDataPacket[]>(sql.selectPlain, [hash])
       const row = rows[0]
       if (row === undefined) throw new Error('the read returned no row')
       const now = Number(row.now_ms)
@@ -154,12 +157,12 @@ export class MysqlSharedStore implements SharedLockStore {
         if (!create || decision.next === undefined) return { answer: decision.answer, token: 0 }
         const params = [hash, keyBytes, encodeState(decision.next), stateEndsAt(decision.next, now)]
         const inserted = await retryingDeadlocks(() =>
-          this.#send((db) => db.execute<ResultSetHeader>(sql.insertGranted, params)),
+          this.#statements.execute<ResultSetHeader>(sql.insertGranted, params),
         ).catch((error: unknown) => {
           if (errnoOf(error) === ER_DUP_ENTRY) return undefined
           throw this.#floorMissing(error, operation, key)
         })
-        if (inserted !== undefined) return { answer: decision.answer, token: Number(inserted[0].insertId) }
+        if (inserted !== undefined) return { answer: decision.answer, token: Number(inserted.insertId) }
       } else {
         const token = Number(row.fencing_token)
         const decision = decide(decodeState(row.state as Buffer), now)
@@ -167,14 +170,12 @@ export class MysqlSharedStore implements SharedLockStore {
         if (decision.next === undefined) return { answer: decision.answer, token: nextToken }
         const params = [encodeState(decision.next), nextToken, stateEndsAt(decision.next, now), hash, Number(row.version)]
         // A deadlock victim or a lock wait timeout changed nothing: the locked path decides instead.
-        const written = await this.#send((db) => db.execute<ResultSetHeader>(sql.updateIfUnchanged, params)).catch(
-          (error: unknown) => {
-            const errno = errnoOf(error)
-            if (errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT) return undefined
-            throw error
-          },
-        )
-        if (written !== undefined && written[0].affectedRows > 0) return { answer: decision.answer, token: nextToken }
+        const written = await this.#statements.execute<ResultSetHeader>(sql.updateIfUnchanged, params).catch((error: unknown) => {
+          const errno = errnoOf(error)
+          if (errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT) return undefined
+          throw error
+        })
+        if (written !== undefined && written.affectedRows > 0) return { answer: decision.answer, token: nextToken }
       }
       return this.#decideLocked(sql, operation, key, create, decide)
     })
@@ -225,7 +226,7 @@ export class MysqlSharedStore implements SharedLockStore {
       })
       if (outcome !== undefined) return outcome
       if (pass >= MISSING_ROW_PASSES) throw new Error(`the row of a shared key kept disappearing (${pass} passes)`)
-      await retryingDeadlocks(() => this.#send((db) => db.execute(sql.insertEmpty, [hash, keyBytes]))).catch((error: unknown) => {
+      await retryingDeadlocks(() => this.#statements.execute(sql.insertEmpty, [hash, keyBytes])).catch((error: unknown) => {
         throw this.#floorMissing(error, operation, key)
       })
     }
@@ -269,7 +270,12 @@ export class MysqlSharedStore implements SharedLockStore {
     }
   }
 
-  /** A statement outside any transaction: through the gate on a lone connection. */
+  /** Statements outside any transaction: through the gate on a lone connection. */
+  get #statements(): StatementSender {
+    return this.#context.statements
+  }
+
+  /** A query outside any transaction: through the gate on a lone connection. */
   #send<T>(run: (db: Pool | Connection) => Promise<T>): Promise<T> {
     const { db, gate } = this.#context
     return gate === undefined ? run(db) : gate.run(() => run(db))

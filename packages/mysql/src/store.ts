@@ -20,6 +20,7 @@ import {
   SCAN_PAGE,
   type Statement,
 } from './sql.js'
+import { type StatementParams, StatementSender } from './statement_sender.js'
 import { type LockTables, resolveTables } from './table_name.js'
 
 /** How this store's errors name it. */
@@ -91,6 +92,8 @@ export class MysqlStore implements LockStore {
   #pruneCursor: Buffer = Buffer.alloc(0)
   /** On a lone connection: keeps every statement out of a shared-lock transaction open on it. */
   readonly #gate: ConnectionGate | undefined
+  /** Every prepared statement of the mutex goes through here (through the gate on a lone connection). */
+  readonly #statements: StatementSender
   /** Claims of locks handed over, put off until a quarter of the claim window (see `claimDelay`). */
   readonly #claims = new PendingClaims()
   /** Semaphores and read-write locks, in `<tableName>_shared`. */
@@ -115,9 +118,11 @@ export class MysqlStore implements LockStore {
     this.#sql = lockStatements(this.#tables)
     this.#autoCreateTable = options.autoCreateTable ?? true
     this.#gate = isPool(options.connection) ? undefined : new ConnectionGate()
+    this.#statements = new StatementSender(options.connection, this.#gate)
     this.shared = new MysqlSharedStore({
       db: options.connection,
       gate: this.#gate,
+      statements: this.#statements,
       table: this.#tables.shared,
       floor: this.#tables.floor,
       raiseFloor: this.#sql.raiseFloor,
@@ -239,10 +244,7 @@ export class MysqlStore implements LockStore {
   /** One consistent read of what `ownerId`'s next attempt would meet (see `peekQueued`). */
   async #peek(key: string, id: Buffer): Promise<RowDataPacket[]> {
     const values = { keyHash: keyHash(toBytes(key)), ownerId: id }
-    const [rows] = await this.#send((db) =>
-      db.execute<RowDataPacket[]>(this.#sql.peekQueued.sql, bind(this.#sql.peekQueued, values)),
-    )
-    return rows
+    return this.#statements.execute<RowDataPacket[]>(this.#sql.peekQueued.sql, bind(this.#sql.peekQueued, values))
   }
 
   /** Notes that `owner` holds a place in the queue of `key` (only a hint: it picks the first statement). */
@@ -318,7 +320,7 @@ export class MysqlStore implements LockStore {
 
   isLocked(key: string): Promise<boolean> {
     return this.#run('check', key, async () => {
-      const [rows] = await this.#send((db) => db.execute<RowDataPacket[]>(this.#sql.isLocked, [keyHash(toBytes(key))]))
+      const rows = await this.#statements.execute<RowDataPacket[]>(this.#sql.isLocked, [keyHash(toBytes(key))])
       return rows.length > 0
     })
   }
@@ -360,7 +362,7 @@ export class MysqlStore implements LockStore {
     let wrapped = this.#pruneCursor.length === 0
     for (let page = 0; page < MAX_PRUNE_PAGES; page++) {
       const cursor = this.#pruneCursor
-      const [rows] = await retryingDeadlocks(() => this.#send((db) => db.execute<RowDataPacket[]>(this.#sql.scanPage, [cursor])))
+      const rows = await retryingDeadlocks(() => this.#statements.execute<RowDataPacket[]>(this.#sql.scanPage, [cursor]))
       const ended = rows.filter((row) => Number(row.prunable) === 1)
       for (let start = 0; start < ended.length; start += PRUNE_BATCH)
         deleted += await this.#deleteEnded(ended.slice(start, start + PRUNE_BATCH))
@@ -413,9 +415,8 @@ export class MysqlStore implements LockStore {
     )
   }
 
-  async #write(sql: string, params: Array<Buffer | number | null>): Promise<ResultSetHeader> {
-    const [header] = await retryingDeadlocks(() => this.#send((db) => db.execute<ResultSetHeader>(sql, params)))
-    return header
+  #write(sql: string, params: StatementParams): Promise<ResultSetHeader> {
+    return retryingDeadlocks(() => this.#statements.execute<ResultSetHeader>(sql, params))
   }
 
   /** Every statement goes through here: on a lone connection, never inside a shared-lock transaction. */
