@@ -26,7 +26,7 @@ export interface SharedContext {
   db: Pool | Connection
   /** Set on a lone connection: everything the store sends on it goes through it. */
   gate: ConnectionGate | undefined
-  /** Sends prepared statements outside any transaction, through `gate`. */
+  /** Sends statements outside any transaction, through `gate`. */
   statements: StatementSender
   /** The quoted shared table, `undefined` when the configured name leaves no room for its suffix. */
   table: string | undefined
@@ -275,12 +275,6 @@ export class MysqlSharedStore implements SharedLockStore {
     return this.#context.statements
   }
 
-  /** A query outside any transaction: through the gate on a lone connection. */
-  #send<T>(run: (db: Pool | Connection) => Promise<T>): Promise<T> {
-    const { db, gate } = this.#context
-    return gate === undefined ? run(db) : gate.run(() => run(db))
-  }
-
   async #guard<T>(operation: string, key: string, body: (sql: SharedStatements) => Promise<T>): Promise<T> {
     const { storeName } = this.#context
     const sql = this.#sql
@@ -304,7 +298,7 @@ export class MysqlSharedStore implements SharedLockStore {
     if (!this.#context.autoCreateTable) return Promise.resolve()
     this.#tableReady ??= (async () => {
       await this.#context.ensureMutexTables()
-      await this.#send((db) => db.query(sql.createTable))
+      await this.#statements.query(sql.createTable)
     })().catch((error: unknown) => {
       this.#tableReady = undefined
       throw error

@@ -12,7 +12,9 @@ type CallbackExecute = (
 ) => unknown
 
 /**
- * Sends the store's prepared statements (`execute`), one at a time through `gate` on a lone connection.
+ * Sends the store's statements outside transactions: prepared ones (`execute`) and the few plain ones its
+ * table set-up needs (`query`), one at a time through `gate` on a lone connection, so that none lands in a
+ * shared-lock transaction open on it.
  *
  * Given mysql2's own promise Pool or Connection, it calls the callback object the wrapper holds (`pool.pool`,
  * `connection.connection`, both in mysql2's public types). Why: the promise wrapper captures a stack trace
@@ -34,8 +36,14 @@ export class StatementSender {
   }
 
   execute<T extends StatementResult>(sql: string, params: StatementParams): Promise<T> {
-    const send = () => this.#send<T>(sql, params)
-    return this.#gate === undefined ? send() : this.#gate.run(send)
+    if (this.#gate === undefined) return this.#send<T>(sql, params)
+    return this.#gate.run(() => this.#send<T>(sql, params))
+  }
+
+  /** A statement without parameters, through the promise wrapper: table set-up, once per store. */
+  query(sql: string): Promise<unknown> {
+    if (this.#gate === undefined) return this.#db.query(sql)
+    return this.#gate.run(() => this.#db.query(sql))
   }
 
   #send<T extends StatementResult>(sql: string, params: StatementParams): Promise<T> {

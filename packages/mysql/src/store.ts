@@ -71,7 +71,6 @@ const MAX_PRUNE_PAGES = 50
  * from any process.
  */
 export class MysqlStore implements LockStore {
-  readonly #db: Pool | Connection
   readonly #tables: LockTables
   readonly #sql: LockStatements
   readonly #autoCreateTable: boolean
@@ -92,7 +91,7 @@ export class MysqlStore implements LockStore {
   #pruneCursor: Buffer = Buffer.alloc(0)
   /** On a lone connection: keeps every statement out of a shared-lock transaction open on it. */
   readonly #gate: ConnectionGate | undefined
-  /** Every prepared statement of the mutex goes through here (through the gate on a lone connection). */
+  /** Every statement outside a transaction goes through here (through the gate on a lone connection). */
   readonly #statements: StatementSender
   /** Claims of locks handed over, put off until a quarter of the claim window (see `claimDelay`). */
   readonly #claims = new PendingClaims()
@@ -113,7 +112,6 @@ export class MysqlStore implements LockStore {
     if (pruneInterval !== false && !(Number.isFinite(pruneInterval) && pruneInterval >= 0)) {
       throw new errors.E_INVALID_ARGUMENT(`pruneInterval must be a number of milliseconds or false, got ${String(pruneInterval)}`)
     }
-    this.#db = options.connection
     this.#tables = resolveTables(options.tableName ?? DEFAULT_TABLE)
     this.#sql = lockStatements(this.#tables)
     this.#autoCreateTable = options.autoCreateTable ?? true
@@ -419,11 +417,6 @@ export class MysqlStore implements LockStore {
     return retryingDeadlocks(() => this.#statements.execute<ResultSetHeader>(sql, params))
   }
 
-  /** Every statement goes through here: on a lone connection, never inside a shared-lock transaction. */
-  #send<T>(run: (db: Pool | Connection) => Promise<T>): Promise<T> {
-    return this.#gate === undefined ? run(this.#db) : this.#gate.run(() => run(this.#db))
-  }
-
   /**
    * A table created by a release before wait queues lacks their two columns: add them. Two NULL columns
    * at the end is an instant change on MySQL 8 and MariaDB 10.3+. Processes starting at once may race:
@@ -431,12 +424,12 @@ export class MysqlStore implements LockStore {
    */
   async #upgradeLockTable(): Promise<void> {
     try {
-      await this.#send((db) => db.query(this.#sql.probeLockTable))
+      await this.#statements.query(this.#sql.probeLockTable)
       return
     } catch (error) {
       if ((error as { errno?: unknown } | null)?.errno !== UNKNOWN_COLUMN) throw error
     }
-    await this.#send((db) => db.query(this.#sql.upgradeLockTable)).catch((error: unknown) => {
+    await this.#statements.query(this.#sql.upgradeLockTable).catch((error: unknown) => {
       if ((error as { errno?: unknown } | null)?.errno !== DUPLICATE_COLUMN) throw error
     })
   }
@@ -446,10 +439,10 @@ export class MysqlStore implements LockStore {
     if (!this.#autoCreateTable) return Promise.resolve()
     this.#tablesReady ??= (async () => {
       // IF NOT EXISTS and an upsert make this safe when many processes start at once.
-      await this.#send((db) => db.query(this.#sql.createLockTable))
+      await this.#statements.query(this.#sql.createLockTable)
       await this.#upgradeLockTable()
-      await this.#send((db) => db.query(this.#sql.createFloorTable))
-      await this.#send((db) => db.query(this.#sql.seedFloor))
+      await this.#statements.query(this.#sql.createFloorTable)
+      await this.#statements.query(this.#sql.seedFloor)
     })().catch((error: unknown) => {
       this.#tablesReady = undefined
       throw error
