@@ -120,7 +120,6 @@ export class DynamoDBStore implements LockStore {
   readonly #clock: () => number
   readonly #tableActiveTimeout: number
   #tableReady: Promise<void> | undefined
-  /** The pairs last seen keeping a place, with the owner of the place just ahead. */
   /** Per waiting pair: the place just ahead when last seen, and when (store clock) its place was last written. */
   readonly #waiting = new PairHints<{ ahead: string | undefined; writtenAt: number }>()
   /** Per holding pair: the owner of the first live place behind it when it was granted, its heir at release. */
