@@ -122,6 +122,12 @@ export interface LockStatements {
    * `fencing_token`. See `readPeek`.
    */
   peekQueued: Statement
+  /**
+   * `peekQueued` for the head: the same columns, decided from the first place alone, without walking the
+   * queue. `placed` is 1 only while the caller's live place opens the queue (`position` is then 0); 0 when
+   * it does not (a dead place before it, or no place), and the caller's statements then decide.
+   */
+  peekAtFront: Statement
   /** Removes `ownerId`'s place, if it has one, and gives back a lock handed to it that it never claimed. */
   leaveQueue: Statement
   /**
@@ -332,6 +338,16 @@ export function lockStatements({ locks, floor }: LockTables): LockStatements {
       [
         `SELECT ${granted} AS free, COALESCE(${ownLive}, FALSE) AS placed,`,
         `LEAST(IF(wait_queue IS NULL, 0, ${ahead}), ${MAX_REPORTED_POSITION}) AS position,`,
+        `${leftMs} AS expires_in, ${handedMine} AS handed, fencing_token`,
+        `FROM ${locks} WHERE key_hash = {keyHash}`,
+      ].join(' '),
+    ),
+    // The head polls this one: JSON_TABLE, the walk that finds a position, costs about as much as the rest of
+    // the read, and the head's place opening the queue already says its position and whether it may take a
+    // lease that ended.
+    peekAtFront: statement(
+      [
+        `SELECT COALESCE(${ended} AND ${atFront}, FALSE) AS free, ${atFront} AS placed, 0 AS position,`,
         `${leftMs} AS expires_in, ${handedMine} AS handed, fencing_token`,
         `FROM ${locks} WHERE key_hash = {keyHash}`,
       ].join(' '),

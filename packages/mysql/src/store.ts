@@ -161,7 +161,7 @@ export class MysqlStore implements LockStore {
       // a refusal needs no write either. Otherwise the statements below decide, and renew the place.
       if (wait !== undefined && place !== undefined) {
         const id = ownerId(ownerBytes)
-        const peeked = readPeek(await this.#peek(key, id))
+        const peeked = readPeek(await this.#peek(key, id, place.head && !place.behindDead))
         if (peeked !== undefined && 'handedToken' in peeked) {
           this.#forget(key, owner)
           this.#rows.saw(key, startedAt)
@@ -239,10 +239,14 @@ export class MysqlStore implements LockStore {
     })
   }
 
-  /** One consistent read of what `ownerId`'s next attempt would meet (see `peekQueued`). */
-  async #peek(key: string, id: Buffer): Promise<RowDataPacket[]> {
+  /**
+   * One consistent read of what `ownerId`'s next attempt would meet (see `peekQueued`); for a caller last
+   * seen at the head, the read that looks at the first place only (`peekAtFront`).
+   */
+  async #peek(key: string, id: Buffer, head: boolean): Promise<RowDataPacket[]> {
     const values = { keyHash: keyHash(toBytes(key)), ownerId: id }
-    return this.#statements.execute<RowDataPacket[]>(this.#sql.peekQueued.sql, bind(this.#sql.peekQueued, values))
+    const peek = head ? this.#sql.peekAtFront : this.#sql.peekQueued
+    return this.#statements.execute<RowDataPacket[]>(peek.sql, bind(peek, values))
   }
 
   /** Notes that `owner` holds a place in the queue of `key` (only a hint: it picks the first statement). */

@@ -40,6 +40,7 @@ async function processStore(options: { sqlMode?: string; isolation?: string } = 
 const statements = lockStatements(resolveTables(tableName))
 const frontSql = statements.acquireAtFront.sql
 const peekSql = statements.peekQueued.sql
+const headPeekSql = statements.peekAtFront.sql
 
 /** A store on a connection of its own that records the SQL of every statement it executes. */
 async function recordingStore(): Promise<{ store: MysqlStore; sent: string[] }> {
@@ -288,7 +289,7 @@ describe('wait queue', () => {
     const polled = await head.acquire(key, 'head', TTL, { lease: 800 })
     expect(polled).toMatchObject({ acquired: false, position: 0 })
     expect(polled.acquired ? 0 : polled.expiresIn).toBeGreaterThan(TTL - 1_000)
-    expect(sent).toEqual([peekSql, frontSql])
+    expect(sent).toEqual([headPeekSql, frontSql])
     const renewed = await queueOf(key)
     expect(renewed.endsAt).toBeGreaterThanOrEqual(joinedEnd + 250)
     expect(Number(renewed.text?.slice(65, 81))).toBe(renewed.endsAt)
@@ -303,7 +304,7 @@ describe('wait queue', () => {
     expect(taken.acquired && taken.handedOver?.lease).toBeLessThanOrEqual(800)
     expect(taken.acquired && taken.handedOver?.lease).toBeGreaterThan(0)
     expect(await claimedTokenOf(taken)).toBe(first + 1)
-    expect(sent).toEqual([peekSql, statements.claim.sql])
+    expect(sent).toEqual([headPeekSql, statements.claim.sql])
     expect((await queueOf(key)).owner?.toString()).toBe('head')
     expect(await holder.isLocked(key)).toBe(true)
     expect((await holder.acquire(key, 'newcomer', TTL)).acquired).toBe(false)
@@ -321,7 +322,7 @@ describe('wait queue', () => {
     expect(positionOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(0)
     await sleep(350)
     expect(tokenOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(first + 1)
-    expect(sent).toEqual([peekSql, peekSql, frontSql])
+    expect(sent).toEqual([headPeekSql, headPeekSql, frontSql])
     expect((await queueOf(key)).owner?.toString()).toBe('head')
     // The stale holder can neither release nor extend what the head now holds.
     expect(await holder.release(key, 'holder')).toBe(false)
@@ -348,7 +349,7 @@ describe('wait queue', () => {
     expect((await queueOf(key)).owner).toBeNull()
     sent.length = 0
     expect(tokenOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(first + 1)
-    expect(sent).toEqual([peekSql, frontSql, statements.acquireQueued.sql])
+    expect(sent).toEqual([headPeekSql, frontSql, statements.acquireQueued.sql])
     // The grant dropped the dead place with the grantee's.
     expect((await queueOf(key)).text).toBeNull()
     // A place that is not the caller's never lets it claim: a newcomer with wait joins behind the holder.
@@ -356,6 +357,102 @@ describe('wait queue', () => {
     expect(await second.release(key, 'second')).toBe(true)
     expect(await claimedTokenOf(await dying.acquire(key, 'dies', TTL, { lease: TTL }))).toBe(first + 2)
     await dying.release(key, 'dies')
+  })
+
+  test("the head's read looks at the first place only, and answers as the read that walks the queue", async () => {
+    const holder = await processStore()
+    const head = await processStore()
+    const second = await processStore()
+    /** Both reads for `owner` on `key`, the columns as numbers. */
+    const reads = async (key: string, owner: string) => {
+      const id = Buffer.from(createHash('sha256').update(owner).digest('hex'), 'latin1')
+      const run = async (sql: string, params: readonly string[]): Promise<Record<string, number>> => {
+        const values = params.map((name) => (name === 'keyHash' ? keyHash(toBytes(key)) : id))
+        const [rows] = await pool.execute<RowDataPacket[]>(sql, values)
+        const row = rows[0]!
+        return Object.fromEntries(
+          ['free', 'placed', 'position', 'expires_in', 'handed', 'fencing_token'].map((name) => [name, Number(row[name])]),
+        )
+      }
+      const [front, walked] = [
+        await run(headPeekSql, statements.peekAtFront.params),
+        await run(peekSql, statements.peekQueued.params),
+      ]
+      // Each read takes the server's clock when it runs: the times left may differ by the gap between them.
+      expect(Math.abs(front.expires_in! - walked.expires_in!)).toBeLessThan(100)
+      const timeless = (row: Record<string, number>): Record<string, number> => ({ ...row, expires_in: 0 })
+      return { front: timeless(front), walked: timeless(walked) }
+    }
+
+    // Held, the head first: refused at position 0 by both; a place behind the first is left to the statements.
+    const key = newKey()
+    tokenOf(await holder.acquire(key, 'holder', TTL))
+    expect(positionOf(await head.acquire(key, 'head', TTL, { lease: TTL }))).toBe(0)
+    expect(positionOf(await second.acquire(key, 'second', TTL, { lease: TTL }))).toBe(1)
+    const held = await reads(key, 'head')
+    expect(held.front).toEqual(held.walked)
+    expect(held.front).toMatchObject({ free: 0, placed: 1, position: 0, handed: 0 })
+    expect((await reads(key, 'second')).front).toMatchObject({ placed: 0 })
+    // Handed to the head by the release: the same token for both, and `second` now opens the queue.
+    expect(await holder.release(key, 'holder')).toBe(true)
+    // A caller told of its hand-over looks at nothing else (see readPeek): its place has gone with the grant.
+    const handed = await reads(key, 'head')
+    expect(handed.front).toMatchObject({ handed: 1, fencing_token: handed.walked.fencing_token })
+    expect(handed.walked.handed).toBe(1)
+    const next = await reads(key, 'second')
+    expect(next.front).toEqual(next.walked)
+    expect(next.front).toMatchObject({ placed: 1, position: 0, free: 0 })
+
+    // A lease that ended unreleased: free for the head alone, by both reads.
+    const expiring = newKey()
+    tokenOf(await holder.acquire(expiring, 'holder', 200))
+    expect(positionOf(await head.acquire(expiring, 'head', TTL, { lease: TTL }))).toBe(0)
+    expect(positionOf(await second.acquire(expiring, 'second', TTL, { lease: TTL }))).toBe(1)
+    await sleep(250)
+    const ended = await reads(expiring, 'head')
+    expect(ended.front).toEqual(ended.walked)
+    expect(ended.front).toMatchObject({ free: 1, placed: 1 })
+
+    // A dead place before the head: the walk skips it; the first place alone cannot, so it says "not placed".
+    const behindDead = newKey()
+    tokenOf(await holder.acquire(behindDead, 'holder', TTL))
+    expect(positionOf(await second.acquire(behindDead, 'dies', TTL, { lease: 200 }))).toBe(0)
+    expect(positionOf(await head.acquire(behindDead, 'head', TTL, { lease: TTL }))).toBe(1)
+    await sleep(250)
+    const afterDeath = await reads(behindDead, 'head')
+    expect(afterDeath.walked).toMatchObject({ placed: 1, position: 0 })
+    expect(afterDeath.front).toMatchObject({ placed: 0, position: 0 })
+    for (const each of [key, expiring, behindDead]) await holder.forceRelease(each)
+  })
+
+  test('a head that finds a dead place before it while the lock is held stays first, and from then on reads the whole queue', async () => {
+    const { store: waiter, sent } = await recordingStore()
+    const holder = await processStore()
+    const dying = await processStore()
+    const key = newKey()
+    const first = tokenOf(await holder.acquire(key, 'holder', TTL))
+    expect(positionOf(await dying.acquire(key, 'dies', TTL, { lease: 200 }))).toBe(0)
+    expect(positionOf(await waiter.acquire(key, 'waiter', TTL, { lease: TTL }))).toBe(1)
+    await sleep(300)
+    // Second in line when last seen: the walking read, which finds it first.
+    sent.length = 0
+    expect(positionOf(await waiter.acquire(key, 'waiter', TTL, { lease: TTL }))).toBe(0)
+    expect(sent).toEqual([peekSql])
+    // Now the head: its read sees a place before its own, so the statements decide, and it stays first.
+    sent.length = 0
+    expect(positionOf(await waiter.acquire(key, 'waiter', TTL, { lease: TTL }))).toBe(0)
+    expect(sent).toEqual([headPeekSql, frontSql, statements.acquireQueued.sql])
+    // The dead place still opens the text: the next polls walk the queue, one read each.
+    sent.length = 0
+    expect(positionOf(await waiter.acquire(key, 'waiter', TTL, { lease: TTL }))).toBe(0)
+    expect(positionOf(await waiter.acquire(key, 'waiter', TTL, { lease: TTL }))).toBe(0)
+    expect(sent).toEqual([peekSql, peekSql])
+    // The release frees the lock (it never hands it to a dead first place) and the waiter's statement takes it.
+    expect(await holder.release(key, 'holder')).toBe(true)
+    sent.length = 0
+    expect(tokenOf(await waiter.acquire(key, 'waiter', TTL, { lease: TTL }))).toBeGreaterThan(first)
+    expect(sent).toEqual([peekSql, statements.acquireQueued.sql])
+    expect(await waiter.release(key, 'waiter')).toBe(true)
   })
 
   test.each([
